@@ -1,0 +1,63 @@
+"""semsearch: Chinese-first semantic search with an embedded index.
+
+```python
+import semsearch
+index = semsearch.open_index(".semsearch")
+index.ingest(["docs/"])
+hits = index.search("你是谁？", k=5)
+```
+"""
+
+from __future__ import annotations
+
+from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version__
+from .engine import Index, open_index
+from .errors import (
+    IndexCorruptError,
+    IndexNotFoundError,
+    InvalidOptionError,
+    InvalidQueryError,
+    ModelLoadError,
+    ModelMismatchError,
+    NothingToIngestError,
+    SemsearchError,
+    SourceNotFoundError,
+    UnsupportedModelError,
+)
+from .results import Hit, IndexInfo, IngestReport, RemoveReport
+from .sources import Skipped
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ChunkSettings",
+    "Encoder",
+    "Hit",
+    "Index",
+    "IndexCorruptError",
+    "IndexInfo",
+    "IndexNotFoundError",
+    "IngestReport",
+    "InvalidOptionError",
+    "InvalidQueryError",
+    "Manifest",
+    "ModelInfo",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "NothingToIngestError",
+    "RemoveReport",
+    "SemsearchError",
+    "Skipped",
+    "SourceNotFoundError",
+    "UnsupportedModelError",
+    "__version__",
+    "open_index",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Encoder pulls in torch; import it only when asked for, so `import semsearch` stays fast
+    if name == "Encoder":
+        from .encoder import Encoder
+
+        return Encoder
+    raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

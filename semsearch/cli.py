@@ -1,0 +1,251 @@
+"""The ``semsearch`` command: parse flags, call one library function, print.
+
+Errors from the library arrive typed; ``_errors`` is the one place that turns them into a
+single ``Error:`` line and exit code 1. Heavy imports (torch, faiss) happen inside commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from .config import DEFAULT_INDEX, DEFAULT_MODEL, ChunkSettings
+from .errors import SemsearchError
+
+if TYPE_CHECKING:
+    from .engine import Index
+    from .results import Hit
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Chinese-first semantic search over your files, with an embedded index.",
+)
+_state = {"debug": False}
+
+IndexOption = Annotated[
+    Path, typer.Option("--index", envvar="SEMSEARCH_INDEX", help="Index folder.", show_default=True)
+]
+ModelOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        envvar="SEMSEARCH_MODEL",
+        help=f"Hub id or local sentence-transformers folder [default: the index's, else {DEFAULT_MODEL}].",
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+Fp32Option = Annotated[bool, typer.Option("--fp32", help="Run the model in float32 on CUDA too.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="SEMSEARCH_DEBUG", help="Show tracebacks on errors.")
+    ] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    _state["debug"] = debug
+    if version:
+        from .config import __version__
+
+        typer.echo(f"semsearch {__version__}")
+        raise typer.Exit()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except SemsearchError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("Interrupted", err=True)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, typer.BadParameter):
+        raise
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        typer.echo(f"Error: unexpected {type(exc).__name__}: {message} (rerun with --debug for details)", err=True)
+        raise typer.Exit(1) from None
+
+
+def _open(index: Path, model: str | None, device: str = "auto", fp32: bool = False, **kwargs: Any) -> Index:
+    from .engine import open_index
+
+    return open_index(index, model, device=device, fp32=fp32, **kwargs)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index (folders recursively).")],
+    index: IndexOption = Path(DEFAULT_INDEX),
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    chunk_tokens: Annotated[
+        Optional[int], typer.Option("--chunk-tokens", min=1, help="Tokens per chunk [default: 256].")
+    ] = None,
+    overlap_tokens: Annotated[
+        Optional[int], typer.Option("--overlap-tokens", min=0, help="Tokens shared by neighbour chunks [default: 32].")
+    ] = None,
+    fp32: Fp32Option = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Chunk, embed and index text files (.txt .md .markdown .rst); re-running updates the index."""
+    with _errors():
+        chunking = None
+        if chunk_tokens is not None or overlap_tokens is not None:
+            defaults = ChunkSettings()
+            chunking = ChunkSettings(
+                chunk_tokens=defaults.chunk_tokens if chunk_tokens is None else chunk_tokens,
+                overlap_tokens=defaults.overlap_tokens if overlap_tokens is None else overlap_tokens,
+            )
+        with _open(index, model, device, fp32, chunking=chunking) as idx:
+            report = idx.ingest(list(paths), progress=None)
+            _print_notes(idx)
+        if as_json:
+            _print_json(report.to_dict())
+            return
+        for skipped in report.skipped:
+            typer.echo(f"skipped {_display(skipped.path)}: {skipped.reason}", err=True)
+        typer.echo(
+            f"{report.files_added} added, {report.files_updated} updated, {report.files_unchanged} unchanged, "
+            f"{report.files_removed} removed, {report.files_skipped} skipped; "
+            f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index ({report.seconds:.1f} s)"
+        )
+
+
+@app.command()
+def query(
+    text: Annotated[Optional[str], typer.Argument(help="The query; '-' or none reads one query per line from stdin.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=10_000, help="How many passages.")] = 10,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop passages scoring below this.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read queries from a file, one per line.")] = None,
+    index: IndexOption = Path(DEFAULT_INDEX),
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    fp32: Fp32Option = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Find the passages most similar to a query. Several queries print as JSON Lines with --json."""
+    queries = _read_queries(text, file)
+    with _errors():
+        with _open(index, model, device, fp32, create=False) as idx:
+            results = idx.search_many(queries, k=k, min_score=min_score)
+            _print_notes(idx)
+            model_name = idx.manifest.model.model if idx.manifest else ""
+    for number, (question, hits) in enumerate(zip(queries, results)):
+        if as_json:
+            _print_json({"query": question, "model": model_name, "results": [h.to_dict() for h in hits]})
+            continue
+        if len(queries) > 1:
+            typer.echo(("\n" if number else "") + f"# {question}")
+        _print_hits(hits)
+
+
+def _read_queries(text: str | None, file: Path | None) -> list[str]:
+    if file is not None:
+        source = sys.stdin.read() if str(file) == "-" else _read_file(file)
+        lines = source.splitlines()
+    elif text == "-" or (text is None and not sys.stdin.isatty()):
+        lines = sys.stdin.read().splitlines()
+    elif text is None:
+        raise typer.BadParameter("give a query, --file, or queries on stdin", param_hint="TEXT")
+    else:
+        return [text]
+    queries = [line for line in lines if line.strip()]
+    if not queries:
+        typer.echo("Error: no queries given (all lines were empty)", err=True)
+        raise typer.Exit(1)
+    return queries
+
+
+def _read_file(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"Error: cannot read {file}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print_hits(hits: list[Hit]) -> None:
+    if not hits:
+        typer.echo("No results.")
+    for hit in hits:
+        passage = " ".join(hit.text.split())
+        passage = passage if len(passage) <= 240 else passage[:239] + "…"
+        typer.echo(f"{hit.rank:>2}. {hit.score:.4f}  {_display(hit.source)}:{hit.line}")
+        typer.echo(f"    {passage}")
+
+
+@app.command()
+def info(
+    index: IndexOption = Path(DEFAULT_INDEX),
+    as_json: JsonOption = False,
+) -> None:
+    """Describe an index: model, dimension, documents, chunks, vector index, size on disk."""
+    with _errors():
+        with _open(index, None, create=False) as idx:
+            details = idx.info()
+            _print_notes(idx)
+    if as_json:
+        _print_json(details.to_dict())
+        return
+    for key, value in details.to_dict().items():
+        if key == "size_bytes":
+            key, value = "size", f"{value / 1e6:.1f} MB"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        typer.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+@app.command()
+def remove(
+    paths: Annotated[list[Path], typer.Argument(help="Indexed files, or folders to remove everything under.")],
+    index: IndexOption = Path(DEFAULT_INDEX),
+    as_json: JsonOption = False,
+) -> None:
+    """Take documents out of the index (the files themselves are left alone)."""
+    with _errors():
+        with _open(index, None, create=False) as idx:
+            report = idx.remove(list(paths))
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    typer.echo(f"removed {report.files_removed} documents, {report.chunks_removed} chunks")
+
+
+def _print_notes(idx: Index) -> None:
+    for note in idx.notes:
+        typer.echo(f"Note: {note}", err=True)
+
+
+def _display(path: str) -> str:
+    # paths are stored absolute; show them relative to where the user stands when inside it
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def main() -> None:
+    """Entry point of the ``semsearch`` console script."""
+    app()
+

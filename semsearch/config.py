@@ -1,0 +1,73 @@
+"""Settings and the index manifest: frozen dataclasses, saved as JSON.
+
+Defaults live here. The CLI turns flags and ``SEMSEARCH_*`` variables into these objects; the
+library never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__version__ = "0.1.0"
+
+DEFAULT_MODEL = "lier007/xiaobu-embedding-v2"
+DEFAULT_INDEX = ".semsearch"
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".text")
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How documents are cut into passages, in the model's own tokens."""
+
+    chunk_tokens: int = 256
+    overlap_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What identifies an embedding pipeline: enough to refuse a different one."""
+
+    model: str  # as the user named it: a hub id or a local folder
+    revision: str | None  # hub commit hash, or None for a local folder
+    fingerprint: str  # hash of the folder's configs and weight file names and sizes
+    dimension: int
+    pooling: list[str]
+    dense: list[dict[str, Any]]
+    normalize: bool
+    max_seq_length: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an index was built with; stored beside it and checked on every open."""
+
+    model: ModelInfo
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    metric: str = "cosine"
+    semsearch_version: str = __version__
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        return cls(
+            model=ModelInfo(**_known(ModelInfo, data["model"])),
+            chunking=ChunkSettings(**_known(ChunkSettings, data.get("chunking", {}))),
+            metric=data.get("metric", "cosine"),
+            semsearch_version=data.get("semsearch_version", "unknown"),
+        )
+
+
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a progress setting: None means "only on a terminal"."""
+    return None if progress is None else not progress
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    # tolerate keys written by a newer semsearch
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}

@@ -1,0 +1,260 @@
+"""The hand-assembled sentence-transformers pipeline: tokenizer + AutoModel + Pooling + Dense + Normalize.
+
+``modules.json`` decides the stages, each built from its own folder (see ``pipeline.py``). The
+output equals ``SentenceTransformer(folder).encode(texts)``: float32, not normalised unless the
+folder lists a Normalize stage. Cosine similarity is the index's business, not the encoder's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import ModelInfo, tqdm_disable
+from .errors import InvalidOptionError, ModelLoadError, UnsupportedModelError
+from .hub import fingerprint, resolve
+
+if TYPE_CHECKING:
+    import torch
+
+# sentence-transformers has used several names for the Transformer stage's config over the years
+_TRANSFORMER_CONFIGS = (
+    "sentence_bert_config.json",
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+)
+
+
+@dataclass
+class _Stages:
+    """What ``modules.json`` lists, resolved to folders and configs."""
+
+    transformer: Path
+    transformer_config: dict[str, Any]
+    pooling: tuple[str, ...] = ("mean",)
+    pooling_config: dict[str, Any] = field(default_factory=dict)
+    dense: list[Path] = field(default_factory=list)
+    normalize: bool = False
+
+
+def _read_stages(folder: Path) -> _Stages:
+    from .pipeline import pooling_modes, read_json
+
+    modules_file = folder / "modules.json"
+    if not modules_file.exists():
+        # a plain transformers folder: sentence-transformers wraps it with mean pooling
+        if not (folder / "config.json").exists():
+            raise ModelLoadError(f"{folder} has neither modules.json nor config.json: not a model folder")
+        return _Stages(transformer=folder, transformer_config=_transformer_config(folder))
+    try:
+        import json
+
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Cannot read {modules_file}: {exc}") from exc
+    stages: _Stages | None = None
+    for module in sorted(modules, key=lambda m: m.get("idx", 0)):
+        kind = str(module.get("type", "")).rpartition(".")[2]
+        path = folder / module.get("path", "")
+        if kind == "Transformer" and stages is None:
+            stages = _Stages(transformer=path, transformer_config=_transformer_config(path))
+        elif stages is None:
+            raise UnsupportedModelError(f"{modules_file}: the first stage must be a Transformer, not {kind!r}")
+        elif kind == "Pooling":
+            stages.pooling_config = read_json(path / "config.json")
+            stages.pooling = pooling_modes(stages.pooling_config)
+        elif kind == "Dense":
+            stages.dense.append(path)
+        elif kind == "Normalize":
+            stages.normalize = True  # its folder is optional: all-MiniLM-L6-v2 ships none
+        else:
+            raise UnsupportedModelError(f"{modules_file}: stage type {module.get('type')!r} is not supported")
+    if stages is None:
+        raise ModelLoadError(f"{modules_file} lists no Transformer stage")
+    return stages
+
+
+def _transformer_config(folder: Path) -> dict[str, Any]:
+    from .pipeline import read_json
+
+    for name in _TRANSFORMER_CONFIGS:
+        if (folder / name).exists():
+            return read_json(folder / name)
+    return {}
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidOptionError(f"Device {device!r} was asked for but CUDA is not available; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InvalidOptionError(f"Unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+class Encoder:
+    """Turns texts into the model's sentence embeddings. Build one with ``Encoder.load``."""
+
+    def __init__(self, stages: _Stages, info: ModelInfo, device: str, fp32: bool) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from .pipeline import Dense
+
+        self.info = info
+        self.device = device
+        self.modes = stages.pooling
+        self.normalize = stages.normalize
+        self.dtype = torch.float32 if fp32 or device == "cpu" else torch.float16
+        path = stages.transformer
+        config = stages.transformer_config
+        try:
+            with _quiet_transformers():
+                self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+                self.model = AutoModel.from_pretrained(str(path), dtype=torch.float32)
+        except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
+            raise ModelLoadError(f"Cannot load the transformer in {path}: {exc}") from exc
+        self.max_seq_length = _max_seq_length(config, self.tokenizer, self.model.config)
+        self.tokenizer.model_max_length = self.max_seq_length
+        if config.get("do_lower_case"):
+            _lowercase_normalizer(self.tokenizer)
+        self.dense = torch.nn.ModuleList([Dense(p) for p in stages.dense])
+        self.model.to(device=device, dtype=self.dtype).eval()
+        self.dense.to(device=device, dtype=self.dtype).eval()
+
+    @classmethod
+    def load(cls, model: str, device: str = "auto", *, revision: str | None = None, fp32: bool = False) -> Encoder:
+        """Assemble the pipeline of a hub id or a local sentence-transformers folder.
+
+        ``device`` is ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``. On CUDA the
+        model runs in float16 unless ``fp32`` is set; on CPU it always runs in float32.
+        """
+        folder = resolve(model, revision)
+        stages = _read_stages(folder.path)
+        if stages.pooling_config.get("include_prompt") is False:
+            raise UnsupportedModelError(f"{folder.path}: pooling that excludes the prompt is not supported")
+        info = ModelInfo(
+            model=model,
+            revision=folder.revision,
+            fingerprint=fingerprint(folder.path),
+            dimension=0,
+            pooling=list(stages.pooling),
+            dense=[],
+            normalize=stages.normalize,
+            max_seq_length=0,
+        )
+        encoder = cls(stages, info, _pick_device(device), fp32)
+        encoder.info = ModelInfo(
+            **{
+                **info.__dict__,
+                "dimension": encoder.dimension,
+                "dense": [d.describe() for d in encoder.dense],
+                "max_seq_length": encoder.max_seq_length,
+            }
+        )
+        return encoder
+
+    @property
+    def dimension(self) -> int:
+        """Length of one embedding."""
+        if len(self.dense):
+            return int(self.dense[-1].out_features)
+        return int(self.model.config.hidden_size) * len(self.modes)
+
+    @property
+    def max_text_tokens(self) -> int:
+        """How many tokens of text fit in one input, after the special tokens."""
+        return self.max_seq_length - self.tokenizer.num_special_tokens_to_add(pair=False)
+
+    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """Character (start, end) of each token of each text, without special tokens."""
+        if not texts:
+            return []
+        encoded = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [[(int(s), int(e)) for s, e in spans] for spans in encoded["offset_mapping"]]
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool | None = False) -> np.ndarray:
+        """Embed ``texts``: a float32 array of shape (len(texts), dimension).
+
+        Longest texts go first, in batches of ``batch_size``, so each batch pads little.
+        ``progress`` shows a bar on stderr (None: only when stderr is a terminal).
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        starts = range(0, len(texts), batch_size)
+        with torch.inference_mode():
+            for start in tqdm(starts, desc="Embedding", unit="batch", disable=tqdm_disable(progress)):
+                index = order[start : start + batch_size]
+                out[index] = self._encode_batch([texts[i] for i in index]).float().cpu().numpy()
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> torch.Tensor:
+        import torch
+
+        from .pipeline import pool
+
+        batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        hidden = self.model(**batch).last_hidden_state
+        embeddings = pool(hidden, batch["attention_mask"], self.modes)
+        for stage in self.dense:
+            embeddings = stage(embeddings)
+        if self.normalize:
+            embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=-1)
+        return embeddings
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    # loading prints a progress bar and notes on unused weights (the BERT pooler): not for users
+    from transformers.utils import logging
+
+    bars = logging.is_progress_bar_enabled()
+    verbosity = logging.get_verbosity()
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def _max_seq_length(config: dict[str, Any], tokenizer: Any, model_config: Any) -> int:
+    # the same rule as sentence-transformers: the saved max_seq_length, else the tokenizer's
+    # limit capped by the model's position embeddings
+    limit = getattr(model_config, "max_position_embeddings", None)
+    if config.get("max_seq_length"):
+        return int(config["max_seq_length"])
+    length = int(tokenizer.model_max_length)
+    if limit and limit > 0:
+        length = min(length, int(limit))
+    return length
+
+
+def _lowercase_normalizer(tokenizer: Any) -> None:
+    # sentence-transformers lowercases inside the tokenizer, which keeps offsets into the original
+    from tokenizers import normalizers
+
+    backend = tokenizer.backend_tokenizer
+    current = backend.normalizer
+    parts = [normalizers.Lowercase()]
+    if current is not None:
+        parts.append(current)
+    backend.normalizer = normalizers.Sequence(parts)

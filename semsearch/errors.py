@@ -1,0 +1,43 @@
+"""Typed errors: the library raises these, the CLI turns them into one `Error:` line."""
+
+from __future__ import annotations
+
+
+class SemsearchError(Exception):
+    "Base class of every error semsearch reports to a user"
+
+
+class ModelLoadError(SemsearchError):
+    "The embedding model could not be found, fetched or assembled"
+
+
+class UnsupportedModelError(ModelLoadError):
+    "The model folder uses a sentence-transformers feature semsearch does not implement"
+
+
+class IndexNotFoundError(SemsearchError):
+    "No index exists at the given path"
+
+
+class IndexCorruptError(SemsearchError):
+    "An index file is unreadable or inconsistent"
+
+
+class ModelMismatchError(SemsearchError):
+    "The requested model differs from the one the index was built with"
+
+
+class SourceNotFoundError(SemsearchError):
+    "A path given to ingest or remove does not exist"
+
+
+class NothingToIngestError(SemsearchError):
+    "The given paths contain no readable text files"
+
+
+class InvalidQueryError(SemsearchError):
+    "A query is empty or otherwise unusable"
+
+
+class InvalidOptionError(SemsearchError):
+    "An option value is out of range or inconsistent with another"

@@ -1,0 +1,85 @@
+"""What the library hands back: search hits and reports. Plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .sources import Skipped
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage: cosine ``score``, the passage ``text`` and where it is in ``source``."""
+
+    rank: int
+    score: float
+    text: str
+    source: str
+    line: int
+    start: int
+    end: int
+    chunk_id: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did."""
+
+    files_added: int = 0
+    files_updated: int = 0
+    files_unchanged: int = 0
+    files_removed: int = 0
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def files_skipped(self) -> int:
+        return len(self.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["files_skipped"] = self.files_skipped
+        data["skipped"] = [asdict(s) for s in self.skipped]
+        return data
+
+
+@dataclass(frozen=True)
+class RemoveReport:
+    """What a remove took out of the index."""
+
+    files_removed: int
+    chunks_removed: int
+    paths: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """A summary of an index, for ``semsearch info``."""
+
+    path: str
+    model: str
+    revision: str | None
+    dimension: int
+    pooling: list[str]
+    normalize: bool
+    max_seq_length: int
+    chunk_tokens: int
+    overlap_tokens: int
+    documents: int
+    chunks: int
+    index_type: str
+    index_device: str
+    size_bytes: int
+    semsearch_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

