@@ -72,7 +72,7 @@ def chunk_text(
     chunks: list[Chunk] = []
     spans = [(units[first][0], units[last][1]) for first, last in groups]
     counts = _count(text, spans, token_spans)
-    for (start, end), count in zip(spans, counts):
+    for (start, end), count in zip(spans, counts, strict=True):
         if count > limit:
             # packing counts tokens sentence by sentence; joined text can tokenize longer
             pieces = _cut(text, start, end, token_spans([text[start:end]])[0], limit)
@@ -89,7 +89,7 @@ def _units(
     units: list[tuple[int, int, int]] = []
     for first in range(0, len(sentences), _BATCH):
         batch = sentences[first : first + _BATCH]
-        for (start, end), spans in zip(batch, token_spans([text[s:e] for s, e in batch])):
+        for (start, end), spans in zip(batch, token_spans([text[s:e] for s, e in batch]), strict=True):
             if len(spans) <= chunk_tokens:
                 units.append((start, end, len(spans)))
             else:

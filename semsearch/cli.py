@@ -48,19 +48,24 @@ Fp32Option = Annotated[bool, typer.Option("--fp32", help="Run the model in float
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .config import __version__
+
+        typer.echo(f"semsearch {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[
         bool, typer.Option("--debug", envvar="SEMSEARCH_DEBUG", help="Show tracebacks on errors.")
     ] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     _state["debug"] = debug
-    if version:
-        from .config import __version__
-
-        typer.echo(f"semsearch {__version__}")
-        raise typer.Exit()
 
 
 @contextmanager
@@ -136,10 +141,14 @@ def ingest(
 
 @app.command()
 def query(
-    text: Annotated[Optional[str], typer.Argument(help="The query; '-' or none reads one query per line from stdin.")] = None,
+    text: Annotated[
+        Optional[str], typer.Argument(help="The query; '-' or none reads one query per line from stdin.")
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=10_000, help="How many passages.")] = 10,
     min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop passages scoring below this.")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read queries from a file, one per line.")] = None,
+    file: Annotated[
+        Optional[Path], typer.Option("--file", "-f", help="Read queries from a file, one per line.")
+    ] = None,
     index: IndexOption = Path(DEFAULT_INDEX),
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -148,12 +157,11 @@ def query(
 ) -> None:
     """Find the passages most similar to a query. Several queries print as JSON Lines with --json."""
     queries = _read_queries(text, file)
-    with _errors():
-        with _open(index, model, device, fp32, create=False) as idx:
-            results = idx.search_many(queries, k=k, min_score=min_score)
-            _print_notes(idx)
-            model_name = idx.manifest.model.model if idx.manifest else ""
-    for number, (question, hits) in enumerate(zip(queries, results)):
+    with _errors(), _open(index, model, device, fp32, create=False) as idx:
+        results = idx.search_many(queries, k=k, min_score=min_score)
+        _print_notes(idx)
+        model_name = idx.manifest.model.model if idx.manifest else ""
+    for number, (question, hits) in enumerate(zip(queries, results, strict=True)):
         if as_json:
             _print_json({"query": question, "model": model_name, "results": [h.to_dict() for h in hits]})
             continue
@@ -203,10 +211,9 @@ def info(
     as_json: JsonOption = False,
 ) -> None:
     """Describe an index: model, dimension, documents, chunks, vector index, size on disk."""
-    with _errors():
-        with _open(index, None, create=False) as idx:
-            details = idx.info()
-            _print_notes(idx)
+    with _errors(), _open(index, None, create=False) as idx:
+        details = idx.info()
+        _print_notes(idx)
     if as_json:
         _print_json(details.to_dict())
         return
@@ -225,9 +232,8 @@ def remove(
     as_json: JsonOption = False,
 ) -> None:
     """Take documents out of the index (the files themselves are left alone)."""
-    with _errors():
-        with _open(index, None, create=False) as idx:
-            report = idx.remove(list(paths))
+    with _errors(), _open(index, None, create=False) as idx:
+        report = idx.remove(list(paths))
     if as_json:
         _print_json(report.to_dict())
         return
@@ -248,4 +254,3 @@ def _display(path: str) -> str:
 def main() -> None:
     """Entry point of the ``semsearch`` console script."""
     app()
-

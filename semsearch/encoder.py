@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,9 +130,9 @@ class Encoder:
         self.tokenizer.model_max_length = self.max_seq_length
         if config.get("do_lower_case"):
             _lowercase_normalizer(self.tokenizer)
-        self.dense = torch.nn.ModuleList([Dense(p) for p in stages.dense])
-        self.model.to(device=device, dtype=self.dtype).eval()
-        self.dense.to(device=device, dtype=self.dtype).eval()
+        self.dense: list[Dense] = [Dense(p) for p in stages.dense]
+        for module in (self.model, *self.dense):
+            module.to(device=device, dtype=self.dtype).eval()
 
     @classmethod
     def load(cls, model: str, device: str = "auto", *, revision: str | None = None, fp32: bool = False) -> Encoder:
@@ -156,21 +156,19 @@ class Encoder:
             max_seq_length=0,
         )
         encoder = cls(stages, info, _pick_device(device), fp32)
-        encoder.info = ModelInfo(
-            **{
-                **info.__dict__,
-                "dimension": encoder.dimension,
-                "dense": [d.describe() for d in encoder.dense],
-                "max_seq_length": encoder.max_seq_length,
-            }
+        encoder.info = replace(
+            info,
+            dimension=encoder.dimension,
+            dense=[d.describe() for d in encoder.dense],
+            max_seq_length=encoder.max_seq_length,
         )
         return encoder
 
     @property
     def dimension(self) -> int:
         """Length of one embedding."""
-        if len(self.dense):
-            return int(self.dense[-1].out_features)
+        if self.dense:
+            return self.dense[-1].out_features
         return int(self.model.config.hidden_size) * len(self.modes)
 
     @property

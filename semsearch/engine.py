@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -162,23 +163,24 @@ class Index:
         vectors = VectorIndex(dimension)
         for ids, matrix in self._store.iter_vectors(dimension):
             vectors.add(ids, matrix)
-        try:
+        with contextlib.suppress(OSError):  # a read-only index still answers from memory
             vectors.save(self.folder, generation)
-        except OSError:
-            pass  # a read-only index still answers from memory
         return vectors
 
     def _writable_store(self) -> Store:
-        if self._store is None:
-            self._store = Store.open(self.folder, create=True)
-        if self.manifest is None:
+        manifest = self.manifest
+        if manifest is None:  # a new index: settle the manifest before writing anything
             encoder = self.encoder
             chunking = self._chunking or ChunkSettings(
                 chunk_tokens=min(ChunkSettings().chunk_tokens, encoder.max_text_tokens)
             )
             self._check_chunking(chunking, encoder.max_text_tokens)
-            self.manifest = Manifest(model=encoder.info, chunking=chunking)
-            self._store.set_manifest(self.manifest)
+            manifest = Manifest(model=encoder.info, chunking=chunking)
+        if self._store is None:
+            self._store = Store.open(self.folder, create=True)
+        if self.manifest is None:
+            self._store.set_manifest(manifest)
+            self.manifest = manifest
         return self._store
 
     @staticmethod
@@ -336,16 +338,20 @@ class Index:
             return [[] for _ in queries]
         scores, ids = vectors.search(self.encoder.encode(queries), k)
         rows = self._store.chunks(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        return [self._hits(s, i, rows, min_score) for s, i in zip(scores, ids)]
+        return [self._hits(s, i, rows, min_score) for s, i in zip(scores, ids, strict=True)]
 
     @staticmethod
-    def _hits(scores: np.ndarray, ids: np.ndarray, rows: dict[int, dict[str, Any]], min_score: float | None) -> list[Hit]:
+    def _hits(
+        scores: np.ndarray, ids: np.ndarray, rows: dict[int, dict[str, Any]], min_score: float | None
+    ) -> list[Hit]:
         hits: list[Hit] = []
-        for score, chunk_id in zip(scores, ids):
+        for score, chunk_id in zip(scores, ids, strict=True):
             row = rows.get(int(chunk_id))
             if row is None or (min_score is not None and score < min_score):
                 continue
-            hit = Hit(len(hits) + 1, float(score), row["text"], row["path"], row["line"], row["start"], row["end"], row["id"])
+            hit = Hit(
+                len(hits) + 1, float(score), row["text"], row["path"], row["line"], row["start"], row["end"], row["id"]
+            )
             hits.append(hit)
         return hits
 
@@ -384,4 +390,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, FileNotFoundError):
         return "vanished while reading"
     return f"cannot read: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
-

@@ -81,7 +81,11 @@ def decode(data: bytes) -> tuple[str, str]:
 
     Returns (text, encoding name). Raises DecodeError for binary or undecodable bytes.
     """
-    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if data.startswith(bom):
             try:
                 return data.decode(encoding), encoding
@@ -99,13 +103,31 @@ def decode(data: bytes) -> tuple[str, str]:
             decoded[encoding] = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    if len(decoded) == 1:
-        return next(iter(decoded.items()))[::-1]
-    if decoded:
-        # GB18030 accepts almost any byte string, Big5 text included: let a detector choose
-        from charset_normalizer import from_bytes
+    if not decoded:
+        raise DecodeError("not valid UTF-8, UTF-16, GB18030/GBK or Big5 text")
+    # GB18030 accepts almost any byte string, Big5 text included, and short GBK text is often
+    # valid Big5: prefer the reading made of that encoding's frequent characters (ties: GBK)
+    encoding = max(decoded, key=lambda e: (_frequent_share(decoded[e], e), e == "gb18030"))
+    return decoded[encoding], encoding
 
-        best = from_bytes(data, cp_isolation=list(decoded)).best()
-        encoding = best.encoding if best is not None and best.encoding in decoded else "gb18030"
-        return decoded[encoding], encoding
-    raise DecodeError("not valid UTF-8, UTF-16, GB18030/GBK or Big5 text")
+
+# Each encoding's block of frequent characters and punctuation, as two-byte codes:
+# GB2312 level-1 hanzi and symbols; Big5 level-1 hanzi and symbols.
+_FREQUENT = {
+    "gb18030": ((0xB0A1, 0xD7FE), (0xA1A1, 0xA9FE)),
+    "big5": ((0xA440, 0xC67E), (0xA140, 0xA3BF)),
+}
+
+
+def _frequent_share(text: str, encoding: str) -> float:
+    """The share of non-ASCII characters of ``text`` in ``encoding``'s frequent block."""
+    total = frequent = 0
+    for char in text:
+        if char < "\x80":
+            continue
+        total += 1
+        code = char.encode(encoding)
+        if len(code) == 2:
+            value = int.from_bytes(code, "big")
+            frequent += any(low <= value <= high for low, high in _FREQUENT[encoding])
+    return frequent / total if total else 0.0

@@ -140,13 +140,13 @@ class Store:
         self.db.execute("DELETE FROM documents WHERE path = ?", [document["path"]])
         doc_id = self.db.table("documents").insert({**document, "chunks": len(chunks)}).last_pk
         ids: list[int] = []
-        insert = "INSERT INTO chunks (document_id, seq, start, \"end\", line, tokens, text) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        insert = 'INSERT INTO chunks (document_id, seq, start, "end", line, tokens, text) VALUES (?, ?, ?, ?, ?, ?, ?)'
         for seq, chunk in enumerate(chunks):
             cursor = self.db.execute(
                 insert, [doc_id, seq, chunk["start"], chunk["end"], chunk["line"], chunk["tokens"], chunk["text"]]
             )
             ids.append(int(cursor.lastrowid or 0))
-        blobs = [(i, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, v in zip(ids, vectors)]
+        blobs = [(i, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, v in zip(ids, vectors, strict=True)]
         self.db.conn.executemany("INSERT INTO vectors (chunk_id, vector) VALUES (?, ?)", blobs)
         return ids
 
@@ -174,7 +174,10 @@ class Store:
             'SELECT c.id, c.text, c.start, c."end", c.line, d.path FROM chunks c '
             f"JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})"
         )
-        return {row[0]: dict(zip(("id", "text", "start", "end", "line", "path"), row)) for row in self.db.execute(sql, list(ids))}
+        return {
+            row[0]: dict(zip(("id", "text", "start", "end", "line", "path"), row, strict=True))
+            for row in self.db.execute(sql, list(ids))
+        }
 
     def iter_vectors(self, dimension: int, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All stored vectors in id order, as (ids, float32 matrix) batches."""

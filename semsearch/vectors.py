@@ -65,7 +65,8 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> int:
         if not len(ids):
             return 0
-        removed = int(self.cpu.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+        # faiss's Python wrapper accepts an id array where its stubs say IDSelector
+        removed = int(self.cpu.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))  # type: ignore[arg-type]
         self._gpu = None
         return removed
 

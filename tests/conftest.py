@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from modelfactory import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

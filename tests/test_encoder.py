@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from modelfactory import build_model
+
 from semsearch.encoder import Encoder
 from semsearch.errors import ModelLoadError, UnsupportedModelError
 

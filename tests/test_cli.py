@@ -1,0 +1,214 @@
+"""The installed ``semsearch`` command in real subprocesses, on sample_docs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from semsearch.cli import app
+
+SEMSEARCH = Path(sys.executable).parent / "semsearch"
+JSON_KEYS = {
+    "files_added", "files_updated", "files_unchanged", "files_removed",
+    "files_skipped", "chunks_embedded", "chunks_total", "seconds", "skipped",
+}  # fmt: skip
+
+
+def run(*args: str | Path, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
+    environment.update(HF_HUB_OFFLINE="1", **(env or {}))
+    return subprocess.run(
+        [str(SEMSEARCH), *map(str, args)],
+        cwd=cwd, input=stdin, capture_output=True, text=True, env=environment, timeout=300,
+    )  # fmt: skip
+
+
+def assert_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[Path, Path]:
+    """(work folder, index) after one ingest of a copy of sample_docs through the CLI."""
+    if not SEMSEARCH.exists():
+        pytest.skip("the semsearch console script is not installed")
+    work = tmp_path_factory.mktemp("cli")
+    shutil.copytree(Path(__file__).resolve().parents[1] / "sample_docs", work / "docs")
+    result = run("ingest", "docs", "--model", tiny_model, cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "12 added, 0 updated, 0 unchanged, 0 removed, 0 skipped" in result.stdout
+    assert "Traceback" not in result.stderr
+    return work, work / ".semsearch"
+
+
+@pytest.fixture
+def own_copy(built: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A private copy of the built index, for tests that change it."""
+    return Path(shutil.copytree(built[1], tmp_path / "index"))
+
+
+def test_ingest_twice_embeds_nothing(built: tuple[Path, Path]) -> None:
+    work, _ = built
+    result = run("ingest", "docs", "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= JSON_KEYS
+    assert (report["files_unchanged"], report["chunks_embedded"], report["files_added"]) == (12, 0, 0)
+    assert report["chunks_total"] > 12
+
+
+def test_query_text(built: tuple[Path, Path]) -> None:
+    work, _ = built
+    result = run("query", "你是谁？", "-k", "3", cwd=work)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 6
+    assert lines[0].startswith(" 1. ") and "docs/" in lines[0] and ":" in lines[0]
+
+
+def test_query_json(built: tuple[Path, Path], tiny_model: Path) -> None:
+    work, _ = built
+    result = run("query", "大熊猫", "--json", "-k", "4", cwd=work, env={"SEMSEARCH_INDEX": ".semsearch"})
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["query"] == "大熊猫" and answer["model"] == str(tiny_model)
+    assert [r["rank"] for r in answer["results"]] == [1, 2, 3, 4]
+    first = answer["results"][0]
+    assert set(first) == {"rank", "score", "source", "line", "start", "end", "chunk_id", "text"}
+    source_text = Path(first["source"]).read_bytes()
+    from semsearch.sources import decode
+
+    assert decode(source_text)[0][first["start"] : first["end"]] == first["text"]
+
+
+def test_queries_from_stdin_as_json_lines(built: tuple[Path, Path]) -> None:
+    work, _ = built
+    result = run("query", "--json", "-k", "2", cwd=work, stdin="你是谁？\n\nhow to bake bread\n红烧肉\n")
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["query"] for a in answers] == ["你是谁？", "how to bake bread", "红烧肉"]
+    assert all(len(a["results"]) == 2 for a in answers)
+
+
+def test_queries_from_a_file(built: tuple[Path, Path]) -> None:
+    work, _ = built
+    (work / "queries.txt").write_text("长城\n茶\n", encoding="utf-8")
+    result = run("query", "--file", "queries.txt", "-k", "1", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("# ") == 2 and " 1. " in result.stdout
+
+
+def test_info(built: tuple[Path, Path], tiny_model: Path) -> None:
+    work, index = built
+    result = run("info", "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    details = json.loads(result.stdout)
+    assert details["path"] == str(index.resolve()) and details["model"] == str(tiny_model)
+    assert (details["dimension"], details["documents"], details["index_device"]) == (96, 12, "cpu")
+    assert details["chunks"] > 12 and details["size_bytes"] > 0
+    text = run("info", cwd=work)
+    assert text.returncode == 0 and "documents: 12" in text.stdout
+
+
+def test_remove(built: tuple[Path, Path], own_copy: Path) -> None:
+    work, _ = built
+    result = run("remove", "docs/science", "--index", own_copy, "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["files_removed"] == 3
+    info = json.loads(run("info", "--index", own_copy, "--json", cwd=work).stdout)
+    assert info["documents"] == 9
+    assert_error(run("remove", "docs/science", "--index", own_copy, cwd=work), "Nothing indexed")
+
+
+def test_changed_and_deleted_files(built: tuple[Path, Path], own_copy: Path, tmp_path: Path) -> None:
+    work, _ = built
+    docs = Path(shutil.copytree(work / "docs", tmp_path / "docs2"))
+    first = json.loads(run("ingest", docs, "--index", own_copy, "--json", cwd=work).stdout)
+    assert first["files_added"] == 12  # a new folder: new documents
+    (docs / "睡眠与健康.txt").write_text("改写后的内容。", encoding="utf-8")
+    (docs / "大熊猫.md").unlink()
+    report = json.loads(run("ingest", docs, "--index", own_copy, "--json", cwd=work).stdout)
+    assert (report["files_updated"], report["files_removed"], report["chunks_embedded"]) == (1, 1, 1)
+
+
+# -- errors: exit 1, one line, no traceback ------------------------------------------------
+
+
+def test_no_index(tmp_path: Path) -> None:
+    assert_error(run("query", "你好", cwd=tmp_path), "No index at", "semsearch ingest")
+    assert_error(run("info", cwd=tmp_path), "No index at")
+    assert_error(run("remove", "x", cwd=tmp_path), "No index at")
+
+
+def test_empty_folder_and_missing_path(tmp_path: Path, tiny_model: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert_error(run("ingest", "empty", "--model", tiny_model, cwd=tmp_path), "No text files")
+    assert_error(run("ingest", "missing", "--model", tiny_model, cwd=tmp_path), "No such file or folder", "missing")
+
+
+def test_bad_model(tmp_path: Path, docs: Path) -> None:
+    assert_error(run("ingest", docs, "--model", "./no-model-here", cwd=tmp_path), "no-model-here", "--model")
+    result = run("ingest", docs, "--model", "no-such-org/no-such-model", cwd=tmp_path)
+    assert_error(result, "Cannot load model 'no-such-org/no-such-model'", "--model")
+
+
+def test_other_model_on_an_existing_index(built: tuple[Path, Path], minilm_model: Path) -> None:
+    work, _ = built
+    result = run("query", "hello", "--model", minilm_model, cwd=work)
+    assert_error(result, "was built with model", str(minilm_model))
+
+
+def test_empty_query(built: tuple[Path, Path]) -> None:
+    assert_error(run("query", "   ", cwd=built[0]), "empty")
+
+
+def test_cuda_without_a_gpu(built: tuple[Path, Path]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert_error(run("query", "你好", "--device", "cuda", cwd=built[0]), "CUDA is not available")
+
+
+def test_chunk_size_over_the_model_limit(tmp_path: Path, docs: Path, tiny_model: Path) -> None:
+    result = run("ingest", docs, "--model", tiny_model, "--chunk-tokens", "600", cwd=tmp_path)
+    assert_error(result, "--chunk-tokens must be between 1 and 510")
+    assert not (tmp_path / ".semsearch").exists()  # nothing written
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    for args in (["query", "x", "-k", "0"], ["ingest"], ["query", "x", "--no-such-flag"], ["frobnicate"]):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result)
+        assert "Traceback" not in result.stderr
+
+
+# -- in-process, fast ----------------------------------------------------------------------
+
+
+def test_help_and_version() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("ingest", "query", "info", "remove"):
+        assert command in result.output
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("semsearch ")
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from semsearch.cli import app; print('torch' in sys.modules, 'faiss' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]

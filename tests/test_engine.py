@@ -1,0 +1,190 @@
+"""The Python API end to end: ingest, search, update, remove, model checks, vector rebuild."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semsearch
+from semsearch.vectors import normalize, saved_files
+
+
+@pytest.fixture
+def index(tmp_path: Path, tiny_model: Path, docs: Path) -> semsearch.Index:
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
+    report = idx.ingest([docs])
+    assert report.files_added == 12 and report.chunks_embedded == report.chunks_total > 12
+    return idx
+
+
+def brute_force(idx: semsearch.Index, query: str, k: int) -> list[int]:
+    store = idx._store
+    assert store is not None
+    ids, matrix = zip(*store.iter_vectors(idx.manifest.model.dimension), strict=True)
+    ids_all, vectors = np.concatenate(ids), normalize(np.concatenate(matrix))
+    q = normalize(idx.encoder.encode([query]))[0]
+    return [int(ids_all[i]) for i in np.argsort(-(vectors @ q), kind="stable")[:k]]
+
+
+def test_search_matches_brute_force_over_stored_vectors(index: semsearch.Index) -> None:
+    for query in ["你是谁？", "大熊猫吃什么", "how to bake sourdough bread", "Python 3.12"]:
+        hits = index.search(query, k=5)
+        assert [h.chunk_id for h in hits] == brute_force(index, query, 5)
+        assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+        assert all(a.score >= b.score for a, b in pairwise(hits))
+
+
+def test_hits_point_into_their_source(index: semsearch.Index, docs: Path) -> None:
+    for hit in index.search("茶", k=10):
+        source = Path(hit.source)
+        assert source.is_absolute() and docs in source.parents
+        from semsearch.sources import decode
+
+        text, _ = decode(source.read_bytes())
+        assert text[hit.start : hit.end] == hit.text
+        assert hit.line == text.count("\n", 0, hit.start) + 1
+
+
+def test_stored_vectors_are_the_encoder_output(index: semsearch.Index) -> None:
+    hit = index.search("长城", k=1)[0]
+    stored = {int(i): v for ids, matrix in index._store.iter_vectors(96) for i, v in zip(ids, matrix, strict=True)}
+    assert np.abs(stored[hit.chunk_id] - index.encoder.encode([hit.text])[0]).max() < 1e-5
+
+
+def test_min_score_and_k(index: semsearch.Index) -> None:
+    hits = index.search("熊猫", k=3)
+    assert len(hits) == 3
+    cut = index.search("熊猫", k=3, min_score=hits[1].score)
+    assert [h.chunk_id for h in cut] == [h.chunk_id for h in hits[:2]]
+    assert len(index.search("熊猫", k=10_000)) == index.info().chunks
+
+
+def test_ingest_twice_embeds_nothing(index: semsearch.Index, docs: Path) -> None:
+    report = index.ingest([docs])
+    assert (report.files_unchanged, report.chunks_embedded, report.files_added) == (12, 0, 0)
+
+
+def test_touched_but_unchanged_file_is_not_embedded(index: semsearch.Index, docs: Path) -> None:
+    path = docs / "大熊猫.md"
+    path.write_bytes(path.read_bytes())  # new mtime, same content
+    report = index.ingest([docs])
+    assert report.files_unchanged == 12 and report.chunks_embedded == 0
+
+
+def test_changed_file_replaces_its_chunks(index: semsearch.Index, docs: Path) -> None:
+    before = index.info().chunks
+    path = docs / "长城的历史.md"
+    path.write_text("# 新内容\n\n这份文件已经完全改写，只剩一句话。", encoding="utf-8")
+    report = index.ingest([docs])
+    assert (report.files_updated, report.chunks_embedded) == (1, 1)
+    hits = [h for h in index.search("完全改写", k=100) if h.source == str(path)]
+    assert len(hits) == 1 and "完全改写" in hits[0].text
+    assert index.info().chunks < before
+
+
+def test_deleted_file_is_removed(index: semsearch.Index, docs: Path) -> None:
+    (docs / "science" / "coral_reefs.md").unlink()
+    report = index.ingest([docs])
+    assert report.files_removed == 1
+    assert all("coral_reefs" not in h.source for h in index.search("coral reef", k=100))
+    assert index.info().documents == 11
+
+
+def test_ingesting_a_subfolder_leaves_the_rest_alone(index: semsearch.Index, docs: Path) -> None:
+    report = index.ingest([docs / "science"])
+    assert report.files_unchanged == 3 and report.files_removed == 0
+    assert index.info().documents == 12
+
+
+def test_unsupported_files_are_skipped_and_counted(index: semsearch.Index, docs: Path) -> None:
+    (docs / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    (docs / "empty.txt").write_text("  \n ", encoding="utf-8")
+    (docs / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+    report = index.ingest([docs])
+    reasons = {Path(s.path).name: s.reason for s in report.skipped}
+    assert set(reasons) == {"photo.png", "empty.txt", "binary.txt"}
+    assert "binary" in reasons["binary.txt"] and "empty" in reasons["empty.txt"]
+    assert report.files_unchanged == 12
+
+
+def test_gbk_file_is_decoded(index: semsearch.Index, docs: Path) -> None:
+    hits = [h for h in index.search("茶", k=100) if h.source.endswith("中国茶文化_gbk.txt")]
+    assert hits and "茶" in hits[0].text
+
+
+def test_reopen_uses_the_manifest_model(index: semsearch.Index, tiny_model: Path) -> None:
+    folder = index.folder
+    expected = index.search("你是谁？", k=3)
+    index.close()
+    reopened = semsearch.open_index(folder, device="cpu")
+    assert reopened.manifest.model.model == str(tiny_model)
+    assert reopened.search("你是谁？", k=3) == expected
+
+
+def test_a_different_model_is_refused(index: semsearch.Index, minilm_model: Path) -> None:
+    with pytest.raises(semsearch.ModelMismatchError, match="was built with model"):
+        semsearch.open_index(index.folder, model=str(minilm_model))
+
+
+def test_the_same_model_moved_is_accepted(index: semsearch.Index, tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    moved = shutil.copytree(tiny_model, tmp_path / "moved-model")
+    assert semsearch.open_index(index.folder, model=str(moved)).manifest is not None
+
+
+def test_changed_chunking_is_refused(index: semsearch.Index) -> None:
+    with pytest.raises(semsearch.InvalidOptionError, match="chunks"):
+        semsearch.open_index(index.folder, chunking=semsearch.ChunkSettings(100, 10))
+
+
+def test_chunk_tokens_over_the_model_limit(tmp_path: Path, minilm_model: Path, docs: Path) -> None:
+    idx = semsearch.open_index(tmp_path / "kb", model=str(minilm_model), chunking=semsearch.ChunkSettings(400, 0))
+    with pytest.raises(semsearch.InvalidOptionError, match="between 1 and 254"):
+        idx.ingest([docs])
+    assert not (tmp_path / "kb").exists()
+
+
+def test_default_chunk_size_fits_a_short_model(tmp_path: Path, minilm_model: Path, docs: Path) -> None:
+    idx = semsearch.open_index(tmp_path / "kb", model=str(minilm_model), device="cpu")
+    idx.ingest([docs / "python_packaging.rst"])
+    assert idx.manifest.chunking.chunk_tokens == 254
+
+
+def test_remove(index: semsearch.Index, docs: Path) -> None:
+    report = index.remove([docs / "science"])
+    assert report.files_removed == 3 and report.chunks_removed > 0
+    assert index.info().documents == 9
+    assert all("/science/" not in h.source for h in index.search("行星", k=100))
+    with pytest.raises(semsearch.SourceNotFoundError, match="Nothing indexed"):
+        index.remove([docs / "science"])
+
+
+def test_vector_file_out_of_step_is_rebuilt(index: semsearch.Index) -> None:
+    folder = index.folder
+    expected = index.search("睡眠", k=5)
+    index.close()
+    for path, _ in saved_files(folder):
+        path.rename(folder / "vectors-0.faiss")  # as if a crash came between SQLite and FAISS
+    reopened = semsearch.open_index(folder, device="cpu")
+    assert reopened.search("睡眠", k=5) == expected
+    assert reopened.notes and "rebuilt" in reopened.notes[0]
+    assert [g for _, g in saved_files(folder)] == [reopened._store.generation()]
+
+
+def test_errors(tmp_path: Path, tiny_model: Path) -> None:
+    with pytest.raises(semsearch.IndexNotFoundError, match="No index at"):
+        semsearch.open_index(tmp_path / "none", create=False)
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model))
+    assert idx.search("anything") == []  # nothing ingested yet
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(semsearch.NothingToIngestError):
+        idx.ingest([tmp_path / "empty"])
+    with pytest.raises(semsearch.SourceNotFoundError, match="no-such"):
+        idx.ingest([tmp_path / "no-such"])
+    assert not (tmp_path / "kb").exists()  # nothing written by failed ingests
+    with pytest.raises(semsearch.InvalidQueryError):
+        idx.search("   ")
