@@ -44,6 +44,7 @@ class _Stages:
     pooling_config: dict[str, Any] = field(default_factory=dict)
     dense: list[Path] = field(default_factory=list)
     normalize: bool = False
+    prompt: str = ""  # config_sentence_transformers.json's default prompt, put before every text
 
 
 def _read_stages(folder: Path) -> _Stages:
@@ -80,7 +81,23 @@ def _read_stages(folder: Path) -> _Stages:
             raise UnsupportedModelError(f"{modules_file}: stage type {module.get('type')!r} is not supported")
     if stages is None:
         raise ModelLoadError(f"{modules_file} lists no Transformer stage")
+    stages.prompt = _default_prompt(folder)
     return stages
+
+
+def _default_prompt(folder: Path) -> str:
+    # SentenceTransformer.encode puts prompts[default_prompt_name] before every input
+    from .pipeline import read_json
+
+    config_file = folder / "config_sentence_transformers.json"
+    config = read_json(config_file) if config_file.exists() else {}
+    name = config.get("default_prompt_name")
+    if not name:
+        return ""
+    prompts = config.get("prompts") or {}
+    if name not in prompts:
+        raise ModelLoadError(f"{config_file}: default prompt {name!r} is not among its prompts")
+    return str(prompts[name] or "")
 
 
 def _transformer_config(folder: Path) -> dict[str, Any]:
@@ -117,6 +134,7 @@ class Encoder:
         self.device = device
         self.modes = stages.pooling
         self.normalize = stages.normalize
+        self.prompt = stages.prompt
         self.dtype = torch.float32 if fp32 or device == "cpu" else torch.float16
         path = stages.transformer
         config = stages.transformer_config
@@ -143,7 +161,7 @@ class Encoder:
         """
         folder = resolve(model, revision)
         stages = _read_stages(folder.path)
-        if stages.pooling_config.get("include_prompt") is False:
+        if stages.prompt and stages.pooling_config.get("include_prompt") is False:
             raise UnsupportedModelError(f"{folder.path}: pooling that excludes the prompt is not supported")
         info = ModelInfo(
             model=model,
@@ -192,6 +210,8 @@ class Encoder:
         import torch
         from tqdm.auto import tqdm
 
+        if self.prompt:
+            texts = [self.prompt + text for text in texts]
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         starts = range(0, len(texts), batch_size)

@@ -101,6 +101,15 @@ def test_normalize_lowercase_and_short_limit(models_dir: Path) -> None:
     assert np.allclose(np.linalg.norm(encoder.encode(["hello", "你好"]), axis=1), 1.0, atol=1e-6)
 
 
+def test_default_prompt_is_applied(models_dir: Path) -> None:
+    folder = build_model(models_dir / "prompted", seed=5)
+    config = {"prompts": {"query": "为这个句子生成表示：", "document": ""}, "default_prompt_name": "query"}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(config, ensure_ascii=False))
+    encoder = assert_parity(folder)
+    plain = Encoder.load(str(build_model(models_dir / "unprompted", seed=5)), device="cpu")
+    assert np.abs(encoder.encode(["你好"]) - plain.encode(["你好"])).max() > 1e-3  # the prompt mattered
+
+
 def test_batching_does_not_change_results(tiny_encoder: Encoder) -> None:
     one = tiny_encoder.encode(TEXTS, batch_size=1)
     many = tiny_encoder.encode(TEXTS, batch_size=4)
