@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .chunking import Chunk, chunk_text
 from .config import DEFAULT_MODEL, ChunkSettings, Manifest, tqdm_disable
 from .errors import (
     IndexCorruptError,
@@ -22,8 +21,9 @@ from .errors import (
     NothingToIngestError,
     SourceNotFoundError,
 )
+from .prepare import Prepared, Unchanged, prepare
 from .results import Hit, IndexInfo, IngestReport, RemoveReport
-from .sources import DecodeError, Skipped, decode, read_bytes, walk
+from .sources import Skipped, walk
 from .store import Store
 from .vectors import VectorIndex, saved_files
 
@@ -31,13 +31,6 @@ if TYPE_CHECKING:
     from .encoder import Encoder
 
 _FLUSH_CHUNKS = 512  # chunks embedded and committed together
-
-
-@dataclass
-class _Pending:
-    document: dict[str, Any]
-    chunks: list[Chunk]
-    is_update: bool
 
 
 def open_index(
@@ -212,15 +205,20 @@ class Index:
         given = {str(f) for f in found.files}
         known.update({p: d for p, d in store.documents().items() if p in given})
         report = IngestReport(skipped=list(found.skipped))
-        pending: list[_Pending] = []
+        pending: list[Prepared] = []
         kept: set[str] = set()
         bar = tqdm(found.files, desc="Ingesting", unit="file", disable=tqdm_disable(progress))
+        assert self.manifest is not None
+        encoder, settings = self.encoder, self.manifest.chunking
         for path in bar:
-            item = self._prepare(path, known.get(str(path)), report)
-            if item is None:
+            item = prepare(path, known.get(str(path)), encoder.token_spans, settings, encoder.max_text_tokens)
+            if isinstance(item, Skipped):
+                report.skipped.append(item)
                 continue
             kept.add(str(path))
-            if isinstance(item, _Pending):
+            if isinstance(item, Unchanged):
+                report.files_unchanged += 1
+            else:
                 pending.append(item)
                 if sum(len(p.chunks) for p in pending) >= _FLUSH_CHUNKS:
                     self._flush(pending, report)
@@ -235,43 +233,7 @@ class Index:
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _prepare(self, path: Path, known: dict[str, Any] | None, report: IngestReport) -> _Pending | bool | None:
-        """A file to embed, True when it is unchanged, or None when it is skipped."""
-        try:
-            stat = path.stat()
-            if known and known["size"] == stat.st_size and known["mtime"] == stat.st_mtime:
-                report.files_unchanged += 1
-                return True
-            data, digest = read_bytes(path)
-            if known and known["content_hash"] == digest:
-                report.files_unchanged += 1
-                return True
-            text, encoding = decode(data)
-        except (OSError, DecodeError) as exc:
-            report.skipped.append(Skipped(str(path), _reason(exc)))
-            return None
-        assert self.manifest is not None
-        settings = self.manifest.chunking
-        chunks = chunk_text(
-            text,
-            self.encoder.token_spans,
-            settings.chunk_tokens,
-            settings.overlap_tokens,
-            max_tokens=self.encoder.max_text_tokens,
-        )
-        if not chunks:
-            report.skipped.append(Skipped(str(path), "empty or only white space"))
-            return None
-        document = {
-            "path": str(path),
-            "content_hash": digest,
-            "size": stat.st_size,
-            "mtime": stat.st_mtime,
-            "encoding": encoding,
-        }
-        return _Pending(document, chunks, is_update=known is not None)
-
-    def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
+    def _flush(self, pending: list[Prepared], report: IngestReport) -> None:
         if not pending:
             return
         store = self._writable_store()
@@ -380,13 +342,3 @@ class Index:
             size_bytes=size,
             semsearch_version=self.manifest.semsearch_version,
         )
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, DecodeError):
-        return str(exc)
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, FileNotFoundError):
-        return "vanished while reading"
-    return f"cannot read: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
