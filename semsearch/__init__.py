@@ -24,11 +24,12 @@ from .errors import (
     SourceNotFoundError,
     UnsupportedModelError,
 )
-from .results import Hit, IndexInfo, IngestReport, RemoveReport
+from .results import Check, Hit, IndexInfo, IngestReport, RemoveReport
 from .sources import Skipped
 
 __all__ = [
     "DEFAULT_MODEL",
+    "Check",
     "ChunkSettings",
     "Encoder",
     "Hit",

@@ -21,7 +21,7 @@ from .errors import SemsearchError
 
 if TYPE_CHECKING:
     from .engine import Index
-    from .results import Hit
+    from .results import Check, Hit
 
 app = typer.Typer(
     add_completion=False,
@@ -208,10 +208,14 @@ def _print_hits(hits: list[Hit]) -> None:
 @app.command()
 def info(
     index: IndexOption = Path(DEFAULT_INDEX),
+    check: Annotated[bool, typer.Option("--check", help="Verify the index's invariants; exit 1 if any fails.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Describe an index: model, dimension, documents, chunks, vector index, size on disk."""
     with _errors(), _open(index, None, create=False) as idx:
+        if check:
+            _report_checks(idx.check(), as_json)
+            return
         details = idx.info()
         _print_notes(idx)
     if as_json:
@@ -223,6 +227,27 @@ def info(
         elif isinstance(value, list):
             value = ", ".join(map(str, value)) or "-"
         typer.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+@app.command()
+def repair(
+    index: IndexOption = Path(DEFAULT_INDEX),
+    as_json: JsonOption = False,
+) -> None:
+    """Rebuild the vector index from the vectors stored in SQLite, then verify the index."""
+    with _errors(), _open(index, None, create=False) as idx:
+        _report_checks(idx.repair(), as_json)
+
+
+def _report_checks(checks: list[Check], as_json: bool) -> None:
+    ok = all(c.ok for c in checks)
+    if as_json:
+        _print_json({"ok": ok, "checks": [c.to_dict() for c in checks]})
+    else:
+        for c in checks:
+            typer.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}" + (f": {c.detail}" if c.detail else ""))
+    if not ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -22,7 +22,7 @@ from .errors import (
     SourceNotFoundError,
 )
 from .prepare import Prepared, Unchanged, prepare
-from .results import Hit, IndexInfo, IngestReport, RemoveReport
+from .results import Check, Hit, IndexInfo, IngestReport, RemoveReport
 from .sources import Skipped, walk
 from .store import Store
 from .vectors import VectorIndex, saved_files
@@ -268,9 +268,8 @@ class Index:
 
     def remove(self, paths: list[str | os.PathLike[str]]) -> RemoveReport:
         """Take the documents at ``paths`` (files, or everything under folders) out of the index."""
-        if self._store is None or self.manifest is None:
-            raise IndexNotFoundError(f"No index at {self.folder}; run 'semsearch ingest DIR' first")
-        documents = self._store.documents()
+        store, _ = self._require()
+        documents = store.documents()
         matched: list[str] = []
         for given in paths:
             target = os.path.abspath(given)
@@ -279,7 +278,7 @@ class Index:
                 raise SourceNotFoundError(f"Nothing indexed at {given}")
             matched.extend(h for h in hits if h not in matched)
         chunks = self._delete(matched)
-        self._vector_index().save(self.folder, self._store.generation())
+        self._vector_index().save(self.folder, store.generation())
         return RemoveReport(files_removed=len(matched), chunks_removed=chunks, paths=matched)
 
     def search(self, query: str, k: int = 10, min_score: float | None = None) -> list[Hit]:
@@ -317,13 +316,64 @@ class Index:
             hits.append(hit)
         return hits
 
-    def info(self) -> IndexInfo:
-        """What the index holds and how it is stored."""
+    def check(self) -> list[Check]:
+        """Verify the index's invariants: SQLite sound, every chunk with exactly one vector in
+        SQLite and in FAISS and the reverse, the FAISS file current, no orphan documents."""
+        store, manifest = self._require()
+        dimension = manifest.model.dimension
+        quick = store.quick_check()
+        checks = [Check("sqlite integrity", quick == "ok", "" if quick == "ok" else quick)]
+        checks += [
+            Check(name, count == 0, f"{count} found" if count else "")
+            for name, count in store.problems(dimension).items()
+        ]
+        generation = store.generation()
+        current = [path for path, g in saved_files(self.folder) if g == generation]
+        if not current:
+            checks.append(
+                Check(
+                    "vector index file current", False, f"no file for generation {generation}; run 'semsearch repair'"
+                )
+            )
+            return checks
+        checks.append(Check("vector index file current", True, current[0].name))
+        try:
+            faiss_ids = VectorIndex.load(current[0], dimension, use_gpu=False).ids()
+        except IndexCorruptError as exc:
+            checks.append(Check("vector index readable", False, str(exc)))
+            return checks
+        chunk_ids = store.chunk_ids()
+        unique = np.unique(faiss_ids)
+        checks.append(
+            Check(
+                "no id twice in the vector index",
+                len(unique) == len(faiss_ids),
+                f"{len(faiss_ids) - len(unique)} repeated" if len(unique) != len(faiss_ids) else "",
+            )
+        )
+        missing = len(np.setdiff1d(chunk_ids, unique))
+        extra = len(np.setdiff1d(unique, chunk_ids))
+        detail = f"{missing} chunks without a vector, {extra} vectors without a chunk" if missing or extra else ""
+        checks.append(Check("vector index matches the chunks", not (missing or extra), detail))
+        return checks
+
+    def repair(self) -> list[Check]:
+        """Rebuild the vector index from the vectors stored in SQLite, then ``check``."""
+        store, manifest = self._require()
+        self._vectors = self._rebuild_vectors(manifest.model.dimension, store.generation())
+        return self.check()
+
+    def _require(self) -> tuple[Store, Manifest]:
         if self._store is None or self.manifest is None:
             raise IndexNotFoundError(f"No index at {self.folder}; run 'semsearch ingest DIR' first")
-        counts = self._store.counts()
+        return self._store, self.manifest
+
+    def info(self) -> IndexInfo:
+        """What the index holds and how it is stored."""
+        store, manifest = self._require()
+        counts = store.counts()
         vectors = self._vector_index()
-        model = self.manifest.model
+        model = manifest.model
         size = sum(f.stat().st_size for f in self.folder.iterdir() if f.is_file())
         return IndexInfo(
             path=str(self.folder.resolve()),
@@ -333,12 +383,12 @@ class Index:
             pooling=model.pooling,
             normalize=model.normalize,
             max_seq_length=model.max_seq_length,
-            chunk_tokens=self.manifest.chunking.chunk_tokens,
-            overlap_tokens=self.manifest.chunking.overlap_tokens,
+            chunk_tokens=manifest.chunking.chunk_tokens,
+            overlap_tokens=manifest.chunking.overlap_tokens,
             documents=counts["documents"],
             chunks=counts["chunks"],
             index_type=vectors.kind,
             index_device=vectors.device,
             size_bytes=size,
-            semsearch_version=self.manifest.semsearch_version,
+            semsearch_version=manifest.semsearch_version,
         )

@@ -62,6 +62,18 @@ class RemoveReport:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One invariant of an index and whether it holds."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class IndexInfo:
     """A summary of an index, for ``semsearch info``."""
 

@@ -189,9 +189,37 @@ class Store:
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
+            if any(len(r[1]) != 4 * dimension for r in rows):
+                raise IndexCorruptError(f"{self.path} holds vectors that are not {dimension}-d")
             matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
             yield ids, matrix
             last = int(ids[-1])
+
+    def chunk_ids(self) -> np.ndarray:
+        """Every chunk id, sorted."""
+        rows = self.db.execute("SELECT id FROM chunks ORDER BY id").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def problems(self, dimension: int) -> dict[str, int]:
+        """Counts of rows breaking the store's invariants; all zero in a sound index."""
+        queries = {
+            "chunks without a vector": "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+            "(SELECT 1 FROM vectors v WHERE v.chunk_id = c.id)",
+            "vectors without a chunk": "SELECT count(*) FROM vectors v WHERE NOT EXISTS "
+            "(SELECT 1 FROM chunks c WHERE c.id = v.chunk_id)",
+            "vectors of the wrong size": f"SELECT count(*) FROM vectors WHERE length(vector) != {4 * dimension}",
+            "documents without chunks": "SELECT count(*) FROM documents d WHERE NOT EXISTS "
+            "(SELECT 1 FROM chunks c WHERE c.document_id = d.id)",
+            "documents with a wrong chunk count": "SELECT count(*) FROM documents d WHERE d.chunks != "
+            "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id)",
+            "chunks without a document": "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+            "(SELECT 1 FROM documents d WHERE d.id = c.document_id)",
+        }
+        return {name: int(self.db.execute(sql).fetchone()[0]) for name, sql in queries.items()}
+
+    def quick_check(self) -> str:
+        """SQLite's own consistency check: 'ok' or the first problem it reports."""
+        return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
 
     def counts(self) -> dict[str, int]:
         return {

@@ -212,3 +212,16 @@ def test_help_does_not_import_torch() -> None:
     code = "import sys; from semsearch.cli import app; print('torch' in sys.modules, 'faiss' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_info_check_and_repair(built: tuple[Path, Path], own_copy: Path) -> None:
+    work, _ = built
+    result = run("info", "--check", "--index", own_copy, "--json", cwd=work)
+    assert result.returncode == 0 and json.loads(result.stdout)["ok"] is True
+    for path in own_copy.glob("vectors-*.faiss"):
+        path.unlink()
+    broken = run("info", "--check", "--index", own_copy, cwd=work)
+    assert broken.returncode == 1 and "FAIL  vector index file current" in broken.stdout
+    repaired = run("repair", "--index", own_copy, "--json", cwd=work)
+    assert repaired.returncode == 0 and json.loads(repaired.stdout)["ok"] is True
+    assert run("info", "--check", "--index", own_copy, cwd=work).returncode == 0

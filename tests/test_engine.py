@@ -195,3 +195,50 @@ def test_errors(tmp_path: Path, tiny_model: Path) -> None:
     assert not (tmp_path / "kb").exists()  # nothing written by failed ingests
     with pytest.raises(semsearch.InvalidQueryError):
         idx.search("   ")
+
+
+def failed(checks: list[semsearch.Check]) -> dict[str, str]:
+    return {c.name: c.detail for c in checks if not c.ok}
+
+
+def test_a_sound_index_passes_every_check(index: semsearch.Index) -> None:
+    checks = index.check()
+    assert len(checks) == 10 and failed(checks) == {}
+
+
+def test_missing_vector_file_fails_and_repair_fixes_it(index: semsearch.Index) -> None:
+    for path, _ in saved_files(index.folder):
+        path.unlink()
+    assert "vector index file current" in failed(index.check())
+    assert failed(index.repair()) == {}
+
+
+def test_extra_and_missing_faiss_ids_fail_and_repair_fixes_them(index: semsearch.Index) -> None:
+    from semsearch.vectors import VectorIndex
+
+    (path, _), *_ = saved_files(index.folder)
+    vectors = VectorIndex.load(path, 96, use_gpu=False)
+    vectors.remove(vectors.ids()[:2])
+    vectors.add(np.array([10**9], dtype=np.int64), np.ones((1, 96), dtype=np.float32))
+    vectors.save(index.folder, index._store.generation())
+    assert failed(index.check()) == {
+        "vector index matches the chunks": "2 chunks without a vector, 1 vectors without a chunk"
+    }
+    assert failed(index.repair()) == {}
+
+
+def test_store_problems_are_reported(index: semsearch.Index) -> None:
+    db = index._store.db
+    db.execute("DELETE FROM vectors WHERE chunk_id = (SELECT min(id) FROM chunks)")
+    db.execute("UPDATE documents SET chunks = chunks + 1 WHERE id = (SELECT min(id) FROM documents)")
+    problems = failed(index.repair())  # repair rebuilds FAISS from SQLite: it cannot invent a vector
+    assert problems["chunks without a vector"] == "1 found"
+    assert problems["documents with a wrong chunk count"] == "1 found"
+    assert problems["vector index matches the chunks"] == "1 chunks without a vector, 0 vectors without a chunk"
+
+
+def test_corrupt_vector_file_is_reported_and_repaired(index: semsearch.Index) -> None:
+    (path, _), *_ = saved_files(index.folder)
+    path.write_bytes(path.read_bytes()[:100])
+    assert "vector index readable" in failed(index.check())
+    assert failed(index.repair()) == {}
