@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from semsearch.config import ChunkSettings
 from semsearch.prepare import Prepared, Unchanged, prepare
@@ -37,23 +38,26 @@ def test_unchanged_by_size_and_mtime_without_reading(tmp_path: Path) -> None:
     assert isinstance(run(path, known), Unchanged)
 
 
+def indexed(path: Path, text: str) -> dict[str, Any]:
+    """Write ``text`` to ``path`` and return the documents row a first ingest would store."""
+    path.write_text(text, encoding="utf-8")
+    item = run(path)
+    assert isinstance(item, Prepared) and not item.is_update
+    return item.document
+
+
 def test_unchanged_by_content_hash_after_touch(tmp_path: Path) -> None:
     path = tmp_path / "a.txt"
-    path.write_text("内容。", encoding="utf-8")
-    first = run(path)
-    assert isinstance(first, Prepared)
-    os.utime(path, (1, 1))
-    known = {**first.document, "mtime": first.document["mtime"]}
+    known = indexed(path, "内容。")
+    os.utime(path, (1, 1))  # a new mtime, so only the content hash can tell
     assert isinstance(run(path, known), Unchanged)
 
 
 def test_changed_file_is_an_update(tmp_path: Path) -> None:
     path = tmp_path / "a.txt"
-    path.write_text("旧内容。", encoding="utf-8")
-    first = run(path)
-    assert isinstance(first, Prepared)
+    known = indexed(path, "旧内容。")
     path.write_text("新的内容，长一点。", encoding="utf-8")
-    item = run(path, first.document)
+    item = run(path, known)
     assert isinstance(item, Prepared) and item.is_update
 
 
