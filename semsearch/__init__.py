@@ -14,7 +14,9 @@ from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version
 from .engine import Index, open_index
 from .errors import (
     IndexCorruptError,
+    IndexLockedError,
     IndexNotFoundError,
+    Interrupted,
     InvalidOptionError,
     InvalidQueryError,
     ModelLoadError,
@@ -36,8 +38,10 @@ __all__ = [
     "Index",
     "IndexCorruptError",
     "IndexInfo",
+    "IndexLockedError",
     "IndexNotFoundError",
     "IngestReport",
+    "Interrupted",
     "InvalidOptionError",
     "InvalidQueryError",
     "Manifest",

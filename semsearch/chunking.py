@@ -5,20 +5,39 @@ before white space) and at line breaks. Sentences are packed greedily up to ``ch
 one longer than that is cut at token boundaries, so a run without punctuation is still split.
 Every chunk is ``text[start:end]`` exactly, and together the chunks cover every non-space
 character of the text.
+
+Time and memory stay linear in the text, however it looks: the stages are generators, each
+tokenizer call gets a bounded batch, and a sentence longer than ``window`` characters is
+tokenized in pieces (see ``token_windows``).
 """
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 # Character spans of each token of each text, without special tokens (the encoder's token_spans).
 TokenSpans = Callable[[list[str]], list[list[tuple[int, int]]]]
+Span = tuple[int, int]
+Unit = tuple[int, int, int]  # (start, end, tokens) of a sentence or a piece of one
 
+WINDOW = 32_768  # characters of one long sentence tokenized per call
 _SENTENCE_END = re.compile(r"""(?:[。！？；!?;…]+|\.(?=\s|$))[”’」』》）)\]"']*|\n+""")
-_BATCH = 2048  # sentences per tokenizer call
+_BATCH = 2048  # texts per tokenizer call
+_BATCH_CHARS = 262_144  # characters per tokenizer call: bounds the token spans held at once
+# CJK ideograph blocks, as BERT's tokenizer has them: it makes each such character a word
+_CJK = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
 
 
 @dataclass(frozen=True)
@@ -32,24 +51,27 @@ class Chunk:
     tokens: int
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
+def split_sentences(text: str) -> list[Span]:
     """(start, end) of each sentence, trimmed of surrounding white space; empty ones dropped."""
-    spans: list[tuple[int, int]] = []
+    return list(_sentences(text))
+
+
+def _sentences(text: str) -> Iterator[Span]:
     begin = 0
     for match in _SENTENCE_END.finditer(text):
-        _append_trimmed(text, begin, match.end(), spans)
+        yield from _trim(text, begin, match.end())
         begin = match.end()
-    _append_trimmed(text, begin, len(text), spans)
-    return spans
+    yield from _trim(text, begin, len(text))
 
 
-def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+def _trim(text: str, start: int, end: int) -> Iterator[Span]:
+    """text[start:end] without surrounding white space, unless nothing is left."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
     if start < end:
-        spans.append((start, end))
+        yield start, end
 
 
 def chunk_text(
@@ -58,95 +80,149 @@ def chunk_text(
     chunk_tokens: int,
     overlap_tokens: int = 0,
     max_tokens: int | None = None,
+    *,
+    window: int = WINDOW,
 ) -> list[Chunk]:
     """Cut ``text`` into chunks of at most ``chunk_tokens`` tokens (hard limit ``max_tokens``).
 
-    Consecutive chunks share up to ``overlap_tokens`` tokens of whole sentences.
+    Consecutive chunks share up to ``overlap_tokens`` tokens of whole sentences. A sentence
+    longer than ``window`` characters is tokenized in pieces of at most that many.
     """
     if chunk_tokens < 1 or overlap_tokens < 0 or overlap_tokens >= chunk_tokens:
         raise ValueError("need chunk_tokens >= 1 and 0 <= overlap_tokens < chunk_tokens")
+    if window < 2:
+        raise ValueError("need window >= 2")
     limit = max_tokens or chunk_tokens
-    units = _units(text, split_sentences(text), token_spans, chunk_tokens)
-    groups = _pack(units, chunk_tokens, overlap_tokens)
-    lines = _line_starts(text)
+    units = _units(text, _sentences(text), token_spans, chunk_tokens, window)
     chunks: list[Chunk] = []
-    spans = [(units[first][0], units[last][1]) for first, last in groups]
-    counts = _count(text, spans, token_spans)
-    for (start, end), count in zip(spans, counts, strict=True):
+    line, at = 1, 0
+    for start, end, count in _counted(text, _pack(units, chunk_tokens, overlap_tokens), token_spans, window):
+        pieces: Iterable[Unit] = [(start, end, count)]
         if count > limit:
             # packing counts tokens sentence by sentence; joined text can tokenize longer
-            pieces = _cut(text, start, end, token_spans([text[start:end]])[0], limit)
-            chunks.extend(_make(text, s, e, n, lines) for s, e, n in pieces)
-        else:
-            chunks.append(_make(text, start, end, count, lines))
+            pieces = _cut(text, start, end, token_windows(text, start, end, token_spans, window), limit)
+        for s, e, n in pieces:
+            line, at = line + text.count("\n", at, s), s
+            chunks.append(Chunk(text=text[s:e], start=s, end=e, line=line, tokens=n))
     return chunks
 
 
 def _units(
-    text: str, sentences: list[tuple[int, int]], token_spans: TokenSpans, chunk_tokens: int
-) -> list[tuple[int, int, int]]:
+    text: str, sentences: Iterable[Span], token_spans: TokenSpans, chunk_tokens: int, window: int
+) -> Iterator[Unit]:
     """(start, end, tokens) of each sentence, long ones cut into pieces of chunk_tokens."""
-    units: list[tuple[int, int, int]] = []
-    for first in range(0, len(sentences), _BATCH):
-        batch = sentences[first : first + _BATCH]
+    for batch in _batches(sentences, window):
+        if len(batch) == 1 and batch[0][1] - batch[0][0] > window:
+            start, end = batch[0]
+            yield from _cut(text, start, end, token_windows(text, start, end, token_spans, window), chunk_tokens)
+            continue
         for (start, end), spans in zip(batch, token_spans([text[s:e] for s, e in batch]), strict=True):
             if len(spans) <= chunk_tokens:
-                units.append((start, end, len(spans)))
+                yield start, end, len(spans)
             else:
-                units.extend(_cut(text, start, end, spans, chunk_tokens))
-    return units
+                yield from _cut(text, start, end, [[(start + s, start + e) for s, e in spans]], chunk_tokens)
 
 
-def _cut(text: str, start: int, end: int, spans: list[tuple[int, int]], size: int) -> list[tuple[int, int, int]]:
-    """Cut text[start:end], whose tokens are ``spans``, at token boundaries into pieces of ``size``."""
-    pieces: list[tuple[int, int, int]] = []
-    for first in range(0, len(spans), size):
-        piece_start = start if first == 0 else start + spans[first][0]
-        last = min(first + size, len(spans))
-        piece_end = end if last == len(spans) else start + spans[last][0]
-        trimmed: list[tuple[int, int]] = []
-        _append_trimmed(text, piece_start, piece_end, trimmed)
-        pieces.extend((s, e, last - first) for s, e in trimmed)
-    return pieces
+def _batches(spans: Iterable[Span], window: int) -> Iterator[list[Span]]:
+    """Consecutive spans grouped for one tokenizer call; one longer than ``window`` comes alone."""
+    batch: list[Span] = []
+    chars = 0
+    for start, end in spans:
+        long = end - start > window
+        if batch and (long or len(batch) == _BATCH or chars + end - start > _BATCH_CHARS):
+            yield batch
+            batch, chars = [], 0
+        batch.append((start, end))
+        chars += end - start
+        if long:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
 
 
-def _pack(units: list[tuple[int, int, int]], chunk_tokens: int, overlap_tokens: int) -> list[tuple[int, int]]:
-    """Group consecutive units into (first, last) index ranges of at most chunk_tokens tokens."""
-    groups: list[tuple[int, int]] = []
-    first, total = 0, 0
-    for i, (_, _, tokens) in enumerate(units):
-        if i > first and total + tokens > chunk_tokens:
-            groups.append((first, i - 1))
-            first, total = _overlap_start(units, first, i, overlap_tokens, chunk_tokens - tokens)
-        total += tokens
-    if units:
-        groups.append((first, len(units) - 1))
-    return groups
+def token_windows(
+    text: str, start: int, end: int, token_spans: TokenSpans, window: int = WINDOW
+) -> Iterator[list[Span]]:
+    """The tokens of text[start:end] as absolute spans, from pieces of at most ``window`` characters.
+
+    Pieces end where BERT's pre-tokenizer ends a word anyway (white space, punctuation, a CJK
+    ideograph on either side), so for Chinese and space-separated text the tokens are those of
+    one call on the whole text, with any WordPiece vocabulary. Only a word longer than half a
+    window (by default 16,384 characters with no space, punctuation or CJK) is cut.
+    """
+    for batch in _batches(_pieces(text, start, end, window), window):
+        for (s, _), spans in zip(batch, token_spans([text[s:e] for s, e in batch]), strict=True):
+            yield [(s + a, s + b) for a, b in spans]
 
 
-def _overlap_start(
-    units: list[tuple[int, int, int]], first: int, nxt: int, overlap_tokens: int, room: int
-) -> tuple[int, int]:
-    """Where the next chunk starts: the trailing sentences of the last one that fit the overlap."""
-    start, total = nxt, 0
-    while start - 1 > first and total + units[start - 1][2] <= min(overlap_tokens, room):
-        start -= 1
-        total += units[start][2]
-    return start, total
+def _pieces(text: str, start: int, end: int, window: int) -> Iterator[Span]:
+    """text[start:end] in pieces of at most ``window`` characters, all but the last over half that."""
+    pos = start
+    while end - pos > window:
+        ends = (c for c in range(pos + window, pos + window // 2, -1) if _splits(text[c - 1]) or _splits(text[c]))
+        cut = next(ends, pos + window)
+        yield pos, cut
+        pos = cut
+    yield pos, end
 
 
-def _count(text: str, spans: list[tuple[int, int]], token_spans: TokenSpans) -> list[int]:
-    counts: list[int] = []
-    for first in range(0, len(spans), _BATCH):
-        batch = spans[first : first + _BATCH]
-        counts.extend(len(t) for t in token_spans([text[s:e] for s, e in batch]))
-    return counts
+def _splits(char: str) -> bool:
+    """Whether BERT's pre-tokenizer ends a word at ``char``: white space, punctuation, CJK."""
+    code = ord(char)
+    if char in " \t\n\r" or (code < 128 and not char.isalnum() and char.isprintable()):
+        return True
+    if any(low <= code <= high for low, high in _CJK):
+        return True
+    category = unicodedata.category(char)
+    return category == "Zs" or category.startswith("P")
 
 
-def _line_starts(text: str) -> list[int]:
-    return [m.end() for m in re.finditer("\n", text)]
+def _cut(text: str, start: int, end: int, windows: Iterable[list[Span]], size: int) -> Iterator[Unit]:
+    """Cut text[start:end], whose tokens (absolute spans) come in ``windows``, into pieces of ``size``."""
+    pending: list[Span] = []
+    piece_start = start
+    for spans in windows:
+        pending.extend(spans)
+        first = 0
+        while len(pending) - first > size:
+            piece_end = pending[first + size][0]
+            yield from ((s, e, size) for s, e in _trim(text, piece_start, piece_end))
+            piece_start, first = piece_end, first + size
+        del pending[:first]
+    yield from ((s, e, len(pending)) for s, e in _trim(text, piece_start, end))
 
 
-def _make(text: str, start: int, end: int, tokens: int, line_starts: list[int]) -> Chunk:
-    line = bisect.bisect_right(line_starts, start) + 1
-    return Chunk(text=text[start:end], start=start, end=end, line=line, tokens=tokens)
+def _pack(units: Iterable[Unit], chunk_tokens: int, overlap_tokens: int) -> Iterator[Span]:
+    """(start, end) of each chunk: consecutive units of at most chunk_tokens tokens together."""
+    group: list[Unit] = []
+    total = 0
+    for unit in units:
+        if group and total + unit[2] > chunk_tokens:
+            yield group[0][0], group[-1][1]
+            group = _overlap(group, min(overlap_tokens, chunk_tokens - unit[2]))
+            total = sum(u[2] for u in group)
+        group.append(unit)
+        total += unit[2]
+    if group:
+        yield group[0][0], group[-1][1]
+
+
+def _overlap(group: list[Unit], budget: int) -> list[Unit]:
+    """The trailing sentences of a chunk, short of its first, that fit in ``budget`` tokens."""
+    keep, total = len(group), 0
+    while keep - 1 > 0 and total + group[keep - 1][2] <= budget:
+        keep -= 1
+        total += group[keep][2]
+    return group[keep:]
+
+
+def _counted(text: str, spans: Iterable[Span], token_spans: TokenSpans, window: int) -> Iterator[Unit]:
+    """Each span with its number of tokens."""
+    for batch in _batches(spans, window):
+        if len(batch) == 1 and batch[0][1] - batch[0][0] > window:
+            start, end = batch[0]
+            yield start, end, sum(len(w) for w in token_windows(text, start, end, token_spans, window))
+            continue
+        for (start, end), tokens in zip(batch, token_spans([text[s:e] for s, e in batch]), strict=True):
+            yield start, end, len(tokens)

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .config import DEFAULT_INDEX, DEFAULT_MODEL, ChunkSettings
-from .errors import SemsearchError
+from .config import DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings
+from .errors import Interrupted, SemsearchError
+from .results import IngestReport
 
 if TYPE_CHECKING:
     from .engine import Index
@@ -46,6 +47,9 @@ ModelOption = Annotated[
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 Fp32Option = Annotated[bool, typer.Option("--fp32", help="Run the model in float32 on CUDA too.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="If another process is writing to the index, wait for it instead of failing.")
+]
 
 
 def _print_version(value: bool) -> None:
@@ -69,9 +73,14 @@ def _main(
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def _errors(as_json: bool = False) -> Iterator[None]:
     try:
         yield
+    except Interrupted as exc:
+        if isinstance(exc.report, IngestReport):
+            _print_report(exc.report, as_json)
+        typer.echo(f"Interrupted: {exc}", err=True)
+        raise typer.Exit(130) from None
     except SemsearchError as exc:
         if _state["debug"]:
             raise
@@ -102,7 +111,10 @@ def _print_json(data: Any) -> None:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index (folders recursively).")],
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Files or folders to index (folders recursively).", show_default=False),
+    ] = None,
     index: IndexOption = Path(DEFAULT_INDEX),
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -112,31 +124,70 @@ def ingest(
     overlap_tokens: Annotated[
         Optional[int], typer.Option("--overlap-tokens", min=0, help="Tokens shared by neighbour chunks [default: 32].")
     ] = None,
+    exclude: Annotated[
+        Optional[list[str]],
+        typer.Option("--exclude", "-x", help=".gitignore-style pattern of paths to leave out; repeatable."),
+    ] = None,
+    max_file_mb: Annotated[
+        float, typer.Option("--max-file-mb", min=0, help="Skip files larger than this (0: no limit).")
+    ] = DEFAULT_MAX_FILE_BYTES / 1e6,
+    reindex: Annotated[
+        bool,
+        typer.Option(
+            "--reindex",
+            help="Re-embed every indexed document (and PATHS) with --model; the old index serves until done.",
+        ),
+    ] = False,
+    wait: WaitOption = False,
     fp32: Fp32Option = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Chunk, embed and index text files (.txt .md .markdown .rst); re-running updates the index."""
-    with _errors():
-        chunking = None
-        if chunk_tokens is not None or overlap_tokens is not None:
-            defaults = ChunkSettings()
-            chunking = ChunkSettings(
-                chunk_tokens=defaults.chunk_tokens if chunk_tokens is None else chunk_tokens,
-                overlap_tokens=defaults.overlap_tokens if overlap_tokens is None else overlap_tokens,
-            )
-        with _open(index, model, device, fp32, chunking=chunking) as idx:
-            report = idx.ingest(list(paths), progress=None)
-            _print_notes(idx)
-        if as_json:
-            _print_json(report.to_dict())
-            return
-        for skipped in report.skipped:
-            typer.echo(f"skipped {_display(skipped.path)}: {skipped.reason}", err=True)
-        typer.echo(
-            f"{report.files_added} added, {report.files_updated} updated, {report.files_unchanged} unchanged, "
-            f"{report.files_removed} removed, {report.files_skipped} skipped; "
-            f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index ({report.seconds:.1f} s)"
-        )
+    """Chunk, embed and index text files (.txt .md .markdown .rst .text); re-running updates the index.
+
+    Ctrl-C stops after the current batch and keeps what was committed; run again to finish.
+    """
+    if not paths and not reindex:
+        raise typer.BadParameter("give at least one file or folder", param_hint="PATHS")
+    chunking = _chunking(chunk_tokens, overlap_tokens)
+    options: dict[str, Any] = {
+        "progress": None,
+        "exclude": exclude or [],
+        "max_file_bytes": int(max_file_mb * 1e6) or None,
+    }
+    with _errors(as_json):
+        if reindex:
+            with _open(index, None, device, fp32, wait=wait) as idx:
+                report = idx.reindex(paths or [], model, chunking=chunking, **options)
+                _print_notes(idx)
+        else:
+            with _open(index, model, device, fp32, chunking=chunking, wait=wait) as idx:
+                report = idx.ingest(paths or [], **options)
+                _print_notes(idx)
+    _print_report(report, as_json)
+
+
+def _chunking(chunk_tokens: int | None, overlap_tokens: int | None) -> ChunkSettings | None:
+    if chunk_tokens is None and overlap_tokens is None:
+        return None
+    defaults = ChunkSettings()
+    return ChunkSettings(
+        chunk_tokens=defaults.chunk_tokens if chunk_tokens is None else chunk_tokens,
+        overlap_tokens=defaults.overlap_tokens if overlap_tokens is None else overlap_tokens,
+    )
+
+
+def _print_report(report: IngestReport, as_json: bool) -> None:
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    for skipped in report.skipped:
+        typer.echo(f"skipped {_display(skipped.path)}: {skipped.reason}", err=True)
+    reused = f" ({report.files_reused} from identical indexed content)" if report.files_reused else ""
+    typer.echo(
+        f"{report.files_added} added, {report.files_updated} updated{reused}, {report.files_unchanged} unchanged, "
+        f"{report.files_removed} removed, {report.files_skipped} skipped; "
+        f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index ({report.seconds:.1f} s)"
+    )
 
 
 @app.command()
@@ -209,10 +260,11 @@ def _print_hits(hits: list[Hit]) -> None:
 def info(
     index: IndexOption = Path(DEFAULT_INDEX),
     check: Annotated[bool, typer.Option("--check", help="Verify the index's invariants; exit 1 if any fails.")] = False,
+    wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Describe an index: model, dimension, documents, chunks, vector index, size on disk."""
-    with _errors(), _open(index, None, create=False) as idx:
+    with _errors(), _open(index, None, create=False, wait=wait) as idx:
         if check:
             _report_checks(idx.check(), as_json)
             return
@@ -232,10 +284,11 @@ def info(
 @app.command()
 def repair(
     index: IndexOption = Path(DEFAULT_INDEX),
+    wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild the vector index from the vectors stored in SQLite, then verify the index."""
-    with _errors(), _open(index, None, create=False) as idx:
+    with _errors(), _open(index, None, create=False, wait=wait) as idx:
         _report_checks(idx.repair(), as_json)
 
 
@@ -254,10 +307,11 @@ def _report_checks(checks: list[Check], as_json: bool) -> None:
 def remove(
     paths: Annotated[list[Path], typer.Argument(help="Indexed files, or folders to remove everything under.")],
     index: IndexOption = Path(DEFAULT_INDEX),
+    wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Take documents out of the index (the files themselves are left alone)."""
-    with _errors(), _open(index, None, create=False) as idx:
+    with _errors(), _open(index, None, create=False, wait=wait) as idx:
         report = idx.remove(list(paths))
     if as_json:
         _print_json(report.to_dict())

@@ -7,7 +7,7 @@ folder lists a Normalize stage. Cosine similarity is the index's business, not t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import ModelInfo, tqdm_disable
-from .errors import InvalidOptionError, ModelLoadError, UnsupportedModelError
+from .errors import Interrupted, InvalidOptionError, ModelLoadError, UnsupportedModelError
 from .hub import fingerprint, resolve
 
 if TYPE_CHECKING:
@@ -201,11 +201,18 @@ class Encoder:
         encoded = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [[(int(s), int(e)) for s, e in spans] for spans in encoded["offset_mapping"]]
 
-    def encode(self, texts: list[str], batch_size: int = 32, progress: bool | None = False) -> np.ndarray:
+    def encode(
+        self,
+        texts: list[str],
+        batch_size: int = 32,
+        progress: bool | None = False,
+        stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """Embed ``texts``: a float32 array of shape (len(texts), dimension).
 
         Longest texts go first, in batches of ``batch_size``, so each batch pads little.
-        ``progress`` shows a bar on stderr (None: only when stderr is a terminal).
+        ``progress`` shows a bar on stderr (None: only when stderr is a terminal). ``stop`` is
+        asked before each batch; when it answers True, ``Interrupted`` is raised.
         """
         import torch
         from tqdm.auto import tqdm
@@ -217,6 +224,8 @@ class Encoder:
         starts = range(0, len(texts), batch_size)
         with torch.inference_mode():
             for start in tqdm(starts, desc="Embedding", unit="batch", disable=tqdm_disable(progress)):
+                if stop is not None and stop():
+                    raise Interrupted("Embedding stopped on request")
                 index = order[start : start + batch_size]
                 out[index] = self._encode_batch([texts[i] for i in index]).float().cpu().numpy()
         return out

@@ -1,36 +1,41 @@
-"""Ingest and search: the only module that knows sources, chunking, encoder, store and vectors."""
+"""Open an index, search it, check and repair it: the module that ties store, vectors and encoder.
+
+Readers take a SQLite snapshot and bring the vector index up to it (``consistency.sync``), so a
+crash, a query during an ingest and a long-lived process all see one committed state. Writers
+(ingest, remove, repair, check) hold ``write.lock``; only they write vector files, except that a
+reader which caught up may save its result while nobody writes.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import time
-from dataclasses import asdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import DEFAULT_MODEL, ChunkSettings, Manifest, tqdm_disable
+from .config import DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings, Manifest
+from .consistency import checks, sync
 from .errors import (
     IndexCorruptError,
+    IndexLockedError,
     IndexNotFoundError,
     InvalidOptionError,
     InvalidQueryError,
     ModelMismatchError,
-    NothingToIngestError,
     SourceNotFoundError,
 )
-from .prepare import Prepared, Unchanged, prepare
-from .results import Check, Hit, IndexInfo, IngestReport, RemoveReport
-from .sources import Skipped, walk
-from .store import Store
-from .vectors import VectorIndex, saved_files
+from .layout import DATABASE, data_folder
+from .locking import WriteLock, is_locked
+from .results import Check, Hit, IndexInfo, RemoveReport
+from .store import Store, guard
+from .vectors import VectorIndex
 
 if TYPE_CHECKING:
     from .encoder import Encoder
-
-_FLUSH_CHUNKS = 512  # chunks embedded and committed together
+    from .results import IngestReport
 
 
 def open_index(
@@ -41,36 +46,26 @@ def open_index(
     fp32: bool = False,
     chunking: ChunkSettings | None = None,
     create: bool = True,
+    wait: bool | float = False,
 ) -> Index:
     """Open the index in folder ``path``, or prepare a new one there (written on first ingest).
 
     ``model`` (a hub id or a local sentence-transformers folder) is needed only for a new index;
     for an existing one it must be the model the index was built with. ``create=False`` raises
-    IndexNotFoundError when there is no index yet.
+    IndexNotFoundError when there is no index yet. ``wait`` is what a write (ingest, remove,
+    repair, check) does when another process is writing: fail at once (False), wait (True) or
+    wait up to that many seconds.
     """
-    folder = Path(path)
-    store = Store.open(folder) if (folder / Store.FILENAME).exists() else None
-    manifest = store.manifest() if store else None
-    if store is not None and manifest is None and store.counts()["chunks"]:
-        raise IndexCorruptError(f"{store.path} has chunks but no manifest; rebuild the index with a new --index")
-    if manifest is None and not create:
-        raise IndexNotFoundError(f"No index at {folder}; run 'semsearch ingest DIR' first")
-    if manifest is not None:
-        if model is not None and not _same_model(model, manifest):
-            raise ModelMismatchError(
-                f"The index at {folder} was built with model '{manifest.model.model}' "
-                f"({manifest.model.dimension}-d); '{model}' was asked for. "
-                "Use the index's model, or another --index for a new one"
-            )
-        if chunking is not None and chunking != manifest.chunking:
-            raise InvalidOptionError(
-                f"The index at {folder} was built with {manifest.chunking.chunk_tokens}-token chunks and "
-                f"{manifest.chunking.overlap_tokens}-token overlap; build a new index to change them"
-            )
-    return Index(folder, store, manifest, model or DEFAULT_MODEL, device, fp32, chunking)
+    index = Index(Path(path), model, device, fp32, chunking, wait)
+    index._open_data()
+    if index.manifest is None and not create:
+        index.close()
+        raise IndexNotFoundError(f"No index at {path}; run 'semsearch ingest DIR' first")
+    return index
 
 
-def _same_model(model: str, manifest: Manifest) -> bool:
+def same_model(model: str, manifest: Manifest) -> bool:
+    """Whether ``model`` names the model ``manifest`` was built with (a moved local copy counts)."""
     if model == manifest.model.model:
         return True
     if Path(model).expanduser().is_dir() and manifest.model.revision is None:
@@ -86,23 +81,28 @@ class Index:
     def __init__(
         self,
         folder: Path,
-        store: Store | None,
-        manifest: Manifest | None,
-        model: str,
+        model: str | None,
         device: str,
         fp32: bool,
         chunking: ChunkSettings | None,
+        wait: bool | float,
     ) -> None:
-        self.folder = folder
-        self.manifest = manifest
+        self.folder = folder  # the index folder: write.lock, CURRENT and (until a reindex) the data
+        self.data = folder  # the folder of the database and vector files in use
+        self.manifest: Manifest | None = None
         self.notes: list[str] = []  # things worth telling the user, such as a rebuilt vector index
-        self._store = store
-        self._model = manifest.model.model if manifest else model
+        self._requested = model
+        self._model = model or DEFAULT_MODEL
         self._device = device
         self._fp32 = fp32
         self._chunking = chunking
+        self._wait = wait
+        self._store: Store | None = None
         self._encoder: Encoder | None = None
         self._vectors: VectorIndex | None = None
+        self._synced: int | None = None  # the database generation self._vectors matches
+        self._locked = False  # this object holds the writer lock
+        self._unsaved = False  # self._vectors is newer than the newest vector file
 
     def close(self) -> None:
         if self._store is not None:
@@ -115,7 +115,79 @@ class Index:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- parts, loaded on first use ---------------------------------------------------------
+    # -- opening, locking, following a reindex ----------------------------------------------
+
+    def _open_data(self) -> None:
+        """(Re)open the current data folder: database, manifest, and checks against them."""
+        self.close()
+        for attempt in range(3):
+            data = data_folder(self.folder)
+            try:
+                store = Store.open(data) if (data / DATABASE).exists() else None
+                break
+            except IndexCorruptError:
+                if attempt == 2 or data_folder(self.folder) == data:
+                    raise  # not a reindex switching folders under us: a real problem
+        try:
+            manifest = self._read_manifest(store) if store else None
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
+        if self._encoder is not None and manifest is not None and not _same_pipeline(self._encoder, manifest):
+            self._encoder = None  # loaded for another model than the index's
+        self.data, self._store, self.manifest = data, store, manifest
+        self._model = self._requested or (manifest.model.model if manifest else self._model)
+        self._vectors, self._synced = None, None
+
+    def _read_manifest(self, store: Store) -> Manifest | None:
+        with guard(store.path):
+            manifest = store.manifest()
+            if manifest is None:
+                if store.counts()["chunks"]:
+                    raise IndexCorruptError(
+                        f"{store.path} has chunks but no manifest; rebuild the index into a new --index"
+                    )
+                return None
+        if self._requested is not None and not same_model(self._requested, manifest):
+            raise ModelMismatchError(
+                f"The index at {self.folder} was built with model '{manifest.model.model}' "
+                f"({manifest.model.dimension}-d); '{self._requested}' was asked for. Use the index's "
+                "model, 'semsearch ingest --reindex --model NEW' to re-embed it, or another --index"
+            )
+        if self._chunking is not None and self._chunking != manifest.chunking:
+            raise InvalidOptionError(
+                f"The index at {self.folder} was built with {manifest.chunking.chunk_tokens}-token chunks and "
+                f"{manifest.chunking.overlap_tokens}-token overlap; --reindex to change them"
+            )
+        return manifest
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Hold the writer lock inside the block (re-entrant), and start from the current data."""
+        if self._locked:
+            yield
+            return
+        with WriteLock(self.folder, self._wait):
+            self._locked = True
+            try:
+                if self._store is None or data_folder(self.folder) != self.data:
+                    self._open_data()  # another writer may have created or rebuilt the index
+                yield
+            finally:
+                self._locked = False
+
+    def _follow(self) -> None:
+        """Reopen when a reindex by another process switched the index to new data."""
+        if not self._locked and data_folder(self.folder) != self.data:
+            self._open_data()
+            if self.manifest is not None:
+                self.notes.append(f"The index was rebuilt meanwhile; now using model '{self.manifest.model.model}'")
+
+    def _require(self) -> tuple[Store, Manifest]:
+        if self._store is None or self.manifest is None:
+            raise IndexNotFoundError(f"No index at {self.folder}; run 'semsearch ingest DIR' first")
+        return self._store, self.manifest
 
     @property
     def encoder(self) -> Encoder:
@@ -127,254 +199,225 @@ class Index:
             encoder = Encoder.load(self._model, self._device, revision=revision, fp32=self._fp32)
             if self.manifest is not None:
                 built = self.manifest.model
-                if (encoder.info.fingerprint, encoder.dimension) != (built.fingerprint, built.dimension):
+                if not _same_pipeline(encoder, self.manifest):
                     raise ModelMismatchError(
                         f"Model '{self._model}' is now {encoder.dimension}-d with fingerprint "
                         f"{encoder.info.fingerprint}; the index at {self.folder} was built with "
-                        f"{built.dimension}-d, fingerprint {built.fingerprint}. Use the original model files"
+                        f"{built.dimension}-d, fingerprint {built.fingerprint}. Use the original model files, "
+                        "or 'semsearch ingest --reindex' to re-embed with these"
                     )
             self._encoder = encoder
         return self._encoder
 
-    def _vector_index(self) -> VectorIndex:
+    # -- the vector index, kept in step with the database -----------------------------------
+
+    def _current_vectors(self) -> VectorIndex:
+        """The vector index as of the database's committed state. Call inside ``store.snapshot()``
+        (or holding the lock) so the chunk rows read next belong to the same state."""
+        store, manifest = self._require()
+        generation = store.generation()
+        if self._vectors is not None and self._synced == generation:
+            return self._vectors
+        loaded = self._vectors is None
+        saved: int | None = self._synced
         if self._vectors is None:
-            assert self._store is not None and self.manifest is not None
-            dimension = self.manifest.model.dimension
-            generation = self._store.generation()
-            files = saved_files(self.folder)
-            current = [path for path, g in files if g == generation]
-            if current:
-                self._vectors = VectorIndex.load(current[0], dimension)
-            else:
-                self._vectors = self._rebuild_vectors(dimension, generation)
-                if files or len(self._vectors):
-                    self.notes.append("The vector index did not match the database; rebuilt it from stored vectors")
+            self._vectors, saved = VectorIndex.load_newest(self.data, manifest.model.dimension)
+        changed = sync(self._vectors, store, manifest.model.dimension)
+        self._synced = generation
+        self._unsaved = self._unsaved or changed or saved != generation
+        if changed and loaded:  # the file on disk was behind: say so once
+            self._note_out_of_step(saved, generation)
         return self._vectors
 
-    def _rebuild_vectors(self, dimension: int, generation: int) -> VectorIndex:
-        assert self._store is not None
-        vectors = VectorIndex(dimension)
-        for ids, matrix in self._store.iter_vectors(dimension):
-            vectors.add(ids, matrix)
-        with contextlib.suppress(OSError):  # a read-only index still answers from memory
-            vectors.save(self.folder, generation)
-        return vectors
+    def _note_out_of_step(self, saved: int | None, generation: int) -> None:
+        if not self._locked and is_locked(self.folder):
+            self.notes.append("Another process is writing to this index; answering from what it has committed so far")
+            return
+        found = "no vector file" if saved is None else f"vector file of generation {saved}, database at {generation}"
+        self.notes.append(
+            f"The vector index was behind the database ({found}; an interrupted ingest?); "
+            "brought it up to date from the stored vectors, nothing re-embedded"
+        )
 
-    def _writable_store(self) -> Store:
-        manifest = self.manifest
-        if manifest is None:  # a new index: settle the manifest before writing anything
-            encoder = self.encoder
-            chunking = self._chunking or ChunkSettings(
-                chunk_tokens=min(ChunkSettings().chunk_tokens, encoder.max_text_tokens)
-            )
-            self._check_chunking(chunking, encoder.max_text_tokens)
-            manifest = Manifest(model=encoder.info, chunking=chunking)
-        if self._store is None:
-            self._store = Store.open(self.folder, create=True)
-        if self.manifest is None:
-            self._store.set_manifest(manifest)
-            self.manifest = manifest
-        return self._store
+    def _save_vectors(self) -> None:
+        """Write the vector file for the current generation: holding the lock, or when it is free."""
+        if self._vectors is None or self._store is None or not self._unsaved:
+            return
+        if self._locked:
+            self._vectors.save(self.data, self._store.generation())
+            self._unsaved = False
+            return
+        with suppress(IndexLockedError, OSError), WriteLock(self.folder, wait=False):
+            if self._store.generation() == self._synced:  # nobody committed since we synced
+                self._vectors.save(self.data, self._synced)
+                self._unsaved = False
 
-    @staticmethod
-    def _check_chunking(chunking: ChunkSettings, limit: int) -> None:
+    def _plan_manifest(self) -> Manifest:
+        """The manifest a new index will get; checks the options before anything is written."""
+        encoder = self.encoder
+        limit = encoder.max_text_tokens
+        chunking = self._chunking or ChunkSettings(chunk_tokens=min(ChunkSettings().chunk_tokens, limit))
         if not 1 <= chunking.chunk_tokens <= limit:
             raise InvalidOptionError(f"--chunk-tokens must be between 1 and {limit} for this model")
         if not 0 <= chunking.overlap_tokens < chunking.chunk_tokens:
             raise InvalidOptionError("--overlap-tokens must be at least 0 and less than --chunk-tokens")
+        return Manifest(model=encoder.info, chunking=chunking)
 
-    # -- ingest -------------------------------------------------------------------------------
+    def _writable_store(self) -> Store:
+        """The store, created with its manifest for a new index. Hold the lock."""
+        if self._store is None:
+            self._store = Store.open(self.data, create=True)
+        if self.manifest is None:
+            manifest = self._plan_manifest()
+            with guard(self._store.path):
+                self._store.set_manifest(manifest)
+            self.manifest = manifest
+        return self._store
 
-    def ingest(self, paths: list[str | os.PathLike[str]], *, progress: bool | None = False) -> IngestReport:
+    def _adopt(self, other: Index) -> None:
+        """Take over another Index's state (the result of a reindex)."""
+        self.close()
+        self.data, self.manifest, self._store = other.data, other.manifest, other._store
+        self._model, self._requested, self._encoder = other._model, other._requested, other._encoder
+        self._vectors, self._synced, self._unsaved = other._vectors, other._synced, other._unsaved
+        self.notes.extend(other.notes)
+        other._store = None
+
+    # -- ingest, search, info, remove, check, repair ----------------------------------------
+
+    def ingest(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        progress: bool | None = False,
+        exclude: Sequence[str] = (),
+        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+    ) -> IngestReport:
         """Add, update and remove documents so the index matches ``paths`` (files or folders).
 
-        Unchanged files (same size and mtime, or same content) are not embedded again; files
-        gone from an ingested folder are removed. ``progress`` shows a bar on stderr (None: on
-        a terminal only).
+        Unchanged files (same size and mtime, or same content) are not embedded again, nor are
+        files whose content is indexed under another path (renamed or copied); files gone from
+        an ingested folder are removed. ``exclude`` takes .gitignore-style patterns; files over
+        ``max_file_bytes`` are skipped. ``progress`` shows a bar on stderr (None: on a terminal
+        only). Ctrl-C stops at the next batch with ``Interrupted``, keeping what was committed.
         """
-        from tqdm.auto import tqdm
+        from .ingest import ingest
 
-        started = time.perf_counter()
-        found = walk([Path(p) for p in paths], exclude=[self.folder])
-        store = self._store
-        known = store.documents(found.folders) if store else {}
-        if not found.files and not known:
-            where = ", ".join(str(p) for p in paths)
-            raise NothingToIngestError(f"No text files (.txt .md .markdown .rst) in {where}")
-        store = self._writable_store()
-        given = {str(f) for f in found.files}
-        known.update({p: d for p, d in store.documents().items() if p in given})
-        report = IngestReport(skipped=list(found.skipped))
-        pending: list[Prepared] = []
-        kept: set[str] = set()
-        bar = tqdm(found.files, desc="Ingesting", unit="file", disable=tqdm_disable(progress))
-        assert self.manifest is not None
-        encoder, settings = self.encoder, self.manifest.chunking
-        for path in bar:
-            item = prepare(path, known.get(str(path)), encoder.token_spans, settings, encoder.max_text_tokens)
-            if isinstance(item, Skipped):
-                report.skipped.append(item)
-                continue
-            kept.add(str(path))
-            if isinstance(item, Unchanged):
-                report.files_unchanged += 1
-            else:
-                pending.append(item)
-                if sum(len(p.chunks) for p in pending) >= _FLUSH_CHUNKS:
-                    self._flush(pending, report)
-                    pending = []
-                    bar.set_postfix(chunks=report.chunks_embedded)
-        self._flush(pending, report)
-        stale = [p for p in known if p not in kept]
-        self._delete(stale)
-        report.files_removed = len(stale)
-        self._vector_index().save(self.folder, store.generation())
-        report.chunks_total = store.counts()["chunks"]
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
+        return ingest(self, paths, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes)
 
-    def _flush(self, pending: list[Prepared], report: IngestReport) -> None:
-        if not pending:
-            return
-        store = self._writable_store()
-        vectors = self._vector_index()
-        texts = [c.text for p in pending for c in p.chunks]
-        embedded = self.encoder.encode(texts)
-        added: list[int] = []
-        old = store.chunk_ids_of([p.document["path"] for p in pending])
-        with store.transaction():
-            offset = 0
-            for item in pending:
-                rows = [asdict(c) for c in item.chunks]
-                block = embedded[offset : offset + len(rows)]
-                added.extend(store.put_document(item.document, rows, block))
-                offset += len(rows)
-        vectors.remove(np.array(old, dtype=np.int64))
-        vectors.add(np.array(added, dtype=np.int64), embedded)
-        report.chunks_embedded += len(texts)
-        report.files_updated += sum(1 for p in pending if p.is_update)
-        report.files_added += sum(1 for p in pending if not p.is_update)
+    def reindex(
+        self,
+        paths: Sequence[str | os.PathLike[str]] = (),
+        model: str | None = None,
+        *,
+        chunking: ChunkSettings | None = None,
+        progress: bool | None = False,
+        exclude: Sequence[str] = (),
+        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+    ) -> IngestReport:
+        """Re-embed every indexed document that still exists, plus ``paths``, with ``model``
+        (default: the index's) into a new copy, then switch to it atomically. The old index
+        answers queries until the switch; an interrupted reindex resumes when run again."""
+        from .ingest import reindex
 
-    def _delete(self, paths: list[str]) -> int:
-        if not paths or self._store is None:
-            return 0
-        ids = self._store.chunk_ids_of(paths)
-        with self._store.transaction():
-            self._store.delete_documents(paths)
-        self._vector_index().remove(np.array(ids, dtype=np.int64))
-        return len(ids)
-
-    # -- remove, search, info ----------------------------------------------------------------
-
-    def remove(self, paths: list[str | os.PathLike[str]]) -> RemoveReport:
-        """Take the documents at ``paths`` (files, or everything under folders) out of the index."""
-        store, _ = self._require()
-        documents = store.documents()
-        matched: list[str] = []
-        for given in paths:
-            target = os.path.abspath(given)
-            hits = [p for p in documents if p == target or p.startswith(target.rstrip("/") + "/")]
-            if not hits:
-                raise SourceNotFoundError(f"Nothing indexed at {given}")
-            matched.extend(h for h in hits if h not in matched)
-        chunks = self._delete(matched)
-        self._vector_index().save(self.folder, store.generation())
-        return RemoveReport(files_removed=len(matched), chunks_removed=chunks, paths=matched)
+        return reindex(self, paths, model, chunking, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes)
 
     def search(self, query: str, k: int = 10, min_score: float | None = None) -> list[Hit]:
         """The ``k`` passages most similar to ``query``, best first (cosine similarity)."""
         return self.search_many([query], k, min_score)[0]
 
     def search_many(self, queries: list[str], k: int = 10, min_score: float | None = None) -> list[list[Hit]]:
-        """``search`` for several queries, embedded together."""
+        """``search`` for several queries, embedded together. Queries longer than the model's
+        limit are truncated, with a note."""
         if k < 1:
             raise InvalidOptionError("k must be at least 1")
         for query in queries:
             if not query.strip():
                 raise InvalidQueryError("The query is empty")
+        self._follow()
         if self._store is None or self.manifest is None:
             return [[] for _ in queries]
-        vectors = self._vector_index()
-        if not len(vectors):
-            return [[] for _ in queries]
-        scores, ids = vectors.search(self.encoder.encode(queries), k)
-        rows = self._store.chunks(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        return [self._hits(s, i, rows, min_score) for s, i in zip(scores, ids, strict=True)]
+        self._note_long_queries(queries)
+        embedded = self.encoder.encode(queries)
+        store = self._store
+        with guard(store.path), store.snapshot():
+            vectors = self._current_vectors()
+            if not len(vectors):
+                return [[] for _ in queries]
+            scores, ids = vectors.search(embedded, k)
+            rows = store.chunks(sorted({int(i) for i in ids.ravel() if i >= 0}))
+        self._save_vectors()
+        return [_hits(s, i, rows, min_score) for s, i in zip(scores, ids, strict=True)]
 
-    @staticmethod
-    def _hits(
-        scores: np.ndarray, ids: np.ndarray, rows: dict[int, dict[str, Any]], min_score: float | None
-    ) -> list[Hit]:
-        hits: list[Hit] = []
-        for score, chunk_id in zip(scores, ids, strict=True):
-            row = rows.get(int(chunk_id))
-            if row is None or (min_score is not None and score < min_score):
-                continue
-            hit = Hit(
-                len(hits) + 1, float(score), row["text"], row["path"], row["line"], row["start"], row["end"], row["id"]
-            )
-            hits.append(hit)
-        return hits
+    def _note_long_queries(self, queries: list[str]) -> None:
+        limit = self.encoder.max_text_tokens - len(self.encoder.token_spans([self.encoder.prompt])[0])
+        for number, spans in enumerate(self.encoder.token_spans(queries), 1):
+            if len(spans) > limit:
+                which = f"Query {number}" if len(queries) > 1 else "The query"
+                self.notes.append(
+                    f"{which} is {len(spans)} tokens; the model reads only the first {limit}, the rest is ignored"
+                )
+
+    def remove(self, paths: list[str | os.PathLike[str]]) -> RemoveReport:
+        """Take the documents at ``paths`` (files, or everything under folders) out of the index."""
+        with self._lock():
+            store, _ = self._require()
+            with guard(store.path):
+                documents = store.documents()
+                matched: list[str] = []
+                for given in paths:
+                    target = os.path.abspath(given)
+                    hits = [p for p in documents if p == target or p.startswith(target.rstrip("/") + "/")]
+                    if not hits:
+                        raise SourceNotFoundError(f"Nothing indexed at {given}")
+                    matched.extend(h for h in hits if h not in matched)
+                chunks = self._delete(matched)
+                self._save_vectors()
+        return RemoveReport(files_removed=len(matched), chunks_removed=chunks, paths=matched)
+
+    def _delete(self, paths: list[str]) -> int:
+        """Delete documents from the database, then from the vector index. Hold the lock."""
+        store, _ = self._require()
+        vectors = self._current_vectors()
+        if not paths:
+            return 0
+        ids = store.chunk_ids_of(paths)
+        with store.transaction():
+            store.delete_documents(paths)
+        vectors.remove(np.array(ids, dtype=np.int64))
+        self._synced, self._unsaved = store.generation(), True
+        return len(ids)
 
     def check(self) -> list[Check]:
         """Verify the index's invariants: SQLite sound, every chunk with exactly one vector in
-        SQLite and in FAISS and the reverse, the FAISS file current, no orphan documents."""
-        store, manifest = self._require()
-        dimension = manifest.model.dimension
-        quick = store.quick_check()
-        checks = [Check("sqlite integrity", quick == "ok", "" if quick == "ok" else quick)]
-        checks += [
-            Check(name, count == 0, f"{count} found" if count else "")
-            for name, count in store.problems(dimension).items()
-        ]
-        generation = store.generation()
-        current = [path for path, g in saved_files(self.folder) if g == generation]
-        if not current:
-            checks.append(
-                Check(
-                    "vector index file current", False, f"no file for generation {generation}; run 'semsearch repair'"
-                )
-            )
-            return checks
-        checks.append(Check("vector index file current", True, current[0].name))
-        try:
-            faiss_ids = VectorIndex.load(current[0], dimension, use_gpu=False).ids()
-        except IndexCorruptError as exc:
-            checks.append(Check("vector index readable", False, str(exc)))
-            return checks
-        chunk_ids = store.chunk_ids()
-        unique = np.unique(faiss_ids)
-        checks.append(
-            Check(
-                "no id twice in the vector index",
-                len(unique) == len(faiss_ids),
-                f"{len(faiss_ids) - len(unique)} repeated" if len(unique) != len(faiss_ids) else "",
-            )
-        )
-        missing = len(np.setdiff1d(chunk_ids, unique))
-        extra = len(np.setdiff1d(unique, chunk_ids))
-        detail = f"{missing} chunks without a vector, {extra} vectors without a chunk" if missing or extra else ""
-        checks.append(Check("vector index matches the chunks", not (missing or extra), detail))
-        return checks
+        SQLite and in FAISS and the reverse, the FAISS file current, no orphan documents.
+        Waits for (or refuses during) a write, as ``wait`` says."""
+        with self._lock():
+            store, manifest = self._require()
+            with guard(store.path):
+                return checks(store, self.data, manifest.model.dimension)
 
     def repair(self) -> list[Check]:
         """Rebuild the vector index from the vectors stored in SQLite, then ``check``."""
-        store, manifest = self._require()
-        self._vectors = self._rebuild_vectors(manifest.model.dimension, store.generation())
-        return self.check()
-
-    def _require(self) -> tuple[Store, Manifest]:
-        if self._store is None or self.manifest is None:
-            raise IndexNotFoundError(f"No index at {self.folder}; run 'semsearch ingest DIR' first")
-        return self._store, self.manifest
+        with self._lock():
+            store, manifest = self._require()
+            with guard(store.path):
+                self._vectors = VectorIndex(manifest.model.dimension)
+                sync(self._vectors, store, manifest.model.dimension)
+                self._synced, self._unsaved = store.generation(), True
+                self._save_vectors()
+            return self.check()
 
     def info(self) -> IndexInfo:
         """What the index holds and how it is stored."""
+        self._follow()
         store, manifest = self._require()
-        counts = store.counts()
-        vectors = self._vector_index()
+        with guard(store.path), store.snapshot():
+            counts = store.counts()
+            vectors = self._current_vectors()
+        self._save_vectors()
         model = manifest.model
-        size = sum(f.stat().st_size for f in self.folder.iterdir() if f.is_file())
+        size = sum(f.stat().st_size for f in self.data.iterdir() if f.is_file())
         return IndexInfo(
             path=str(self.folder.resolve()),
             model=model.model,
@@ -392,3 +435,21 @@ class Index:
             size_bytes=size,
             semsearch_version=manifest.semsearch_version,
         )
+
+
+def _same_pipeline(encoder: Encoder, manifest: Manifest) -> bool:
+    built = manifest.model
+    return (encoder.info.fingerprint, encoder.dimension) == (built.fingerprint, built.dimension)
+
+
+def _hits(scores: np.ndarray, ids: np.ndarray, rows: dict[int, dict[str, Any]], min_score: float | None) -> list[Hit]:
+    hits: list[Hit] = []
+    for score, chunk_id in zip(scores, ids, strict=True):
+        row = rows.get(int(chunk_id))
+        if row is None or (min_score is not None and score < min_score):
+            continue
+        hit = Hit(
+            len(hits) + 1, float(score), row["text"], row["path"], row["line"], row["start"], row["end"], row["id"]
+        )
+        hits.append(hit)
+    return hits

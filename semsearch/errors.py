@@ -41,3 +41,15 @@ class InvalidQueryError(SemsearchError):
 
 class InvalidOptionError(SemsearchError):
     "An option value is out of range or inconsistent with another"
+
+
+class IndexLockedError(SemsearchError):
+    "Another process is writing to the index"
+
+
+class Interrupted(SemsearchError):
+    "Work stopped on request (Ctrl-C); everything committed before the stop is kept"
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report  # for an ingest: the IngestReport of what was done before the stop

@@ -33,6 +33,7 @@ class IngestReport:
     files_updated: int = 0
     files_unchanged: int = 0
     files_removed: int = 0
+    files_reused: int = 0  # of those added or updated: content found indexed elsewhere, not embedded
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0

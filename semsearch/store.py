@@ -18,7 +18,8 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .config import Manifest
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, IndexLockedError
+from .layout import DATABASE
 
 migrations = Migrations("semsearch")
 
@@ -60,34 +61,83 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO meta VALUES ('generation', '0')")
 
 
+@migrations()
+def m002_content_hash_index(db: sqlite_utils.Database) -> None:
+    # finds an indexed copy of a file's content, so a renamed or copied file is not re-embedded
+    db.execute("CREATE INDEX documents_content_hash ON documents(content_hash)")
+
+
+@contextmanager
+def guard(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors about ``path`` into semsearch's, naming the file."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            raise IndexLockedError(
+                f"{path} is locked by another program ({text}); close it, or try again later"
+            ) from exc
+        if "unable to open" in text:
+            raise IndexCorruptError(f"Cannot open {path}: {text}; check that it exists and is readable") from exc
+        raise IndexCorruptError(f"{path}: {text}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(
+            f"{path} is damaged ({exc}); its contents cannot be trusted: rebuild the index into a new --index"
+        ) from exc
+
+
 class Store:
     """One index's SQLite database."""
 
-    FILENAME = "semsearch.db"
+    FILENAME = DATABASE
 
     def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
         self.db = db
         self.path = path
 
     @classmethod
-    def open(cls, folder: Path, create: bool = False) -> Store:
-        """Open the database in ``folder``; with ``create``, make folder and schema when missing."""
+    def open(cls, folder: Path, create: bool = False, timeout: float = 30.0) -> Store:
+        """Open the database in ``folder``; with ``create``, make folder and schema when missing.
+
+        ``timeout`` is how long a statement waits for another connection's lock.
+        """
         path = folder / cls.FILENAME
         if create:
             folder.mkdir(parents=True, exist_ok=True)
+        uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+        conn = None
         try:
-            conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-            db = sqlite_utils.Database(conn)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-            migrations.apply(db)
-        except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(f"Cannot open {path}: {exc}") from exc
+            with guard(path):
+                conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+                db = sqlite_utils.Database(conn)
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute("PRAGMA synchronous=NORMAL")
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                if migrations.pending(db):
+                    migrations.apply(db)
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
         return cls(db, path)
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read a consistent state: other connections' commits stay unseen inside the block."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.db.conn.in_transaction:
+                self.db.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -179,8 +229,19 @@ class Store:
             for row in self.db.execute(sql, list(ids))
         }
 
-    def iter_vectors(self, dimension: int, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All stored vectors in id order, as (ids, float32 matrix) batches."""
+    def iter_vectors(
+        self, dimension: int, ids: Sequence[int] | None = None, batch: int = 10_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stored vectors in id order, as (ids, float32 matrix) batches: all, or those of ``ids``."""
+        if ids is not None:
+            wanted = sorted(int(i) for i in ids)
+            for first in range(0, len(wanted), batch):
+                part = wanted[first : first + batch]
+                sql = f"SELECT chunk_id, vector FROM vectors WHERE chunk_id IN ({','.join('?' * len(part))})"
+                rows = self.db.execute(sql + " ORDER BY chunk_id", part).fetchall()
+                if rows:
+                    yield self._matrix(rows, dimension)
+            return
         last = -1
         while True:
             rows = self.db.execute(
@@ -188,12 +249,33 @@ class Store:
             ).fetchall()
             if not rows:
                 return
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            if any(len(r[1]) != 4 * dimension for r in rows):
-                raise IndexCorruptError(f"{self.path} holds vectors that are not {dimension}-d")
-            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
-            yield ids, matrix
-            last = int(ids[-1])
+            found, matrix = self._matrix(rows, dimension)
+            yield found, matrix
+            last = int(found[-1])
+
+    def _matrix(self, rows: list[tuple[int, bytes]], dimension: int) -> tuple[np.ndarray, np.ndarray]:
+        if any(len(r[1]) != 4 * dimension for r in rows):
+            raise IndexCorruptError(f"{self.path} holds vectors that are not {dimension}-d; run 'semsearch repair'")
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+
+    def find_content(self, content_hash: str, dimension: int) -> tuple[list[dict[str, Any]], np.ndarray] | None:
+        """The chunk rows and vectors of an indexed document with this content, if there is one."""
+        row = self.db.execute("SELECT id FROM documents WHERE content_hash = ? LIMIT 1", [content_hash]).fetchone()
+        if row is None:
+            return None
+        columns = ("id", "start", "end", "line", "tokens", "text")
+        sql = 'SELECT id, start, "end", line, tokens, text FROM chunks WHERE document_id = ? ORDER BY seq'
+        chunks = [dict(zip(columns, r, strict=True)) for r in self.db.execute(sql, [row[0]])]
+        if not chunks:
+            return None
+        found = [part for part in self.iter_vectors(dimension, [c["id"] for c in chunks])]
+        ids = np.concatenate([f[0] for f in found]) if found else np.zeros(0, dtype=np.int64)
+        if len(ids) != len(chunks):
+            return None  # a damaged copy: embed again rather than spread the damage
+        by_id = {int(i): n for n, i in enumerate(ids)}
+        matrix = np.concatenate([f[1] for f in found])
+        return chunks, matrix[[by_id[c["id"]] for c in chunks]]
 
     def chunk_ids(self) -> np.ndarray:
         """Every chunk id, sorted."""

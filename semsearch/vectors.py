@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexCorruptError
+from .layout import fsync_folder
 
 _FILE = re.compile(r"^vectors-(\d+)\.faiss$")
+_TEMPORARY = re.compile(r"^\.vectors-\d+\.faiss\.tmp\d+$")
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -100,32 +102,62 @@ class VectorIndex:
     # -- files ------------------------------------------------------------------------------
 
     def save(self, folder: Path, generation: int) -> Path:
-        """Write atomically as the file of ``generation``; older files are then removed."""
+        """Write atomically as the file of ``generation``; older files and leftovers of
+        interrupted saves are then removed. Only the holder of the writer lock may call this."""
         import faiss
 
         path = folder / f"vectors-{generation}.faiss"
         temporary = folder / f".vectors-{generation}.faiss.tmp{os.getpid()}"
-        faiss.write_index(self.cpu, str(temporary))
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        _fsync_folder(folder)
-        for old, old_generation in saved_files(folder):
-            if old_generation != generation:
-                old.unlink(missing_ok=True)
+        try:
+            faiss.write_index(self.cpu, str(temporary))
+            with open(temporary, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        fsync_folder(folder)
+        for entry in folder.iterdir():
+            match = _FILE.match(entry.name)
+            if (match and int(match.group(1)) != generation) or _TEMPORARY.match(entry.name):
+                entry.unlink(missing_ok=True)
         return path
 
     @classmethod
     def load(cls, path: Path, dimension: int, use_gpu: bool = True) -> VectorIndex:
+        """Read a saved file; FileNotFoundError when it is gone, IndexCorruptError when damaged."""
         import faiss
 
+        if not path.exists():
+            raise FileNotFoundError(path)
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
-            raise IndexCorruptError(f"Cannot read the vector index {path}: {str(exc).splitlines()[0]}") from exc
-        if index.d != dimension:
-            raise IndexCorruptError(f"{path} holds {index.d}-d vectors, the manifest says {dimension}")
+            if not path.exists():  # removed by a writer between the check and the read
+                raise FileNotFoundError(path) from exc
+            raise IndexCorruptError(
+                f"Cannot read the vector index {path}: {_first_line(exc)}; run 'semsearch repair' to rebuild it"
+            ) from exc
+        if index.d != dimension or not isinstance(index, faiss.IndexIDMap2):
+            raise IndexCorruptError(
+                f"{path} is not a {dimension}-d semsearch vector index (it holds {index.d}-d vectors); "
+                "run 'semsearch repair' to rebuild it"
+            )
         return cls(dimension, index, use_gpu)
+
+    @classmethod
+    def load_newest(cls, folder: Path, dimension: int, use_gpu: bool = True) -> tuple[VectorIndex, int | None]:
+        """The newest saved file in ``folder`` and its generation; an empty index and None if
+        there is none. A file removed by a concurrent writer while loading is retried."""
+        for _ in range(5):
+            files = saved_files(folder)
+            if not files:
+                break
+            path, generation = files[0]
+            try:
+                return cls.load(path, dimension, use_gpu), generation
+            except FileNotFoundError:
+                continue
+        return cls(dimension, use_gpu=use_gpu), None
 
 
 def saved_files(folder: Path) -> list[tuple[Path, int]]:
@@ -138,10 +170,6 @@ def saved_files(folder: Path) -> list[tuple[Path, int]]:
     return sorted(found, key=lambda item: -item[1])
 
 
-def _fsync_folder(folder: Path) -> None:
-    # the rename is durable only once the folder entry is on disk
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

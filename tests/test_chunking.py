@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+import re
+import time
 from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semsearch.chunking import chunk_text, split_sentences
+from semsearch.chunking import WINDOW, chunk_text, split_sentences, token_windows
 
 
 def char_spans(texts: list[str]) -> list[list[tuple[int, int]]]:
@@ -127,3 +129,94 @@ def test_bad_settings(size: int, overlap: int) -> None:
 def test_invariants_hold_for_any_text(text: str, size: int, overlap: int) -> None:
     overlap = min(overlap, size - 1)
     check_invariants(text, chunk_text(text, char_spans, size, overlap), char_spans, size)
+
+
+# -- long sentences: tokenized in windows, linear time, bounded tokenizer calls ----------------
+
+WORDS = ["语义", "搜索", "semsearch ", "FAISS，", "embedding ", "xiaobu-embedding-v2 ", "2023年", " ", "，"]
+WORDS += ["unbelievably。", "Ünïcödé ", "naïve\u3000", "中", "𠀀", "a ", "ok!", "한국어 ", "ひらがな、", "\u200b"]
+
+
+def mixed_text(length: int, seed: int = 3) -> str:
+    """Chinese and English with no run of letters longer than 14 characters."""
+    rng = random.Random(seed)
+    return "".join(rng.choice(WORDS) for _ in range(length // 4))[:length]
+
+
+@pytest.mark.parametrize("window", [32, 64, 301, WINDOW])
+def test_token_windows_equal_one_call_with_the_model_tokenizer(tiny_encoder, window: int) -> None:
+    text = mixed_text(20_000)
+    windows = list(token_windows(text, 0, len(text), tiny_encoder.token_spans, window))
+    assert [t for w in windows for t in w] == tiny_encoder.token_spans([text])[0]
+    assert len(windows) >= len(text) // window
+
+
+def test_small_window_gives_the_same_chunks_with_the_model_tokenizer(tiny_encoder) -> None:
+    text = mixed_text(6000, seed=5)
+    spans_of = tiny_encoder.token_spans
+    chunks = chunk_text(text, spans_of, 24, 6, max_tokens=24, window=40)
+    assert chunks == chunk_text(text, spans_of, 24, 6, max_tokens=24)
+    check_invariants(text, chunks, spans_of, 24)
+
+
+def test_200k_run_without_punctuation(tiny_encoder) -> None:
+    text = "无标点的长文本连续不断" * 20_000  # 200,000 characters, one sentence
+    spans_of = tiny_encoder.token_spans
+    began = time.perf_counter()
+    chunks = chunk_text(text, spans_of, 256, 32, max_tokens=tiny_encoder.max_text_tokens)
+    assert time.perf_counter() - began < 10  # about 1 s; a quadratic cut takes minutes
+    check_invariants(text, chunks, spans_of, 256)
+    assert len(chunks) == -(-len(text) // 256)
+
+
+def test_long_line_reaches_the_tokenizer_in_bounded_calls() -> None:
+    text = "字" * 300_000 + " word" * 20_000  # one 400,000-character sentence
+    sizes: list[int] = []
+
+    def recording(texts: list[str]) -> list[list[tuple[int, int]]]:
+        sizes.append(sum(map(len, texts)))
+        return char_spans(texts)
+
+    chunks = chunk_text(text, recording, 100, 10, window=1000)
+    assert max(sizes) <= 262_144
+    check_invariants(text, chunks, char_spans, 100)
+
+
+def word_spans(texts: list[str]) -> list[list[tuple[int, int]]]:
+    """A stand-in WordPiece: runs of letters in pieces of three, other characters alone."""
+    return [
+        [
+            (m.start() + i, min(m.start() + i + 3, m.end()))
+            for m in re.finditer(r"[a-z]+|\S", t)
+            for i in range(0, len(m.group()), 3)
+        ]
+        for t in texts
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("甲乙abc ，\n")), max_size=400), window=st.integers(2, 60))
+def test_token_windows_equal_one_call_for_any_text(text: str, window: int) -> None:
+    longest = max((len(run) for run in re.findall("[a-z]+", text)), default=0)
+    window = max(window, 2 * longest + 2)  # only words over half a window are cut
+    windows = token_windows(text, 0, len(text), word_spans, window)
+    assert [t for w in windows for t in w] == word_spans([text])[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from(list("甲乙丙丁ab c。！.\n")), max_size=400),
+    size=st.integers(1, 30),
+    overlap=st.integers(0, 29),
+    window=st.integers(2, 40),
+)
+def test_invariants_hold_for_any_window(text: str, size: int, overlap: int, window: int) -> None:
+    overlap = min(overlap, size - 1)
+    chunks = chunk_text(text, char_spans, size, overlap, window=window)
+    check_invariants(text, chunks, char_spans, size)
+    assert chunks == chunk_text(text, char_spans, size, overlap)
+
+
+def test_bad_window() -> None:
+    with pytest.raises(ValueError):
+        chunk_text("abc", char_spans, 10, 0, window=1)

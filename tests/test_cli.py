@@ -16,7 +16,7 @@ from semsearch.cli import app
 
 SEMSEARCH = Path(sys.executable).parent / "semsearch"
 JSON_KEYS = {
-    "files_added", "files_updated", "files_unchanged", "files_removed",
+    "files_added", "files_updated", "files_unchanged", "files_removed", "files_reused",
     "files_skipped", "chunks_embedded", "chunks_total", "seconds", "skipped",
 }  # fmt: skip
 

@@ -170,16 +170,23 @@ def test_remove(index: semsearch.Index, docs: Path) -> None:
         index.remove([docs / "science"])
 
 
-def test_vector_file_out_of_step_is_rebuilt(index: semsearch.Index) -> None:
+def test_vector_file_behind_the_database_is_brought_up_to_date(index: semsearch.Index, docs: Path) -> None:
     folder = index.folder
-    expected = index.search("睡眠", k=5)
+    (path, _), *_ = saved_files(folder)
+    old_file = path.read_bytes()
+    (docs / "新文件.txt").write_text("睡眠不足会影响记忆力。" * 20, encoding="utf-8")
+    index.ingest([docs])
+    expected = index.search("睡眠", k=100)
+    assert any("新文件" in h.source for h in expected)
     index.close()
     for path, _ in saved_files(folder):
-        path.rename(folder / "vectors-0.faiss")  # as if a crash came between SQLite and FAISS
+        path.unlink()
+    (folder / "vectors-1.faiss").write_bytes(old_file)  # as if a crash came between SQLite and FAISS
     reopened = semsearch.open_index(folder, device="cpu")
-    assert reopened.search("睡眠", k=5) == expected
-    assert reopened.notes and "rebuilt" in reopened.notes[0]
-    assert [g for _, g in saved_files(folder)] == [reopened._store.generation()]
+    assert reopened.search("睡眠", k=100) == expected
+    assert len(reopened.notes) == 1 and "brought it up to date" in reopened.notes[0]
+    assert [g for _, g in saved_files(folder)] == [reopened._store.generation()]  # saved: the lock was free
+    assert failed(reopened.check()) == {}
 
 
 def test_errors(tmp_path: Path, tiny_model: Path) -> None:

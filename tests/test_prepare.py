@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from semsearch import prepare as prepare_module
+from semsearch import sources
 from semsearch.config import ChunkSettings
 from semsearch.prepare import Prepared, Unchanged, prepare
 from semsearch.sources import Skipped
@@ -71,3 +76,77 @@ def test_skipped_reasons(tmp_path: Path) -> None:
         "bin.txt": "binary file",
         "gone.txt": "vanished while reading",
     }
+
+
+def reason(path: Path, **options: Any) -> str:
+    item = prepare(path, None, char_spans, SETTINGS, max_tokens=8, **options)
+    assert isinstance(item, Skipped), item
+    return item.reason
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_is_skipped_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")
+    done: list[str] = []
+    worker = threading.Thread(target=lambda: done.append(reason(tmp_path / "pipe.txt")), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert done == ["not a regular file"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads anything")
+def test_unreadable_file_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "secret.txt"
+    path.write_text("内容。", encoding="utf-8")
+    path.chmod(0)
+    assert reason(path) == "permission denied"
+
+
+def test_file_that_vanishes_before_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("内容。", encoding="utf-8")
+
+    def vanish_then_read(target: Path, limit: int | None = None) -> tuple[bytes, str]:
+        target.unlink()
+        return sources.read_bytes(target, limit)
+
+    monkeypatch.setattr(prepare_module, "read_bytes", vanish_then_read)
+    assert reason(path) == "vanished while reading"
+
+
+@pytest.mark.parametrize("change", ["append", "touch"])
+def test_file_that_changes_while_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("第一句话。", encoding="utf-8")
+
+    def read_then_change(target: Path, limit: int | None = None) -> tuple[bytes, str]:
+        read = sources.read_bytes(target, limit)
+        if change == "append":
+            with target.open("a", encoding="utf-8") as file:
+                file.write("写到一半又多了一句。")
+        else:  # same size, new mtime
+            os.utime(target, ns=(1, 1))
+        return read
+
+    monkeypatch.setattr(prepare_module, "read_bytes", read_then_change)
+    assert reason(path) == "changed while being read; ingest it again"
+
+
+def test_file_over_the_size_limit_is_skipped_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big, small = tmp_path / "big.txt", tmp_path / "small.txt"
+    big.write_text("长" * 1000, encoding="utf-8")  # 3,000 bytes
+    small.write_text("短。" * 500, encoding="utf-8")  # 3,000 bytes too: at the limit is fine
+    assert isinstance(prepare(small, None, char_spans, SETTINGS, max_tokens=8, max_bytes=3000), Prepared)
+
+    def fail(*args: object) -> None:
+        raise AssertionError("a file over the limit was read")
+
+    monkeypatch.setattr(prepare_module, "read_bytes", fail)
+    assert reason(big, max_bytes=2000) == "larger than the 2 kB limit (size 3 kB)"
+    assert reason(big, max_bytes=1000) == "larger than the 1 kB limit (size 3 kB)"
+
+
+def test_no_size_limit_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("句子。" * 100_000, encoding="utf-8")
+    assert isinstance(run(path), Prepared)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from semsearch.errors import SourceNotFoundError
-from semsearch.sources import DecodeError, decode, walk
+from semsearch.sources import DecodeError, UnreadableError, decode, human_size, read_bytes, walk
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
 
@@ -218,3 +220,185 @@ def test_walk_lists_each_file_once_when_paths_overlap(tmp_path: Path) -> None:
     inner = touch(tmp_path / "sub" / "a.txt")
     found = walk([tmp_path, tmp_path / "sub", inner])
     assert found.files == [inner]
+
+
+# -- walk: exclude patterns ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern,excluded,kept",
+    [
+        ("*.md", ["a.md", "sub/deep/b.md"], ["a.txt"]),
+        ("build", ["build/a.txt", "sub/build/b.txt", "x/build"], ["builder/c.txt", "sub/build.txt"]),
+        ("草稿*", ["草稿一.txt", "sub/草稿/a.txt"], ["正文.txt", "sub/正文草稿.txt"]),
+        ("docs/old/**", ["docs/old/a.txt", "docs/old/x/b.txt"], ["docs/a.txt", "sub/docs/old/c.txt"]),
+        ("/tmp", ["tmp/a.txt"], ["sub/tmp/b.txt"]),
+        ("sub/*.txt", ["sub/a.txt"], ["sub/deep/b.txt", "a.txt"]),
+        ("data.txt/", ["data.txt/a.txt"], ["sub/data.txt"]),
+        ("**/cache/*.txt", ["cache/a.txt", "x/y/cache/b.txt"], ["x/cache/deep/c.txt"]),
+        ("a/**/b.txt", ["a/b.txt", "a/x/y/b.txt"], ["c/a/b.txt", "a/x/c.txt"]),
+        ("note?.txt", ["note1.txt", "sub/noteA.txt"], ["note10.txt", "note.txt"]),
+        ("v[0-9].txt", ["v1.txt", "v7.txt"], ["va.txt"]),
+        ("v[!0-9].txt", ["va.txt"], ["v1.txt"]),
+        (r"\[x].txt", ["[x].txt"], ["x.txt"]),
+        ("*", ["a.txt", "sub/b.txt"], []),
+    ],
+)
+def test_walk_exclude_patterns(tmp_path: Path, pattern: str, excluded: list[str], kept: list[str]) -> None:
+    for rel in excluded + kept:
+        touch(tmp_path / rel)
+    found = walk([tmp_path], patterns=[pattern])
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in found.files) == sorted(kept)
+    assert found.skipped == []  # left out silently, not reported
+
+
+def test_walk_negated_pattern_takes_a_file_back(tmp_path: Path) -> None:
+    keep = touch(tmp_path / "sub" / "keep.txt")
+    touch(tmp_path / "sub" / "drop.txt")
+    touch(tmp_path / "out" / "keep.txt")
+    found = walk([tmp_path], patterns=["*.txt", "!keep.txt", "out/"])
+    assert found.files == [keep]  # out/ is never entered, so its keep.txt stays out
+
+
+def test_walk_does_not_enter_an_excluded_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keep = touch(tmp_path / "keep.txt")
+    touch(tmp_path / "node_modules" / "pkg" / "readme.md")
+    entered: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: entered.append(str(path)) or scandir(path))
+    found = walk([tmp_path], patterns=["node_modules/"])
+    assert found.files == [keep]
+    assert entered == [str(tmp_path)]
+
+
+def test_walk_takes_named_files_and_roots_whatever_the_patterns(tmp_path: Path) -> None:
+    named = touch(tmp_path / "draft.txt")
+    inside = touch(tmp_path / "build" / "a.txt")
+    found = walk([named, tmp_path / "build"], patterns=["draft*", "build"])
+    assert found.files == [inside, named]
+
+
+# -- walk: links and special files ------------------------------------------------------------
+
+
+def reasons(found) -> dict[str, str]:
+    return {s.path: s.reason for s in found.skipped}
+
+
+def test_walk_follows_a_linked_folder(tmp_path: Path) -> None:
+    outside = touch(tmp_path / "outside" / "a.txt").parent
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "linked").symlink_to(outside, target_is_directory=True)
+    found = walk([tmp_path / "docs"])
+    assert found.files == [tmp_path / "docs" / "linked" / "a.txt"]
+    assert found.skipped == []
+
+
+def test_walk_reports_a_link_loop_once_and_finishes(tmp_path: Path) -> None:
+    inner = touch(tmp_path / "a" / "b" / "c.txt")
+    (tmp_path / "a" / "b" / "up").symlink_to("../..", target_is_directory=True)
+    (tmp_path / "a" / "self").symlink_to(".", target_is_directory=True)
+    found = walk([tmp_path])
+    assert found.files == [inner]
+    assert reasons(found) == {
+        str(tmp_path / "a" / "b" / "up"): "symbolic-link loop",
+        str(tmp_path / "a" / "self"): "symbolic-link loop",
+    }
+
+
+def test_walk_prefers_a_folder_s_own_path_to_a_link_to_it(tmp_path: Path) -> None:
+    real = touch(tmp_path / "z-real" / "a.txt")
+    (tmp_path / "a-link").symlink_to("z-real", target_is_directory=True)
+    found = walk([tmp_path])
+    assert found.files == [real]
+    assert reasons(found) == {str(tmp_path / "a-link"): "already walked via another path"}
+
+
+def test_walk_reports_dangling_links_and_file_link_loops(tmp_path: Path) -> None:
+    keep = touch(tmp_path / "keep.txt")
+    (tmp_path / "dead.txt").symlink_to(tmp_path / "missing.txt")
+    (tmp_path / "loop1.txt").symlink_to("loop2.txt")
+    (tmp_path / "loop2.txt").symlink_to("loop1.txt")
+    found = walk([tmp_path])
+    assert found.files == [keep]
+    assert reasons(found) == {
+        str(tmp_path / "dead.txt"): "dangling symbolic link",
+        str(tmp_path / "loop1.txt"): "symbolic-link loop",
+        str(tmp_path / "loop2.txt"): "symbolic-link loop",
+    }
+    assert reasons(walk([tmp_path / "dead.txt"])) == {str(tmp_path / "dead.txt"): "dangling symbolic link"}
+
+
+def test_walk_ignores_a_dangling_link_that_a_pattern_excludes(tmp_path: Path) -> None:
+    (tmp_path / "dead.txt").symlink_to(tmp_path / "missing.txt")
+    assert walk([tmp_path], patterns=["dead*"]).skipped == []
+
+
+def test_walk_skips_the_index_folder_reached_through_a_link(tmp_path: Path) -> None:
+    keep = touch(tmp_path / "docs" / "keep.txt")
+    touch(tmp_path / "index" / "inside.txt")
+    (tmp_path / "docs" / "index-link").symlink_to(tmp_path / "index", target_is_directory=True)
+    found = walk([tmp_path / "docs"], exclude=[tmp_path / "index"])
+    assert found.files == [keep]
+    assert found.skipped == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_walk_never_opens_fifos_or_sockets(tmp_path: Path) -> None:
+    keep = touch(tmp_path / "keep.txt")
+    os.mkfifo(tmp_path / "pipe.txt")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "sock.md"))
+        found = walk([tmp_path])
+        named = walk([tmp_path / "pipe.txt"])
+    assert found.files == [keep]
+    assert reasons(found) == {
+        str(tmp_path / "pipe.txt"): "not a regular file",
+        str(tmp_path / "sock.md"): "not a regular file",
+    }
+    assert reasons(named) == {str(tmp_path / "pipe.txt"): "not a regular file"}
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root reads anything")
+def test_walk_reports_an_unreadable_folder(tmp_path: Path) -> None:
+    keep = touch(tmp_path / "keep.txt")
+    locked = touch(tmp_path / "locked" / "a.txt").parent
+    locked.chmod(0)
+    try:
+        found = walk([tmp_path])
+    finally:
+        locked.chmod(0o755)
+    assert found.files == [keep]
+    assert reasons(found) == {str(locked): "permission denied"}
+
+
+def test_walk_reports_each_skipped_file_once_when_paths_overlap(tmp_path: Path) -> None:
+    touch(tmp_path / "sub" / "notes.pdf")
+    found = walk([tmp_path, tmp_path / "sub"])
+    assert [Path(s.path).name for s in found.skipped] == ["notes.pdf"]
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size,text",
+    [(0, "0 bytes"), (512, "512 bytes"), (1500, "1.5 kB"), (20_000_000, "20 MB"), (104_857_600, "104.9 MB")],
+)
+def test_human_size(size: int, text: str) -> None:
+    assert human_size(size) == text
+
+
+def test_read_bytes_refuses_more_than_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"x" * 2500)
+    assert read_bytes(path, limit=2500)[0] == b"x" * 2500
+    with pytest.raises(UnreadableError, match=r"larger than the 1 kB limit \(size 2.5 kB\)"):
+        read_bytes(path, limit=1000)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_read_bytes_refuses_a_fifo_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.raises(UnreadableError, match="not a regular file"):
+        read_bytes(tmp_path / "pipe.txt")

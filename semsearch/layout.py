@@ -1,0 +1,84 @@
+"""Where an index keeps its files, and the atomic switch to a rebuilt copy.
+
+An index folder holds ``write.lock`` and its data: ``semsearch.db`` plus ``vectors-<g>.faiss``.
+The data lives in the folder itself until a ``--reindex``, which builds a complete copy in a
+subfolder ``data-<n>`` and then names it in ``CURRENT`` (written to a temporary file, fsynced
+and renamed, so readers find either the old data or the new, never a mix).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+CURRENT = "CURRENT"
+DATABASE = "semsearch.db"
+_DATA = re.compile(r"^data-(\d+)$")
+_ROOT_FILES = re.compile(r"^(semsearch\.db(-wal|-shm|-journal)?|vectors-\d+\.faiss|\.vectors-.*\.tmp\d+)$")
+
+
+def data_folder(root: Path) -> Path:
+    """The folder holding the index's current data."""
+    try:
+        name = (root / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return root
+    if not _DATA.match(name):
+        from .errors import IndexCorruptError
+
+        raise IndexCorruptError(f"{root / CURRENT} names {name!r}, not a data folder; delete it or rebuild the index")
+    return root / name
+
+
+def build_folder(root: Path) -> Path:
+    """The folder for a rebuilt copy: one number past every data folder there."""
+    numbers = [int(m.group(1)) for entry in _entries(root) if (m := _DATA.match(entry.name))]
+    return root / f"data-{max(numbers, default=0) + 1}"
+
+
+def pending_builds(root: Path) -> list[Path]:
+    """Data folders that are not current: unfinished rebuilds, newest first."""
+    current = data_folder(root)
+    found = [entry for entry in _entries(root) if _DATA.match(entry.name) and entry != current]
+    return sorted(found, key=lambda p: -int(p.name.split("-")[1]))
+
+
+def publish(root: Path, folder: Path) -> None:
+    """Make ``folder`` the current data, atomically."""
+    temporary = root / f".{CURRENT}.tmp{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(folder.name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, root / CURRENT)
+    fsync_folder(root)
+
+
+def discard(root: Path, folder: Path) -> None:
+    """Delete a data folder that is no longer current (the index root: only its data files)."""
+    if folder == root:
+        for entry in _entries(root):
+            if entry.is_file() and _ROOT_FILES.match(entry.name):
+                entry.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable: the folder entry must reach the disk too."""
+    if os.name == "nt":  # Windows cannot open a folder; NTFS journals the rename itself
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _entries(root: Path) -> list[Path]:
+    try:
+        return list(root.iterdir())
+    except FileNotFoundError:
+        return []

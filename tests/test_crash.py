@@ -1,0 +1,134 @@
+"""Crashes, interruptions and concurrent use, with real ``semsearch`` subprocesses.
+
+The kill loop here is short enough for CI; scripts/crash_soak.py runs the long one.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from faults import SEMSEARCH, check_final, environment, ingest_command, kill_loop, make_corpus
+
+import semsearch
+from semsearch.locking import holder_pid, is_locked
+
+pytestmark = pytest.mark.skipif(not SEMSEARCH.exists(), reason="the semsearch console script is not installed")
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    make_corpus(folder, files=60, chars=3000)
+    return folder
+
+
+def fresh_index(corpus: Path, folder: Path, model: Path) -> Path:
+    with semsearch.open_index(folder, model=str(model), device="cpu") as index:
+        index.ingest([corpus])
+    return folder
+
+
+def test_kill_9_at_random_moments_loses_and_corrupts_nothing(corpus: Path, tmp_path: Path, tiny_model: Path) -> None:
+    index = tmp_path / "index"
+    rounds = kill_loop(corpus, index, tiny_model, kills=10, max_delay=12.0, seed=3)
+    assert [r.problems for r in rounds] == [[]] * len(rounds)
+    assert any(r.mid_ingest for r in rounds)  # a kill landed between commits, not only before or after
+    finish = subprocess.run(ingest_command(corpus, index, None), capture_output=True, text=True, env=environment())
+    assert finish.returncode == 0, finish.stderr
+    assert check_final(index, corpus, fresh_index(corpus, tmp_path / "reference", tiny_model)) == []
+
+
+def start_ingest(corpus: Path, index: Path, model: Path, *extra: str) -> subprocess.Popen[str]:
+    command = [*ingest_command(corpus, index, model), *extra]
+    command.remove("--wait")
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
+
+
+def wait_for_chunks(index: Path, process: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Until the running ingest has committed a first batch."""
+    from faults import generation
+
+    deadline = time.monotonic() + timeout
+    while generation(index)[1] == 0:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_ctrl_c_stops_at_a_batch_keeps_the_work_and_the_next_run_resumes(
+    corpus: Path, tmp_path: Path, tiny_model: Path
+) -> None:
+    index = tmp_path / "index"
+    process = start_ingest(corpus, index, tiny_model, "--json")
+    wait_for_chunks(index, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Interrupted:" in err and "run the same command again" in err and "Traceback" not in err
+    stopped = json.loads(out)
+    assert 0 < stopped["chunks_total"] < 900 and stopped["chunks_total"] == stopped["chunks_embedded"]
+    with semsearch.open_index(index, create=False) as opened:
+        assert failed(opened.check()) == {}  # the vector file was saved at the stop
+    again = subprocess.run(
+        [*ingest_command(corpus, index, None), "--json"], capture_output=True, text=True, env=environment()
+    )
+    resumed = json.loads(again.stdout)
+    assert resumed["files_unchanged"] == stopped["files_added"]  # committed work is not embedded again
+    assert resumed["chunks_embedded"] + stopped["chunks_embedded"] == resumed["chunks_total"]
+
+
+def failed(checks: list[semsearch.Check]) -> dict[str, str]:
+    return {c.name: c.detail for c in checks if not c.ok}
+
+
+def writing(index: Path, writer: subprocess.Popen[str]) -> bool:
+    """Whether ``writer`` holds the index's writer lock now."""
+    return writer.poll() is None and is_locked(index) and holder_pid(index) == writer.pid
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SEMSEARCH), *map(str, args)], capture_output=True, text=True, env=environment())
+
+
+def test_queries_during_an_ingest_see_committed_states_and_a_second_writer_is_refused(
+    corpus: Path, tmp_path: Path, tiny_model: Path
+) -> None:
+    index = fresh_index(corpus, tmp_path / "index", tiny_model)
+    with semsearch.open_index(index, create=False) as reader:
+        before = len(reader.search("宝玉", k=10_000))
+        for path in sorted(corpus.glob("*.txt"))[:40]:  # new content, the same chunk boundaries
+            path.write_text("新" + path.read_text(encoding="utf-8")[1:], encoding="utf-8")
+        writer = start_ingest(corpus, index, tiny_model)
+        counts, refusals = set(), 0
+        while writer.poll() is None:
+            hits = reader.search("宝玉", k=10_000)  # one long-lived reader, as a RAG server has
+            assert len({h.chunk_id for h in hits}) == len(hits)
+            counts.add(len(hits))
+            if writing(index, writer):
+                second = run_cli("repair", "--index", index)
+                if writing(index, writer):  # it held the lock all along: the repair must have been refused
+                    assert second.returncode == 1 and "is being written by process" in second.stderr, second.stderr
+                    assert "--wait" in second.stderr and "Traceback" not in second.stderr
+                    refusals += 1
+        assert writer.wait() == 0, writer.communicate()
+        # every state a query saw had each file whole (old or new chunks, never both or neither)
+        assert len(reader.search("宝玉", k=10_000)) == before
+        assert failed(reader.check()) == {}
+    assert refusals and counts == {before}
+
+
+def test_wait_waits_for_the_running_writer(corpus: Path, tmp_path: Path, tiny_model: Path) -> None:
+    index = tmp_path / "index"
+    writer = start_ingest(corpus, index, tiny_model)
+    wait_for_chunks(index, writer)
+    waited = run_cli("remove", corpus / "part0001.txt", "--index", index, "--wait")
+    assert waited.returncode == 0, waited.stderr
+    assert writer.wait() == 0
+    with semsearch.open_index(index, create=False) as opened:
+        assert opened.info().documents == 59  # the remove came after the whole ingest, not in the middle
+        assert failed(opened.check()) == {}

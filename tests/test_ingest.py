@@ -1,0 +1,220 @@
+"""Ingest beyond the basics: content reuse, Ctrl-C in-process, reindex with another model."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semsearch
+from semsearch.layout import CURRENT
+from semsearch.vectors import saved_files
+
+
+@pytest.fixture
+def index(tmp_path: Path, tiny_model: Path, docs: Path) -> semsearch.Index:
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
+    idx.ingest([docs])
+    return idx
+
+
+def failed(checks: list[semsearch.Check]) -> dict[str, str]:
+    return {c.name: c.detail for c in checks if not c.ok}
+
+
+def stored_vectors(index: semsearch.Index, path: Path) -> np.ndarray:
+    store = index._store
+    ids = store.chunk_ids_of([str(path)])
+    return np.concatenate([m for _, m in store.iter_vectors(index.manifest.model.dimension, ids)])
+
+
+def test_a_renamed_file_is_not_embedded_again(index: semsearch.Index, docs: Path) -> None:
+    source = docs / "science" / "太阳系行星.md"
+    before = stored_vectors(index, source)
+    moved = docs / "太阳系-改名.md"
+    source.rename(moved)
+    report = index.ingest([docs])
+    assert (report.files_added, report.files_removed, report.files_reused, report.chunks_embedded) == (1, 1, 1, 0)
+    assert np.array_equal(stored_vectors(index, moved), before)
+    hits = index.search("行星", k=100)
+    assert any(h.source == str(moved) for h in hits) and all(h.source != str(source) for h in hits)
+    assert failed(index.check()) == {}
+
+
+def test_a_copy_reuses_vectors_and_both_paths_are_found(index: semsearch.Index, docs: Path) -> None:
+    copy = docs / "副本.md"
+    copy.write_bytes((docs / "science" / "太阳系行星.md").read_bytes())
+    report = index.ingest([docs])
+    assert (report.files_added, report.files_reused, report.chunks_embedded) == (1, 1, 0)
+    assert failed(index.check()) == {}
+
+
+def test_swapped_contents_are_both_right(index: semsearch.Index, docs: Path) -> None:
+    a, b = docs / "science" / "太阳系行星.md", docs / "大熊猫.md"
+    vectors_a, vectors_b = stored_vectors(index, a), stored_vectors(index, b)
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    report = index.ingest([docs])
+    assert report.files_updated == 2 and report.chunks_embedded == 0
+    assert np.array_equal(stored_vectors(index, a), vectors_b)
+    assert np.array_equal(stored_vectors(index, b), vectors_a)
+
+
+def test_ctrl_c_in_process_raises_interrupted_with_the_report(
+    tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semsearch.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 5)  # a commit every few files
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
+    encode = idx.encoder.encode
+    calls = []
+
+    def encode_then_ctrl_c(texts, **kwargs):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while this batch is being embedded
+        return encode(texts, **kwargs)
+
+    monkeypatch.setattr(idx.encoder, "encode", encode_then_ctrl_c)
+    with pytest.raises(semsearch.Interrupted, match="run the same command again") as caught:
+        idx.ingest([docs])
+    report = caught.value.report
+    # the stop came before the second batch was embedded: only the first was committed
+    assert report.chunks_embedded == calls[0] == report.chunks_total
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+    assert failed(idx.check()) == {}
+    monkeypatch.undo()
+    resumed = idx.ingest([docs])
+    assert resumed.files_unchanged == report.files_added and resumed.files_added == 12 - report.files_added
+
+
+def test_reindex_with_another_model_switches_atomically(
+    index: semsearch.Index, docs: Path, minilm_model: Path, tiny_model: Path
+) -> None:
+    folder = index.folder
+    reader = semsearch.open_index(folder, create=False)
+    assert reader.search("熊猫", k=3)
+    documents = index.info().documents
+    report = index.reindex(model=str(minilm_model))
+    assert report.files_added == documents and report.chunks_embedded == report.chunks_total
+    assert index.manifest.model.model == str(minilm_model) and index.info().dimension == 384
+    assert (folder / CURRENT).read_text().strip() == index.data.name
+    assert not (folder / "semsearch.db").exists() and not list(folder.glob("vectors-*.faiss"))  # old data gone
+    assert failed(index.check()) == {}
+    # a long-lived reader notices the switch and reloads the new model
+    assert len(reader.search("熊猫", k=3)) == 3 and reader.manifest.model.dimension == 384
+    assert any("rebuilt" in note for note in reader.notes)
+    # a new process sees only the new index; the old model is now refused
+    with pytest.raises(semsearch.ModelMismatchError, match="--reindex"):
+        semsearch.open_index(folder, model=str(tiny_model))
+    again = index.reindex(model=str(tiny_model))  # and back, into a second data folder
+    assert again.files_added == documents and index.info().dimension == 96
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == [index.data.name]
+
+
+def test_an_interrupted_reindex_leaves_the_old_index_serving_and_resumes(
+    index: semsearch.Index, docs: Path, minilm_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semsearch.ingest as ingest_module
+
+    folder = index.folder
+    monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 5)
+    real_encode = semsearch.Encoder.encode
+    calls = []
+
+    def stop_on_third(self, texts, **kwargs):
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise semsearch.Interrupted("stopped")
+        return real_encode(self, texts, **kwargs)
+
+    monkeypatch.setattr(semsearch.Encoder, "encode", stop_on_third)
+    with pytest.raises(semsearch.Interrupted):
+        index.reindex(model=str(minilm_model))
+    monkeypatch.undo()
+    assert not (folder / CURRENT).exists()  # not switched: the old index still answers
+    with semsearch.open_index(folder, create=False) as old:
+        assert old.manifest.model.dimension == 96 and old.search("熊猫", k=3)
+    resumed = semsearch.open_index(folder, create=False).reindex(model=str(minilm_model))
+    assert resumed.files_unchanged > 0 and resumed.files_added > 0  # what was committed is kept
+    with semsearch.open_index(folder, create=False) as new:
+        assert new.manifest.model.dimension == 384 and failed(new.check()) == {}
+
+
+def test_damaged_sqlite_is_named_in_a_clear_error(index: semsearch.Index) -> None:
+    path = index.data / "semsearch.db"
+    index.close()
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    data = bytearray(path.read_bytes())
+    data[4096:8192] = os.urandom(4096)  # a page of the tables
+    path.write_bytes(bytes(data))
+    with (
+        pytest.raises(semsearch.IndexCorruptError, match="semsearch.db") as caught,
+        semsearch.open_index(index.folder, create=False) as opened,
+    ):
+        opened.search("熊猫")
+        opened.check()
+    assert "\n" not in str(caught.value)
+
+
+def test_sqlite_locked_by_another_program_is_a_clear_error(index: semsearch.Index) -> None:
+    path = index.data / "semsearch.db"
+    index.close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        from semsearch.store import Store
+
+        with pytest.raises(semsearch.IndexLockedError, match="semsearch.db is locked by another program"):
+            store = Store.open(index.data, timeout=0.2)
+            store.counts()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_missing_manifest_is_a_clear_error(index: semsearch.Index) -> None:
+    index._store.db.execute("DELETE FROM meta WHERE key = 'manifest'")
+    with pytest.raises(semsearch.IndexCorruptError, match="has chunks but no manifest"):
+        semsearch.open_index(index.folder)
+
+
+def test_corrupt_vector_file_is_an_error_naming_it_until_repaired(index: semsearch.Index) -> None:
+    (path, _), *_ = saved_files(index.data)
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(semsearch.IndexCorruptError, match=f"{path.name}.*semsearch repair"):
+        semsearch.open_index(index.folder).search("熊猫")
+    assert failed(index.repair()) == {}
+    assert semsearch.open_index(index.folder).search("熊猫")
+
+
+def test_a_query_over_the_limit_is_truncated_with_a_note(index: semsearch.Index) -> None:
+    assert index.search("熊猫" * 600, k=3)
+    assert any("the model reads only the first 510" in n for n in index.notes)
+    index.notes.clear()
+    index.search("熊猫", k=3)
+    assert index.notes == []
+
+
+def test_any_unicode_query(index: semsearch.Index) -> None:
+    for query in ["😀🐼", "\u200b熊猫\u200d", "𠀀𪚥", "ｆｕｌｌｗｉｄｔｈ", "\x00控制"]:
+        assert index.search(query, k=2)
+
+
+def test_a_file_that_cannot_be_read_this_time_keeps_its_indexed_copy(index: semsearch.Index, docs: Path) -> None:
+    grown = docs / "大熊猫.md"
+    grown.write_text(grown.read_text(encoding="utf-8") * 50, encoding="utf-8")
+    before = index.info().chunks
+    report = index.ingest([docs], max_file_bytes=20_000)
+    assert [s.path for s in report.skipped] == [str(grown)] and "limit" in report.skipped[0].reason
+    assert report.files_removed == 0 and index.info().chunks == before
+    grown.unlink()
+    assert index.ingest([docs], max_file_bytes=20_000).files_removed == 1  # gone for good: removed
