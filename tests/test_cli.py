@@ -225,3 +225,80 @@ def test_info_check_and_repair(built: tuple[Path, Path], own_copy: Path) -> None
     repaired = run("repair", "--index", own_copy, "--json", cwd=work)
     assert repaired.returncode == 0 and json.loads(repaired.stdout)["ok"] is True
     assert run("info", "--check", "--index", own_copy, cwd=work).returncode == 0
+
+
+# -- bad input, damage, reindex --------------------------------------------------------------
+
+
+def test_bad_input_is_reported_per_file_and_the_run_goes_on(
+    built: tuple[Path, Path], tmp_path: Path, tiny_model: Path
+) -> None:
+    work, _ = built
+    docs = Path(shutil.copytree(work / "docs", tmp_path / "docs"))
+    (docs / "binary.txt").write_bytes(b"\x00\x01\x02PNG" * 100)
+    (docs / "empty.txt").write_bytes(b"")
+    (docs / "blank.md").write_text(" \n\t\n", encoding="utf-8")
+    (docs / "bad.txt").write_bytes(b"abc\x80\xff" * 50)
+    (docs / "utf16.txt").write_bytes("这是一个带字节顺序标记的文件。".encode("utf-16"))
+    (docs / "big5.txt").write_bytes("這是一份繁體中文的文件，講述台灣的歷史與文化。".encode("big5"))
+    (docs / "large.txt").write_text("长" * 400_000, encoding="utf-8")  # 1.2 MB
+    (docs / "loop").symlink_to(docs)
+    (docs / "drafts").mkdir()
+    (docs / "drafts" / "草稿.md").write_text("不要索引这个草稿。", encoding="utf-8")
+    (docs / "notes.log").write_text("log", encoding="utf-8")
+    os.mkfifo(docs / "pipe.txt")
+    index = tmp_path / "index"
+    result = run(
+        "ingest", docs, "--index", index, "--model", tiny_model, "--json",
+        "--exclude", "drafts/", "--exclude", "*.log", "--max-file-mb", "1", cwd=work,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+    assert reasons == {
+        "binary.txt": "binary file",
+        "empty.txt": "empty or only white space",
+        "blank.md": "empty or only white space",
+        "bad.txt": "not valid UTF-8, UTF-16, GB18030/GBK or Big5 text",
+        "large.txt": "larger than the 1 MB limit (size 1.2 MB)",
+        "loop": "symbolic-link loop",
+        "pipe.txt": "not a regular file",
+    }
+    assert report["files_added"] == 14 and report["files_skipped"] == 7  # 12 + utf16 + big5
+    assert not any("草稿" in s["path"] or "notes.log" in s["path"] for s in report["skipped"])
+    hits = json.loads(run("query", "繁體中文 台灣", "--index", index, "--json", "-k", "50", cwd=work).stdout)
+    assert any(h["source"].endswith("big5.txt") for h in hits["results"])
+    assert not any("草稿" in h["source"] for h in hits["results"])
+    text = run("ingest", docs, "--index", index, "--exclude", "drafts/", "--exclude", "*.log", cwd=work)
+    assert "skipped" in text.stderr and "pipe.txt: not a regular file" in text.stderr
+
+
+def test_damaged_files_give_one_line_naming_them(built: tuple[Path, Path], own_copy: Path) -> None:
+    work, _ = built
+    (vectors,) = own_copy.glob("vectors-*.faiss")
+    vectors.write_bytes(vectors.read_bytes()[:64])
+    assert_error(run("query", "熊猫", "--index", own_copy, cwd=work), vectors.name, "semsearch repair")
+    assert run("repair", "--index", own_copy, cwd=work).returncode == 0
+    database = own_copy / "semsearch.db"
+    database.write_bytes(b"SQLite format 3\x00" + os.urandom(8192))
+    for args in (("query", "熊猫"), ("info",), ("info", "--check"), ("repair",), ("ingest", "docs")):
+        assert_error(run(*args, "--index", own_copy, cwd=work), "semsearch.db")
+
+
+def test_a_long_query_is_truncated_with_a_note(built: tuple[Path, Path]) -> None:
+    result = run("query", "熊猫" * 400, "-k", "1", cwd=built[0])
+    assert result.returncode == 0
+    assert "Note: The query is 800 tokens; the model reads only the first 510" in result.stderr
+
+
+def test_reindex_re_embeds_into_a_new_copy(built: tuple[Path, Path], own_copy: Path, minilm_model: Path) -> None:
+    work, _ = built
+    refused = run("ingest", "docs", "--index", own_copy, "--model", minilm_model, cwd=work)
+    assert_error(refused, "was built with model", "--reindex")
+    result = run("ingest", "--reindex", "--index", own_copy, "--model", minilm_model, "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["files_added"] == 12 and report["chunks_embedded"] == report["chunks_total"]
+    info = json.loads(run("info", "--index", own_copy, "--json", cwd=work).stdout)
+    assert info["model"] == str(minilm_model) and info["dimension"] == 384 and info["documents"] == 12
+    assert run("info", "--check", "--index", own_copy, cwd=work).returncode == 0
