@@ -40,7 +40,7 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         envvar="SEMSEARCH_MODEL",
-        help=f"Hub id or local sentence-transformers folder [default: the index's, else {DEFAULT_MODEL}].",
+        help=f"Hub id or local sentence-transformers folder (default: the index's, else {DEFAULT_MODEL}).",
         show_default=False,
     ),
 ]
@@ -119,10 +119,10 @@ def ingest(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     chunk_tokens: Annotated[
-        Optional[int], typer.Option("--chunk-tokens", min=1, help="Tokens per chunk [default: 256].")
+        Optional[int], typer.Option("--chunk-tokens", min=1, help="Tokens per chunk (default 256).")
     ] = None,
     overlap_tokens: Annotated[
-        Optional[int], typer.Option("--overlap-tokens", min=0, help="Tokens shared by neighbour chunks [default: 32].")
+        Optional[int], typer.Option("--overlap-tokens", min=0, help="Tokens shared by neighbour chunks (default 32).")
     ] = None,
     exclude: Annotated[
         Optional[list[str]],

@@ -213,7 +213,7 @@ def reindex(
     with index._lock():
         old_paths = list(index._store.documents()) if index._store else []
         model = model or index._model
-        build = _resume_or_start(index.folder, model)
+        build = _resume_or_start(index.folder, model, chunking)
         new = Index(index.folder, model, index._device, index._fp32, None, False)
         new.data, new._locked = build, True
         if (build / DATABASE).exists():
@@ -242,8 +242,9 @@ def reindex(
     return report
 
 
-def _resume_or_start(root: Path, model: str) -> Path:
-    """An unfinished rebuild with the same model to resume, else a new folder (others deleted)."""
+def _resume_or_start(root: Path, model: str, chunking: ChunkSettings | None) -> Path:
+    """An unfinished rebuild with the same model (and chunking, if given) to resume, else a new
+    folder; other unfinished rebuilds are deleted."""
     from .engine import same_model
 
     chosen: Path | None = None
@@ -252,9 +253,10 @@ def _resume_or_start(root: Path, model: str) -> Path:
             store = Store.open(folder)
             manifest = store.manifest()
             store.close()
-        except Exception:  # damaged leftovers are simply started over
+        except Exception:  # a damaged leftover, whatever the damage, is simply started over
             manifest = None
-        if chosen is None and manifest is not None and same_model(model, manifest):
+        resumable = manifest is not None and same_model(model, manifest) and chunking in (None, manifest.chunking)
+        if chosen is None and resumable:
             chosen = folder
         else:
             discard(root, folder)
