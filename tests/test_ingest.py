@@ -218,3 +218,25 @@ def test_a_file_that_cannot_be_read_this_time_keeps_its_indexed_copy(index: sems
     assert report.files_removed == 0 and index.info().chunks == before
     grown.unlink()
     assert index.ingest([docs], max_file_bytes=20_000).files_removed == 1  # gone for good: removed
+
+
+def test_a_file_denied_to_us_is_skipped_and_keeps_its_indexed_copy(
+    index: semsearch.Index, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chmod 000 does not stop root, who runs CI: deny the read itself, as the OS would
+    import semsearch.prepare as prepare_module
+
+    denied = docs / "大熊猫.md"
+    real_read = prepare_module.read_bytes
+
+    def read_bytes(path: Path, *args, **kwargs):
+        if path == denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(prepare_module, "read_bytes", read_bytes)
+    denied.write_text(denied.read_text(encoding="utf-8") + "新的一段。", encoding="utf-8")  # changed: must be read
+    chunks = index.info().chunks
+    report = index.ingest([docs])
+    assert [(s.path, s.reason) for s in report.skipped] == [(str(denied), "permission denied")]
+    assert report.files_removed == 0 and index.info().chunks == chunks
