@@ -135,6 +135,7 @@ class Encoder:
         self.modes = stages.pooling
         self.normalize = stages.normalize
         self.prompt = stages.prompt
+        self.last_padding = 0.0  # pad tokens / real tokens in the last encode()
         self.dtype = torch.float32 if fp32 or device == "cpu" else torch.float16
         path = stages.transformer
         config = stages.transformer_config
@@ -207,36 +208,62 @@ class Encoder:
         batch_size: int = 32,
         progress: bool | None = False,
         stop: Callable[[], bool] | None = None,
+        max_batch_tokens: int | None = None,
     ) -> np.ndarray:
         """Embed ``texts``: a float32 array of shape (len(texts), dimension).
 
-        Longest texts go first, in batches of ``batch_size``, so each batch pads little.
-        ``progress`` shows a bar on stderr (None: only when stderr is a terminal). ``stop`` is
-        asked before each batch; when it answers True, ``Interrupted`` is raised.
+        Texts are tokenized once, sorted by token count and cut into batches of at most
+        ``max_batch_tokens`` padded tokens (default ``batch_size`` times the model's limit), so
+        long texts go a few at a time and short ones many at a time, with little padding
+        (``last_padding`` records pad tokens / real tokens). ``progress`` shows a bar on stderr
+        (None: only on a terminal). ``stop`` is asked before each batch; when it answers True,
+        ``Interrupted`` is raised.
         """
         import torch
         from tqdm.auto import tqdm
 
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
         if self.prompt:
             texts = [self.prompt + text for text in texts]
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        starts = range(0, len(texts), batch_size)
+        encoded = self.tokenizer(texts, truncation=True, verbose=False)
+        lengths = np.fromiter(map(len, encoded["input_ids"]), dtype=np.int64, count=len(texts))
+        order = np.argsort(-lengths, kind="stable")
+        budget = max_batch_tokens or batch_size * self.max_seq_length
+        batches = _token_batches(lengths[order], budget, max_rows=max(batch_size, _MAX_ROWS))
+        names = [n for n in ("input_ids", "token_type_ids", "attention_mask") if n in encoded]
+        padded = 0
         with torch.inference_mode():
-            for start in tqdm(starts, desc="Embedding", unit="batch", disable=tqdm_disable(progress)):
+            for first, last in tqdm(batches, desc="Embedding", unit="batch", disable=tqdm_disable(progress)):
                 if stop is not None and stop():
                     raise Interrupted("Embedding stopped on request")
-                index = order[start : start + batch_size]
-                out[index] = self._encode_batch([texts[i] for i in index]).float().cpu().numpy()
+                rows = order[first:last]
+                width = int(lengths[rows[0]])
+                padded += width * len(rows)
+                tensors = {name: self._padded(encoded[name], rows, lengths, width, name) for name in names}
+                out[rows] = self._forward(tensors).float().cpu().numpy()
+        real = int(lengths.sum())
+        self.last_padding = (padded - real) / real
         return out
 
-    def _encode_batch(self, texts: list[str]) -> torch.Tensor:
+    def _padded(self, sequences: list[list[int]], rows: np.ndarray, lengths: np.ndarray, width: int, name: str) -> Any:
+        """One input of a batch as a (rows, width) tensor on the device, padded as the tokenizer would."""
+        import torch
+
+        value = {"input_ids": self.tokenizer.pad_token_id or 0, "token_type_ids": self.tokenizer.pad_token_type_id}
+        block = np.full((len(rows), width), value.get(name, 0), dtype=np.int64)
+        filled = np.arange(width) < lengths[rows][:, None]
+        if self.tokenizer.padding_side == "left":
+            filled = filled[:, ::-1]
+        block[filled] = np.fromiter((t for i in rows for t in sequences[i]), dtype=np.int64, count=int(filled.sum()))
+        return torch.from_numpy(block).to(self.device, non_blocking=True)
+
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         import torch
 
         from .pipeline import pool
 
-        batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        batch = {k: v.to(self.device) for k, v in batch.items()}
         hidden = self.model(**batch).last_hidden_state
         embeddings = pool(hidden, batch["attention_mask"], self.modes)
         for stage in self.dense:
@@ -244,6 +271,21 @@ class Encoder:
         if self.normalize:
             embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=-1)
         return embeddings
+
+
+_MAX_ROWS = 512  # texts in one batch at most, however short
+
+
+def _token_batches(lengths: np.ndarray, budget: int, max_rows: int) -> list[tuple[int, int]]:
+    """(first, last) ranges over ``lengths`` (sorted longest first) whose padded size, rows times
+    the first row's length, stays within ``budget`` (a single row may exceed it)."""
+    batches: list[tuple[int, int]] = []
+    first = 0
+    while first < len(lengths):
+        rows = max(1, min(max_rows, budget // max(1, int(lengths[first]))))
+        batches.append((first, min(first + rows, len(lengths))))
+        first += rows
+    return batches
 
 
 @contextmanager

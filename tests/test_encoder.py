@@ -167,3 +167,26 @@ def test_half_precision_on_cuda_is_close(tiny_model: Path) -> None:
     full = reference(tiny_model, TEXTS)
     cosine = (half * full).sum(1) / (np.linalg.norm(half, axis=1) * np.linalg.norm(full, axis=1))
     assert cosine.min() > 0.999
+
+
+def test_token_batches_keep_padded_tokens_within_the_budget() -> None:
+    import numpy as np
+
+    from semsearch.encoder import _token_batches
+
+    lengths = np.array([512, 300, 300, 120, 40, 40, 40, 10, 10, 3])
+    batches = _token_batches(lengths, budget=600, max_rows=4)
+    assert batches[0] == (0, 1)  # a single row may not fit and still goes alone
+    assert [last - first for first, last in batches] == [1, 2, 4, 3]
+    assert all(lengths[first] * (last - first) <= 600 for first, last in batches[1:])
+    assert batches[-1][1] == len(lengths) and all(a[1] == b[0] for a, b in zip(batches, batches[1:], strict=False))
+
+
+def test_budget_batching_equals_one_text_at_a_time(tiny_encoder) -> None:
+    import numpy as np
+
+    texts = ["短", "一个中等长度的句子，说明批次。" * 3, "很长的文本。" * 80, "", "English words too"]
+    together = tiny_encoder.encode(texts, max_batch_tokens=64)
+    alone = np.concatenate([tiny_encoder.encode([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+    assert 0 <= tiny_encoder.last_padding < 1

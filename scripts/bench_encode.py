@@ -1,0 +1,170 @@
+"""semsearch's encoder against SentenceTransformer.encode: same model folder, same texts, same
+device, in one run, alternating.
+
+    python scripts/bench_encode.py [--model DIR | --shape tiny|full] [--device cpu|cuda]
+                                   [--texts 2000] [--rounds 3] [--threads N]
+
+Without --model a folder with random weights is built (tests/modelfactory.py): ``tiny`` (2
+layers, hidden 64) or ``full``, the exact shape of lier007/xiaobu-embedding-v2 (24 layers, hidden
+1024, 16 heads, intermediate 4096, 21128-token vocabulary, 512 positions, Dense 1024 -> 1792),
+which costs the same compute as the real weights. Texts are chunks of the Chinese novels in
+../shared/data (sample_docs/ when absent) at 64 to 256 tokens, so lengths vary as in an ingest.
+
+Rows: both at their defaults (semsearch: fp16 on CUDA; sentence-transformers: fp32, batch 32),
+and on CUDA both in float16 at the best of several batch settings. Prints real tokens/s (special
+tokens included, padding not), chunks/s, padding (pad tokens / real tokens), peak memory, and
+semsearch / sentence-transformers ratios. Needs sentence-transformers (pip install '.[test]').
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+NOVELS = ROOT.parent / "shared" / "data" / "zh-novels"
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def load_texts(tokenizer_spans: Callable, count: int, max_tokens: int) -> list[str]:
+    from semsearch.chunking import chunk_text
+
+    sources = sorted(NOVELS.glob("*.txt")) or sorted((ROOT / "sample_docs").rglob("*.md"))
+    texts: list[str] = []
+    for size in (256, 128, 64, 256):
+        for source in sources:
+            text = source.read_text(encoding="utf-8")[: 40 * size * max(1, count // 40)]
+            texts += [c.text for c in chunk_text(text, tokenizer_spans, min(size, max_tokens), 16, max_tokens)]
+            if len(texts) >= count:
+                return texts[:count]
+    return (texts * (count // max(1, len(texts)) + 1))[:count]
+
+
+def padding_share(lengths: list[int], batches: list[list[int]]) -> float:
+    real = sum(lengths)
+    padded = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+    return (padded - real) / real
+
+
+def st_batches(texts: list[str], batch_size: int) -> list[list[int]]:
+    # SentenceTransformer.encode: longest text (in characters) first, fixed batch size
+    order = np.argsort([-len(t) for t in texts], kind="stable").tolist()
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def timed(run: Callable[[], object], device: str) -> tuple[float, float]:
+    """(seconds, peak memory in MB: CUDA allocated on a GPU, the process's max RSS on CPU)."""
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    run()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        return time.perf_counter() - started, torch.cuda.max_memory_allocated() / 1e6
+    return time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--shape", choices=["tiny", "full"], default=None)
+    parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    parser.add_argument("--texts", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args()
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from semsearch.encoder import Encoder
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gpu = args.device.startswith("cuda")
+    scratch = tempfile.TemporaryDirectory(prefix="bench-encode-")
+    model = args.model or _build(Path(scratch.name), args.shape or ("full" if gpu else "tiny"))
+    ours = Encoder.load(str(model), device=args.device)
+    theirs = SentenceTransformer(str(model), device=args.device)
+    texts = load_texts(ours.token_spans, args.texts or (4000 if gpu else 400), ours.max_text_tokens)
+    lengths = [len(ids) for ids in ours.tokenizer(texts, truncation=True)["input_ids"]]
+    real = sum(lengths)
+    print(f"{len(texts)} texts, {real} real tokens (mean {real / len(texts):.0f}), device {args.device}, "
+          f"torch threads {torch.get_num_threads()}, model {model}")  # fmt: skip
+
+    rows = [("defaults", lambda: ours.encode(texts), lambda: theirs.encode(texts), ours, st_batches(texts, 32))]
+    if gpu:
+        half = Encoder.load(str(model), device=args.device)
+        theirs_half = SentenceTransformer(str(model), device=args.device).half()
+        best_st = max((32, 64, 128, 256), key=lambda b: _throughput(lambda: theirs_half.encode(texts, batch_size=b)))
+        rows.append(
+            (
+                f"float16, best batch (sentence-transformers {best_st})",
+                lambda: half.encode(texts),
+                lambda: theirs_half.encode(texts, batch_size=best_st),
+                half,
+                st_batches(texts, best_st),
+            )
+        )
+    print(f"{'setting':<44} {'who':<22} {'tokens/s':>10} {'chunks/s':>9} {'padding':>8} {'peak MB':>8}")
+    for name, run_ours, run_theirs, encoder, their_batches in rows:
+        run_ours(), run_theirs()  # warm-up
+        times: dict[str, list[float]] = {"semsearch": [], "sentence-transformers": []}
+        peaks: dict[str, float] = {}
+        for number in range(args.rounds):
+            pair = [("semsearch", run_ours), ("sentence-transformers", run_theirs)]
+            for who, run in pair if number % 2 == 0 else pair[::-1]:
+                seconds, peak = timed(run, args.device)
+                times[who].append(seconds)
+                peaks[who] = max(peaks.get(who, 0.0), peak)
+        ours_padding = encoder.last_padding if hasattr(encoder, "last_padding") else float("nan")
+        paddings = {"semsearch": ours_padding, "sentence-transformers": padding_share(lengths, their_batches)}
+        median = {who: statistics.median(t) for who, t in times.items()}
+        for who in times:
+            print(
+                f"{name:<44} {who:<22} {real / median[who]:>10.0f} {len(texts) / median[who]:>9.1f} "
+                f"{paddings[who]:>8.1%} {peaks[who]:>8.0f}"
+            )
+        print(f"{'':<44} {'ratio':<22} {median['sentence-transformers'] / median['semsearch']:>10.2f}x")
+    return 0
+
+
+def _throughput(run: Callable[[], object]) -> float:
+    run()
+    started = time.perf_counter()
+    run()
+    return 1 / (time.perf_counter() - started)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _build(folder: Path, shape: str) -> Path:
+    from modelfactory import build_model
+
+    if shape == "full":
+        return build_model(folder / "xiaobu-shape", layers=24, hidden=1024, heads=16, intermediate=4096,
+                           dense=[(1792, "identity")])  # fmt: skip
+    return build_model(folder / "tiny")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
