@@ -1,0 +1,119 @@
+"""End-to-end ingest against the pure encoder, on the Chinese novels in ../shared/data.
+
+    python scripts/bench_ingest.py [--model DIR | --shape tiny|full] [--device cpu|cuda]
+                                   [--chars 2000000] [--file-chars 20000]
+
+Splits the novels into files of --file-chars characters (--chars in all), ingests them into a new
+index, and reports files/s, chunks/s and real tokens/s, where the time went by stage (reading and
+chunking, embedding, committing to SQLite, the vector index), and the ratio of ingest tokens/s to
+the encoder's own tokens/s on the same chunks (the target is at least 80%). Stages are timed by
+wrapping semsearch's functions, so nothing in the library changes for the benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+NOVELS = ROOT.parent / "shared" / "data" / "zh-novels"
+sys.path.insert(0, str(ROOT / "tests"))
+
+spent: dict[str, float] = defaultdict(float)
+
+
+def timed(owner: Any, name: str, stage: str) -> None:
+    original = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[stage] += time.perf_counter() - started
+
+    setattr(owner, name, wrapper)
+
+
+def make_files(folder: Path, chars: int, file_chars: int) -> int:
+    sources = sorted(NOVELS.glob("*.txt"))
+    if not sources:
+        sys.exit(f"no novels in {NOVELS}")
+    text = "".join(p.read_text(encoding="utf-8") for p in sources)[:chars]
+    folder.mkdir(parents=True)
+    for number, start in enumerate(range(0, len(text), file_chars)):
+        (folder / f"{number:05d}.txt").write_text(text[start : start + file_chars], encoding="utf-8")
+    return number + 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--shape", choices=["tiny", "full"], default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--chars", type=int, default=None)
+    parser.add_argument("--file-chars", type=int, default=20_000)
+    args = parser.parse_args()
+    import semsearch
+    import semsearch.ingest as ingest_module
+    from semsearch.encoder import Encoder
+    from semsearch.store import Store
+    from semsearch.vectors import VectorIndex
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    gpu = args.device.startswith("cuda") or (args.device == "auto" and _cuda())
+    model = args.model or _build(work, args.shape or ("full" if gpu else "tiny"))
+    files = make_files(work / "corpus", args.chars or (20_000_000 if gpu else 1_000_000), args.file_chars)
+    index = semsearch.open_index(work / "index", model=str(model), device=args.device)
+    encoder = index.encoder  # loaded before the clock starts, as in a warm process
+    timed(ingest_module, "prepare", "read, decode, chunk")
+    timed(Encoder, "encode", "embed")
+    timed(Store, "put_document", "SQLite writes")
+    timed(VectorIndex, "add", "vector index")
+    timed(VectorIndex, "save", "vector index")
+    started = time.perf_counter()
+    report = index.ingest([work / "corpus"])
+    seconds = time.perf_counter() - started
+    texts = [row[0] for row in index._store.db.execute("SELECT text FROM chunks")]
+    tokens = sum(len(ids) for ids in encoder.tokenizer(texts, truncation=True)["input_ids"])
+    during_ingest = dict(spent)
+    encode_started = time.perf_counter()
+    encoder.encode(texts)
+    encoder_seconds = time.perf_counter() - encode_started
+    print(f"{files} files, {report.chunks_total} chunks, {tokens} real tokens; device {encoder.device}; model {model}")
+    print(
+        f"ingest: {seconds:.1f} s = {files / seconds:.1f} files/s, {report.chunks_total / seconds:.1f} chunks/s, "
+        f"{tokens / seconds:.0f} tokens/s"
+    )
+    print(f"encoder alone on the same chunks: {encoder_seconds:.1f} s = {tokens / encoder_seconds:.0f} tokens/s")
+    print(f"ingest / encoder tokens/s: {encoder_seconds / seconds:.0%}")
+    accounted = 0.0
+    for stage, value in during_ingest.items():
+        accounted += value
+        print(f"  {stage:<22} {value:>7.1f} s {value / seconds:>6.1%}")
+    print(f"  {'other':<22} {seconds - accounted:>7.1f} s {(seconds - accounted) / seconds:>6.1%}")
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _build(folder: Path, shape: str) -> Path:
+    from modelfactory import build_model
+
+    if shape == "full":
+        return build_model(folder / "xiaobu-shape", layers=24, hidden=1024, heads=16, intermediate=4096,
+                           dense=[(1792, "identity")])  # fmt: skip
+    return build_model(folder / "tiny")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
