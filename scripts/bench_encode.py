@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOVELS = ROOT.parent / "shared" / "data" / "zh-novels"
 sys.path.insert(0, str(ROOT / "tests"))
 
+from modelfactory import build_shape  # noqa: E402
+
 
 def load_texts(tokenizer_spans: Callable, count: int, max_tokens: int) -> list[str]:
     from semsearch.chunking import chunk_text
@@ -95,7 +97,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     gpu = args.device.startswith("cuda")
     scratch = tempfile.TemporaryDirectory(prefix="bench-encode-")
-    model = args.model or _build(Path(scratch.name), args.shape or ("full" if gpu else "tiny"))
+    model = args.model or build_shape(Path(scratch.name), args.shape or ("full" if gpu else "tiny"))
     ours = Encoder.load(str(model), device=args.device)
     theirs = SentenceTransformer(str(model), device=args.device)
     texts = load_texts(ours.token_spans, args.texts or (4000 if gpu else 400), ours.max_text_tokens)
@@ -155,15 +157,6 @@ def _cuda() -> bool:
         return torch.cuda.is_available()
     except ImportError:
         return False
-
-
-def _build(folder: Path, shape: str) -> Path:
-    from modelfactory import build_model
-
-    if shape == "full":
-        return build_model(folder / "xiaobu-shape", layers=24, hidden=1024, heads=16, intermediate=4096,
-                           dense=[(1792, "identity")])  # fmt: skip
-    return build_model(folder / "tiny")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOVELS = ROOT.parent / "shared" / "data" / "zh-novels"
 sys.path.insert(0, str(ROOT / "tests"))
 
+from modelfactory import build_shape  # noqa: E402
+
 spent: dict[str, float] = defaultdict(float)
 
 
@@ -67,7 +69,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     gpu = args.device.startswith("cuda") or (args.device == "auto" and _cuda())
-    model = args.model or _build(work, args.shape or ("full" if gpu else "tiny"))
+    model = args.model or build_shape(work, args.shape or ("full" if gpu else "tiny"))
     files = make_files(work / "corpus", args.chars or (20_000_000 if gpu else 1_000_000), args.file_chars)
     index = semsearch.open_index(work / "index", model=str(model), device=args.device)
     encoder = index.encoder  # loaded before the clock starts, as in a warm process
@@ -104,15 +106,6 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def _build(folder: Path, shape: str) -> Path:
-    from modelfactory import build_model
-
-    if shape == "full":
-        return build_model(folder / "xiaobu-shape", layers=24, hidden=1024, heads=16, intermediate=4096,
-                           dense=[(1792, "identity")])  # fmt: skip
-    return build_model(folder / "tiny")
 
 
 if __name__ == "__main__":

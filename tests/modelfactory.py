@@ -129,3 +129,13 @@ def _write_dense(folder: Path, in_features: int, out_features: int, activation: 
 def _write(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def build_shape(folder: Path, shape: str) -> Path:
+    """``tiny`` (the tests' 2-layer model) or ``full``: xiaobu-embedding-v2's exact shape (24 layers,
+    hidden 1024, 16 heads, intermediate 4096, Dense 1024 -> 1792) with random weights, for benchmarks."""
+    if shape == "full":
+        return build_model(
+            folder / "xiaobu-shape", layers=24, hidden=1024, heads=16, intermediate=4096, dense=[(1792, "identity")]
+        )
+    return build_model(folder / "tiny")
