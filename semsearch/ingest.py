@@ -49,6 +49,12 @@ def ingest(
     """See ``Index.ingest``."""
     started = time.perf_counter()
     found = walk([Path(p) for p in paths], exclude=[index.folder], patterns=exclude)
+    return _ingest_walked(index, found, started, progress, max_file_bytes)
+
+
+def _ingest_walked(
+    index: Index, found: Walk, started: float, progress: bool | None, max_file_bytes: int | None
+) -> IngestReport:
     # fail on bad input and options here, before the index folder is created
     if not found.files and not (index._store and index._store.documents(found.folders)):
         where = ", ".join(str(p) for p in found.folders) or "the given files"
@@ -223,10 +229,10 @@ def reindex(
             base = chunking or (index.manifest.chunking if index.manifest else ChunkSettings())
             limit = new.encoder.max_text_tokens
             new._chunking = ChunkSettings(min(base.chunk_tokens, limit), min(base.overlap_tokens, limit // 2))
-        sources = [*paths, *(p for p in old_paths if os.path.exists(p))]
-        report = ingest(new, sources, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes)
+        sources = [Path(p) for p in [*paths, *(p for p in old_paths if os.path.exists(p))]]
+        found = walk(sources, exclude=[index.folder], patterns=exclude)
+        report = _ingest_walked(new, found, time.perf_counter(), progress, max_file_bytes)
         assert new._store is not None
-        found = walk([Path(p) for p in sources], exclude=[index.folder], patterns=exclude)
         walked = {str(p) for p in found.files}
         with guard(new._store.path):
             # a resumed rebuild may hold files that are no longer among the sources
