@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 # Character spans of each token of each text, without special tokens (the encoder's token_spans).
 TokenSpans = Callable[[list[str]], list[list[tuple[int, int]]]]
+# The number of tokens of each text, as len() of its spans but cheaper (the encoder's token_counts).
+TokenCounts = Callable[[list[str]], list[int]]
 Span = tuple[int, int]
 Unit = tuple[int, int, int]  # (start, end, tokens) of a sentence or a piece of one
 
@@ -82,21 +84,25 @@ def chunk_text(
     max_tokens: int | None = None,
     *,
     window: int = WINDOW,
+    token_counts: TokenCounts | None = None,
 ) -> list[Chunk]:
     """Cut ``text`` into chunks of at most ``chunk_tokens`` tokens (hard limit ``max_tokens``).
 
     Consecutive chunks share up to ``overlap_tokens`` tokens of whole sentences. A sentence
-    longer than ``window`` characters is tokenized in pieces of at most that many.
+    longer than ``window`` characters is tokenized in pieces of at most that many. Token spans
+    are asked for only where a text must be cut; ``token_counts`` (default: from the spans)
+    counts the rest.
     """
     if chunk_tokens < 1 or overlap_tokens < 0 or overlap_tokens >= chunk_tokens:
         raise ValueError("need chunk_tokens >= 1 and 0 <= overlap_tokens < chunk_tokens")
     if window < 2:
         raise ValueError("need window >= 2")
     limit = max_tokens or chunk_tokens
-    units = _units(text, _sentences(text), token_spans, chunk_tokens, window)
+    counts = token_counts or (lambda texts: [len(spans) for spans in token_spans(texts)])
+    units = _units(text, _sentences(text), token_spans, counts, chunk_tokens, window)
     chunks: list[Chunk] = []
     line, at = 1, 0
-    for start, end, count in _counted(text, _pack(units, chunk_tokens, overlap_tokens), token_spans, window):
+    for start, end, count in _counted(text, _pack(units, chunk_tokens, overlap_tokens), token_spans, counts, window):
         pieces: Iterable[Unit] = [(start, end, count)]
         if count > limit:
             # packing counts tokens sentence by sentence; joined text can tokenize longer
@@ -108,7 +114,7 @@ def chunk_text(
 
 
 def _units(
-    text: str, sentences: Iterable[Span], token_spans: TokenSpans, chunk_tokens: int, window: int
+    text: str, sentences: Iterable[Span], token_spans: TokenSpans, counts: TokenCounts, chunk_tokens: int, window: int
 ) -> Iterator[Unit]:
     """(start, end, tokens) of each sentence, long ones cut into pieces of chunk_tokens."""
     for batch in _batches(sentences, window):
@@ -116,10 +122,11 @@ def _units(
             start, end = batch[0]
             yield from _cut(text, start, end, token_windows(text, start, end, token_spans, window), chunk_tokens)
             continue
-        for (start, end), spans in zip(batch, token_spans([text[s:e] for s, e in batch]), strict=True):
-            if len(spans) <= chunk_tokens:
-                yield start, end, len(spans)
+        for (start, end), count in zip(batch, counts([text[s:e] for s, e in batch]), strict=True):
+            if count <= chunk_tokens:
+                yield start, end, count
             else:
+                (spans,) = token_spans([text[start:end]])
                 yield from _cut(text, start, end, [[(start + s, start + e) for s, e in spans]], chunk_tokens)
 
 
@@ -217,12 +224,14 @@ def _overlap(group: list[Unit], budget: int) -> list[Unit]:
     return group[keep:]
 
 
-def _counted(text: str, spans: Iterable[Span], token_spans: TokenSpans, window: int) -> Iterator[Unit]:
+def _counted(
+    text: str, spans: Iterable[Span], token_spans: TokenSpans, counts: TokenCounts, window: int
+) -> Iterator[Unit]:
     """Each span with its number of tokens."""
     for batch in _batches(spans, window):
         if len(batch) == 1 and batch[0][1] - batch[0][0] > window:
             start, end = batch[0]
             yield start, end, sum(len(w) for w in token_windows(text, start, end, token_spans, window))
             continue
-        for (start, end), tokens in zip(batch, token_spans([text[s:e] for s, e in batch]), strict=True):
-            yield start, end, len(tokens)
+        for (start, end), count in zip(batch, counts([text[s:e] for s, e in batch]), strict=True):
+            yield start, end, count

@@ -50,6 +50,15 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 WaitOption = Annotated[
     bool, typer.Option("--wait", help="If another process is writing to the index, wait for it instead of failing.")
 ]
+IndexTypeOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--index-type",
+        help="Vector structure: auto (exact while fast, then IVF on a GPU or HNSW on a CPU), flat, ivf or hnsw. "
+        "Kept for later writes; changing it rebuilds from the stored vectors, nothing re-embedded.",
+        show_default=False,
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -138,6 +147,7 @@ def ingest(
             help="Re-embed every indexed document (and PATHS) with --model; the old index serves until done.",
         ),
     ] = False,
+    index_type: IndexTypeOption = None,
     wait: WaitOption = False,
     fp32: Fp32Option = False,
     as_json: JsonOption = False,
@@ -156,11 +166,11 @@ def ingest(
     }
     with _errors(as_json):
         if reindex:
-            with _open(index, None, device, fp32, wait=wait) as idx:
+            with _open(index, None, device, fp32, wait=wait, index_type=index_type) as idx:
                 report = idx.reindex(paths or [], model, chunking=chunking, **options)
                 _print_notes(idx)
         else:
-            with _open(index, model, device, fp32, chunking=chunking, wait=wait) as idx:
+            with _open(index, model, device, fp32, chunking=chunking, wait=wait, index_type=index_type) as idx:
                 report = idx.ingest(paths or [], **options)
                 _print_notes(idx)
     _print_report(report, as_json)
@@ -284,11 +294,12 @@ def info(
 @app.command()
 def repair(
     index: IndexOption = Path(DEFAULT_INDEX),
+    index_type: IndexTypeOption = None,
     wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild the vector index from the vectors stored in SQLite, then verify the index."""
-    with _errors(), _open(index, None, create=False, wait=wait) as idx:
+    with _errors(), _open(index, None, create=False, wait=wait, index_type=index_type) as idx:
         _report_checks(idx.repair(), as_json)
 
 

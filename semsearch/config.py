@@ -47,6 +47,7 @@ class Manifest:
     model: ModelInfo
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     metric: str = "cosine"
+    index_type: str = "auto"  # the vector structure: auto, flat, ivf or hnsw (a cache; changeable)
     semsearch_version: str = __version__
 
     def to_json(self) -> str:
@@ -59,6 +60,7 @@ class Manifest:
             model=ModelInfo(**_known(ModelInfo, data["model"])),
             chunking=ChunkSettings(**_known(ChunkSettings, data.get("chunking", {}))),
             metric=data.get("metric", "cosine"),
+            index_type=data.get("index_type", "auto"),
             semsearch_version=data.get("semsearch_version", "unknown"),
         )
 

@@ -149,6 +149,9 @@ class Encoder:
         self.tokenizer.model_max_length = self.max_seq_length
         if config.get("do_lower_case"):
             _lowercase_normalizer(self.tokenizer)
+        self._text_tokens, self._input_tokens = _backend_tokenizers(self.tokenizer, self.max_seq_length)
+        names = self.tokenizer.model_input_names
+        self._input_names = [n for n in ("input_ids", "token_type_ids", "attention_mask") if n in names]
         self.dense: list[Dense] = [Dense(p) for p in stages.dense]
         for module in (self.model, *self.dense):
             module.to(device=device, dtype=self.dtype).eval()
@@ -197,10 +200,13 @@ class Encoder:
 
     def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Character (start, end) of each token of each text, without special tokens."""
-        if not texts:
-            return []
-        encoded = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        return [[(int(s), int(e)) for s, e in spans] for spans in encoded["offset_mapping"]]
+        encodings = self._text_tokens.encode_batch(texts, add_special_tokens=False) if texts else []
+        return [encoding.offsets for encoding in encodings]
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """How many tokens each text has, without special tokens or truncation."""
+        encodings = self._text_tokens.encode_batch_fast(texts, add_special_tokens=False) if texts else []
+        return [len(encoding) for encoding in encodings]
 
     def encode(
         self,
@@ -227,12 +233,11 @@ class Encoder:
             return out
         if self.prompt:
             texts = [self.prompt + text for text in texts]
-        encoded = self.tokenizer(texts, truncation=True, verbose=False)
-        lengths = np.fromiter(map(len, encoded["input_ids"]), dtype=np.int64, count=len(texts))
+        encoded = self._input_tokens.encode_batch_fast(texts)
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(texts))
         order = np.argsort(-lengths, kind="stable")
         budget = max_batch_tokens or batch_size * self.max_seq_length
         batches = _token_batches(lengths[order], budget, max_rows=max(batch_size, _MAX_ROWS))
-        names = [n for n in ("input_ids", "token_type_ids", "attention_mask") if n in encoded]
         padded = 0
         with torch.inference_mode():
             for first, last in tqdm(batches, desc="Embedding", unit="batch", disable=tqdm_disable(progress)):
@@ -241,23 +246,27 @@ class Encoder:
                 rows = order[first:last]
                 width = int(lengths[rows[0]])
                 padded += width * len(rows)
-                tensors = {name: self._padded(encoded[name], rows, lengths, width, name) for name in names}
-                out[rows] = self._forward(tensors).float().cpu().numpy()
+                out[rows] = self._forward(self._batch([encoded[i] for i in rows], width)).float().cpu().numpy()
         real = int(lengths.sum())
         self.last_padding = (padded - real) / real
         return out
 
-    def _padded(self, sequences: list[list[int]], rows: np.ndarray, lengths: np.ndarray, width: int, name: str) -> Any:
-        """One input of a batch as a (rows, width) tensor on the device, padded as the tokenizer would."""
-        import torch
+    def _batch(self, encodings: list[Any], width: int) -> dict[str, torch.Tensor]:
+        """The model's inputs for ``encodings`` as (rows, width) tensors on the device, padded as
+        the tokenizer pads: on its padding side, with its pad id and pad type id."""
 
-        value = {"input_ids": self.tokenizer.pad_token_id or 0, "token_type_ids": self.tokenizer.pad_token_type_id}
-        block = np.full((len(rows), width), value.get(name, 0), dtype=np.int64)
-        filled = np.arange(width) < lengths[rows][:, None]
-        if self.tokenizer.padding_side == "left":
-            filled = filled[:, ::-1]
-        block[filled] = np.fromiter((t for i in rows for t in sequences[i]), dtype=np.int64, count=int(filled.sum()))
-        return torch.from_numpy(block).to(self.device, non_blocking=True)
+        ids = np.full((len(encodings), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        types = np.full_like(ids, self.tokenizer.pad_token_type_id)
+        mask = np.zeros_like(ids)
+        left = self.tokenizer.padding_side == "left"
+        for row, encoding in enumerate(encodings):
+            cells = slice(width - len(encoding), width) if left else slice(0, len(encoding))
+            ids[row, cells] = encoding.ids
+            types[row, cells] = encoding.type_ids
+            mask[row, cells] = 1
+        arrays = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+        pinned = self.device.startswith("cuda")
+        return {name: _to_device(arrays[name], self.device, pinned) for name in self._input_names}
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         import torch
@@ -274,6 +283,33 @@ class Encoder:
 
 
 _MAX_ROWS = 512  # texts in one batch at most, however short
+
+
+def _to_device(array: np.ndarray, device: str, pinned: bool) -> torch.Tensor:
+    """A host array as a tensor on ``device``; through pinned memory, without blocking, to a GPU."""
+    import torch
+
+    tensor = torch.from_numpy(array)
+    return tensor.pin_memory().to(device, non_blocking=True) if pinned else tensor
+
+
+def _backend_tokenizers(tokenizer: Any, max_seq_length: int) -> tuple[Any, Any]:
+    """Two private copies of the fast tokenizer's backend: one for plain text (no special tokens,
+    no truncation) and one for model inputs (truncated to ``max_seq_length`` as
+    sentence-transformers truncates). Private copies keep the settings fixed, so chunking in one
+    thread and encoding in another never see each other's, and skip transformers' per-text
+    Python conversion."""
+    from tokenizers import Tokenizer
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise UnsupportedModelError(f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer")
+    saved = tokenizer.backend_tokenizer.to_str()
+    text, inputs = Tokenizer.from_str(saved), Tokenizer.from_str(saved)
+    for backend in (text, inputs):
+        backend.no_padding()
+        backend.no_truncation()
+    inputs.enable_truncation(max_seq_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
+    return text, inputs
 
 
 def _token_batches(lengths: np.ndarray, budget: int, max_rows: int) -> list[tuple[int, int]]:

@@ -9,15 +9,17 @@ reader which caught up may save its result while nobody writes.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .config import DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings, Manifest
-from .consistency import checks, sync
+from .consistency import checks, rebuild, sync
 from .errors import (
     IndexCorruptError,
     IndexLockedError,
@@ -31,7 +33,7 @@ from .layout import DATABASE, data_folder
 from .locking import WriteLock, is_locked
 from .results import Check, Hit, IndexInfo, RemoveReport
 from .store import Store, guard
-from .vectors import VectorIndex
+from .vectors import VectorIndex, choose, gpu_available
 
 if TYPE_CHECKING:
     from .encoder import Encoder
@@ -47,6 +49,7 @@ def open_index(
     chunking: ChunkSettings | None = None,
     create: bool = True,
     wait: bool | float = False,
+    index_type: str | None = None,
 ) -> Index:
     """Open the index in folder ``path``, or prepare a new one there (written on first ingest).
 
@@ -55,8 +58,12 @@ def open_index(
     IndexNotFoundError when there is no index yet. ``wait`` is what a write (ingest, remove,
     repair, check) does when another process is writing: fail at once (False), wait (True) or
     wait up to that many seconds.
+    ``index_type`` (auto, flat, ivf or hnsw) sets the vector structure the next write saves;
+    auto picks exact search while it is fast enough, then IVF on a GPU or HNSW on a CPU.
     """
-    index = Index(Path(path), model, device, fp32, chunking, wait)
+    if index_type is not None:
+        choose(index_type, 0, 1, False)  # refuse an unknown type before anything is opened
+    index = Index(Path(path), model, device, fp32, chunking, wait, index_type)
     index._open_data()
     if index.manifest is None and not create:
         index.close()
@@ -86,6 +93,7 @@ class Index:
         fp32: bool,
         chunking: ChunkSettings | None,
         wait: bool | float,
+        index_type: str | None = None,
     ) -> None:
         self.folder = folder  # the index folder: write.lock, CURRENT and (until a reindex) the data
         self.data = folder  # the folder of the database and vector files in use
@@ -97,6 +105,7 @@ class Index:
         self._fp32 = fp32
         self._chunking = chunking
         self._wait = wait
+        self._index_type = index_type  # None: the manifest's
         self._store: Store | None = None
         self._encoder: Encoder | None = None
         self._vectors: VectorIndex | None = None
@@ -240,7 +249,10 @@ class Index:
         )
 
     def _save_vectors(self) -> None:
-        """Write the vector file for the current generation: holding the lock, or when it is free."""
+        """Write the vector file for the current generation: holding the lock, or when it is free.
+        Holding the lock, first rebuild the vector index if it no longer has the right structure."""
+        if self._locked and self._vectors is not None and self._store is not None:
+            self._reshape(self._store, self._vectors)
         if self._vectors is None or self._store is None or not self._unsaved:
             return
         if self._locked:
@@ -252,6 +264,27 @@ class Index:
                 self._vectors.save(self.data, self._synced)
                 self._unsaved = False
 
+    def _reshape(self, store: Store, vectors: VectorIndex) -> None:
+        """Rebuild ``vectors`` from the stored ones when the wanted structure (``choose``) is
+        another, or it is ``worn``; record a newly asked-for index type. Hold the lock."""
+        manifest = self.manifest
+        if manifest is None:
+            return
+        if self._index_type is not None and self._index_type != manifest.index_type:
+            self.manifest = manifest = replace(manifest, index_type=self._index_type)
+            store.set_manifest(manifest)
+        dimension = manifest.model.dimension
+        kind = choose(manifest.index_type, len(vectors), dimension, vectors.use_gpu)
+        if kind == vectors.kind and not vectors.worn(len(vectors)):
+            return
+        started = time.perf_counter()
+        self._vectors = rebuild(store, dimension, kind, vectors.use_gpu)
+        self._synced, self._unsaved = store.generation(), True
+        self.notes.append(
+            f"Vector index built as {self._vectors.describe()} for {len(self._vectors)} vectors "
+            f"in {time.perf_counter() - started:.1f} s (was {vectors.describe()})"
+        )
+
     def _plan_manifest(self) -> Manifest:
         """The manifest a new index will get; checks the options before anything is written."""
         encoder = self.encoder
@@ -261,7 +294,7 @@ class Index:
             raise InvalidOptionError(f"--chunk-tokens must be between 1 and {limit} for this model")
         if not 0 <= chunking.overlap_tokens < chunking.chunk_tokens:
             raise InvalidOptionError("--overlap-tokens must be at least 0 and less than --chunk-tokens")
-        return Manifest(model=encoder.info, chunking=chunking)
+        return Manifest(model=encoder.info, chunking=chunking, index_type=self._index_type or "auto")
 
     def _writable_store(self) -> Store:
         """The store, created with its manifest for a new index. Hold the lock."""
@@ -402,8 +435,9 @@ class Index:
         with self._lock():
             store, manifest = self._require()
             with guard(store.path):
-                self._vectors = VectorIndex(manifest.model.dimension)
-                sync(self._vectors, store, manifest.model.dimension)
+                dimension, count = manifest.model.dimension, len(store.chunk_ids())
+                kind = choose(self._index_type or manifest.index_type, count, dimension, gpu_available())
+                self._vectors = rebuild(store, dimension, kind)
                 self._synced, self._unsaved = store.generation(), True
                 self._save_vectors()
             return self.check()
@@ -430,7 +464,7 @@ class Index:
             overlap_tokens=manifest.chunking.overlap_tokens,
             documents=counts["documents"],
             chunks=counts["chunks"],
-            index_type=vectors.kind,
+            index_type=vectors.describe(),
             index_device=vectors.device,
             size_bytes=size,
             semsearch_version=manifest.semsearch_version,

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from .vectors import VectorIndex
 
 FLUSH_CHUNKS = 256  # chunks embedded and committed together: at most this much work is lost to a crash
+AHEAD_CHUNKS = 4 * FLUSH_CHUNKS  # chunks read and cut ahead of the encoder, at most
 
 
 def ingest(
@@ -97,23 +99,32 @@ def _run(
     encoder, settings = index.encoder, index.manifest.chunking if index.manifest else ChunkSettings()
     batch = _Batch(store, index._current_vectors(), encoder, report, stop)
     kept: set[str] = set()
-    bar = tqdm(found.files, desc="Ingesting", unit="file", disable=tqdm_disable(progress))
-    for path in bar:
-        if stop():
-            raise Interrupted("stopped")
-        item = prepare(
-            path, known.get(str(path)), encoder.token_spans, settings, encoder.max_text_tokens, max_bytes=max_bytes
+
+    def prepared(path: Path) -> Prepared | Unchanged | Skipped:
+        return prepare(
+            path,
+            known.get(str(path)),
+            encoder.token_spans,
+            settings,
+            encoder.max_text_tokens,
+            max_bytes=max_bytes,
+            token_counts=encoder.token_counts,
         )
-        if isinstance(item, Skipped):
-            report.skipped.append(item)
-            continue
-        kept.add(str(path))
-        if isinstance(item, Unchanged):
-            report.files_unchanged += 1
-        elif batch.add(item) >= FLUSH_CHUNKS:
-            batch.flush()
-            index._synced, index._unsaved = store.generation(), True
-            bar.set_postfix(chunks=report.chunks_embedded)
+
+    bar = tqdm(total=len(found.files), desc="Ingesting", unit="file", disable=tqdm_disable(progress))
+    with bar, _ReadAhead(prepared, found.files, stop) as items:
+        for path, item in items:
+            bar.update()
+            if isinstance(item, Skipped):
+                report.skipped.append(item)
+                continue
+            kept.add(str(path))
+            if isinstance(item, Unchanged):
+                report.files_unchanged += 1
+            elif batch.add(item) >= FLUSH_CHUNKS:
+                batch.flush()
+                index._synced, index._unsaved = store.generation(), True
+                bar.set_postfix(chunks=report.chunks_embedded)
     batch.flush()
     index._synced, index._unsaved = store.generation(), True
     stale = [p for p in known if p not in kept and not _kept_despite_skip(p, report.skipped)]
@@ -129,6 +140,68 @@ def _kept_despite_skip(path: str, skipped: list[Skipped]) -> bool:
     if not os.path.lexists(path):
         return False
     return any(path == s.path or path.startswith(s.path.rstrip("/") + "/") for s in skipped)
+
+
+class _ReadAhead:
+    """``work(path)`` for each path, in order, done in a background thread ahead of the consumer,
+    so reading and chunking the next files overlaps embedding and committing the last ones.
+
+    At most ``AHEAD_CHUNKS`` prepared chunks (and at least one file) wait at a time. Iterating
+    yields (path, result); an exception in the thread is raised there. When ``stop`` answers True
+    iteration raises Interrupted; leaving the ``with`` block tells the thread to finish.
+    """
+
+    def __init__(
+        self, work: Callable[[Path], Prepared | Unchanged | Skipped], paths: list[Path], stop: Callable[[], bool]
+    ) -> None:
+        self.work, self.paths, self.stop = work, paths, stop
+        self.ready: deque[tuple[Path, Prepared | Unchanged | Skipped] | BaseException] = deque()
+        self.waiting = 0  # chunks in self.ready
+        self.changed = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._produce, name="semsearch-read-ahead", daemon=True)
+
+    def __enter__(self) -> Iterator[tuple[Path, Prepared | Unchanged | Skipped]]:
+        self.thread.start()
+        return self._consume()
+
+    def __exit__(self, *exc: object) -> None:
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+
+    def _produce(self) -> None:
+        for path in self.paths:
+            try:
+                result: tuple[Path, Prepared | Unchanged | Skipped] | BaseException = (path, self.work(path))
+            except BaseException as exc:  # handed to the consumer, which raises it
+                result = exc
+            size = len(result[1].chunks) if isinstance(result, tuple) and isinstance(result[1], Prepared) else 0
+            with self.changed:
+                while not self.closed and self.ready and self.waiting + size > AHEAD_CHUNKS:
+                    self.changed.wait()
+                if self.closed:
+                    return
+                self.ready.append(result)
+                self.waiting += size
+                self.changed.notify_all()
+            if isinstance(result, BaseException) or self.stop():
+                return
+
+    def _consume(self) -> Iterator[tuple[Path, Prepared | Unchanged | Skipped]]:
+        for _ in self.paths:
+            with self.changed:
+                while not self.ready and not self.stop():
+                    self.changed.wait(timeout=0.1)
+                if self.stop():
+                    raise Interrupted("stopped")
+                result = self.ready.popleft()
+                if isinstance(result, tuple) and isinstance(result[1], Prepared):
+                    self.waiting -= len(result[1].chunks)
+                self.changed.notify_all()
+            if isinstance(result, BaseException):
+                raise result
+            yield result
 
 
 class _Batch:
@@ -220,7 +293,8 @@ def reindex(
         old_paths = list(index._store.documents()) if index._store else []
         model = model or index._model
         build = _resume_or_start(index.folder, model, chunking)
-        new = Index(index.folder, model, index._device, index._fp32, None, False)
+        kind = index._index_type or (index.manifest.index_type if index.manifest else None)
+        new = Index(index.folder, model, index._device, index._fp32, None, False, kind)
         new.data, new._locked = build, True
         if (build / DATABASE).exists():
             new._store = Store.open(build)

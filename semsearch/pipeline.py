@@ -165,7 +165,11 @@ def load_weights(folder: Path) -> dict[str, Tensor]:
 
             return load_file(str(safetensors_file))
         if bin_file.exists():
-            return torch.load(bin_file, map_location="cpu", weights_only=True)
+            import zipfile
+
+            # memory-mapped where the file allows it: only the zip format (torch >= 1.6) does
+            mmap = zipfile.is_zipfile(bin_file)
+            return torch.load(bin_file, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # a corrupt file raises many different types
         raise ModelLoadError(f"Cannot load weights in {folder}: {exc}") from exc
     raise ModelLoadError(f"No model.safetensors or pytorch_model.bin in {folder}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .chunking import Chunk, TokenSpans, chunk_text
+from .chunking import Chunk, TokenCounts, TokenSpans, chunk_text
 from .config import ChunkSettings
 from .sources import CHANGED, NOT_REGULAR, Skipped, UnreadableError, decode, os_error_reason, read_bytes, too_large
 
@@ -41,6 +41,7 @@ def prepare(
     max_tokens: int,
     *,
     max_bytes: int | None = None,
+    token_counts: TokenCounts | None = None,
 ) -> Prepared | Unchanged | Skipped:
     """Prepare ``path``; ``known`` is its current ``documents`` row, if any.
 
@@ -56,7 +57,14 @@ def prepare(
     if isinstance(loaded, Unchanged):
         return loaded
     info, digest, text, encoding = loaded
-    chunks = chunk_text(text, token_spans, settings.chunk_tokens, settings.overlap_tokens, max_tokens=max_tokens)
+    chunks = chunk_text(
+        text,
+        token_spans,
+        settings.chunk_tokens,
+        settings.overlap_tokens,
+        max_tokens=max_tokens,
+        token_counts=token_counts,
+    )
     if not chunks:
         return Skipped(str(path), "empty or only white space")
     document = {

