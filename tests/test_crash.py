@@ -46,7 +46,18 @@ def test_kill_9_at_random_moments_loses_and_corrupts_nothing(corpus: Path, tmp_p
 def start_ingest(corpus: Path, index: Path, model: Path, *extra: str) -> subprocess.Popen[str]:
     command = [*ingest_command(corpus, index, model), *extra]
     command.remove("--wait")
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        preexec_fn=default_sigint,  # a test run started in the background would pass Ctrl-C on ignored
+    )
+
+
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_chunks(index: Path, process: subprocess.Popen[str], timeout: float = 120) -> None:

@@ -66,11 +66,14 @@ def test_swapped_contents_are_both_right(index: semsearch.Index, docs: Path) -> 
 
 
 def test_ctrl_c_in_process_raises_interrupted_with_the_report(
-    tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     import semsearch.ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 5)  # a commit every few files
+    # as in an interactive Python, even where the test run was started with Ctrl-C ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
     encode = idx.encoder.encode
     calls = []
