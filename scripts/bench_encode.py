@@ -11,9 +11,13 @@ which costs the same compute as the real weights. Texts are chunks of the Chines
 ../shared/data (sample_docs/ when absent) at 64 to 256 tokens, so lengths vary as in an ingest.
 
 Rows: both at their defaults (semsearch: fp16 on CUDA; sentence-transformers: fp32, batch 32),
-and on CUDA both in float16 at the best of several batch settings. Prints real tokens/s (special
-tokens included, padding not), chunks/s, padding (pad tokens / real tokens), peak memory, and
-semsearch / sentence-transformers ratios. Needs sentence-transformers (pip install '.[test]').
+and on CUDA both in float16, each at its best of several batch settings (sentence-transformers:
+batch 32 to 256; semsearch: a padded-token budget of 16 to 128 times the model's limit). Prints
+real tokens/s (special tokens included, padding not), chunks/s, padding (pad tokens / real
+tokens), peak memory, and semsearch / sentence-transformers ratios. With --peak-tflops (default
+on an H100: 800, dense bf16/fp16) it also prints the share of the hardware limit: tokens/s times
+the model's FLOP per token (2 x the weights each token passes through, plus attention at the
+mean length) over the peak. Needs sentence-transformers (pip install '.[test]').
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ def main() -> int:
     parser.add_argument("--texts", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's dense fp16 peak")
     args = parser.parse_args()
     import torch
     from sentence_transformers import SentenceTransformer
@@ -108,18 +113,21 @@ def main() -> int:
 
     rows = [("defaults", lambda: ours.encode(texts), lambda: theirs.encode(texts), ours, st_batches(texts, 32))]
     if gpu:
-        half = Encoder.load(str(model), device=args.device)
         theirs_half = SentenceTransformer(str(model), device=args.device).half()
         best_st = max((32, 64, 128, 256), key=lambda b: _throughput(lambda: theirs_half.encode(texts, batch_size=b)))
+        best_ours = max((16, 32, 64, 128), key=lambda b: _throughput(lambda: ours.encode(texts, batch_size=b)))
         rows.append(
             (
-                f"float16, best batch (sentence-transformers {best_st})",
-                lambda: half.encode(texts),
+                f"float16, best batch (ours {best_ours}x, theirs {best_st})",
+                lambda: ours.encode(texts, batch_size=best_ours),
                 lambda: theirs_half.encode(texts, batch_size=best_st),
-                half,
+                ours,
                 st_batches(texts, best_st),
             )
         )
+    peak = args.peak_tflops or (800.0 if gpu and "H100" in torch.cuda.get_device_name(args.device) else None)
+    flop = flop_per_token(ours.model.config, real / len(texts), ours.dimension if ours.dense else 0)
+    print(f"model cost {flop / 1e9:.2f} GFLOP per token" + (f", device peak {peak:.0f} TFLOP/s" if peak else ""))
     print(f"{'setting':<44} {'who':<22} {'tokens/s':>10} {'chunks/s':>9} {'padding':>8} {'peak MB':>8}")
     for name, run_ours, run_theirs, encoder, their_batches in rows:
         run_ours(), run_theirs()  # warm-up
@@ -140,7 +148,19 @@ def main() -> int:
                 f"{paddings[who]:>8.1%} {peaks[who]:>8.0f}"
             )
         print(f"{'':<44} {'ratio':<22} {median['sentence-transformers'] / median['semsearch']:>10.2f}x")
+        if peak:
+            share = real / median["semsearch"] * flop / (peak * 1e12)
+            print(f"{'':<44} {'of the hardware limit':<22} {share:>10.1%} (limit {peak * 1e12 / flop:,.0f} tokens/s)")
     return 0
+
+
+def flop_per_token(config: object, mean_tokens: float, dense_out: int) -> float:
+    """Forward FLOP per token of a BERT-like encoder: 2 per weight multiply (Q, K, V, output,
+    the two feed-forward matrices), attention scores and mixing at ``mean_tokens``, and a Dense
+    stage to ``dense_out``."""
+    hidden, inner = config.hidden_size, config.intermediate_size  # type: ignore[attr-defined]
+    per_layer = 2 * (4 * hidden * hidden + 2 * hidden * inner) + 2 * 2 * mean_tokens * hidden
+    return config.num_hidden_layers * per_layer + 2 * hidden * dense_out  # type: ignore[attr-defined]
 
 
 def _throughput(run: Callable[[], object]) -> float:

@@ -2,6 +2,7 @@
 
     python scripts/bench_search.py [--sizes 100000 1000000] [--dim 1792] [--queries 1000]
                                    [--device cpu|gpu] [--kinds flat ivf hnsw]
+                                   [--nprobe 16 ...] [--ef-search 128 ...]
 
 Builds each structure through ``semsearch.vectors.VectorIndex`` with the settings semsearch uses
 (IVF: 4 sqrt(n) lists, nprobe 16; HNSW: M 32, efConstruction 80, efSearch 128), so the figures are
@@ -10,7 +11,9 @@ copies of stored vectors, so each has real near neighbours (uniform random queri
 index look good or bad for the wrong reason). For each size and structure: build time, queries/s
 at batch 1 and 64, recall@10 against exact search, memory (the saved file) and memory per
 million vectors. ``--device gpu`` searches flat and IVF on the GPU (faiss with GPU support
-needed; float16 storage above semsearch's FLOAT16_FROM); HNSW is CPU-only in faiss.
+needed; float16 storage above semsearch's FLOAT16_FROM); HNSW is CPU-only in faiss. --nprobe and
+--ef-search search each built IVF or HNSW index again at other settings (the first value listed
+is semsearch's unless given), to show the recall / speed trade-off.
 """
 
 from __future__ import annotations
@@ -32,7 +35,11 @@ def data(size: int, dim: int, queries: int, seed: int = 0) -> tuple[np.ndarray, 
     rng = np.random.default_rng(seed)
     # a few hundred clusters, as topics in a corpus are, rather than uniform noise
     centres = unit(rng.standard_normal((256, dim), dtype=np.float32))
-    vectors = unit(centres[rng.integers(0, 256, size)] + 0.6 * unit(rng.standard_normal((size, dim), dtype=np.float32)))
+    vectors = np.empty((size, dim), dtype=np.float32)
+    for first in range(0, size, 50_000):  # in blocks: at 1 M x 1792 one temporary is 7 GB
+        rows = min(50_000, size - first)
+        noise = unit(rng.standard_normal((rows, dim), dtype=np.float32))
+        vectors[first : first + rows] = unit(centres[rng.integers(0, 256, rows)] + 0.6 * noise)
     picked = vectors[rng.integers(0, size, queries)]
     return vectors, unit(picked + 0.8 * unit(rng.standard_normal((queries, dim), dtype=np.float32)))
 
@@ -70,8 +77,12 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--kinds", nargs="+", default=["flat", "ivf", "hnsw"])
+    parser.add_argument("--nprobe", type=int, nargs="+", default=None, help="IVF lists searched")
+    parser.add_argument("--ef-search", type=int, nargs="+", default=None, help="HNSW search breadth")
     args = parser.parse_args()
     import faiss
+
+    import semsearch.vectors as settings
 
     gpu = args.device == "gpu"
     print(f"faiss {faiss.__version__}, {args.device}, dim {args.dim}, {faiss.omp_get_max_threads()} threads")
@@ -86,16 +97,23 @@ def main() -> int:
             started = time.perf_counter()
             index = build(kind, vectors, gpu)
             built = time.perf_counter() - started
-            _, found = index.search(queries, 10)
-            truth = found if truth is None else truth
-            recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)])
             megabytes = memory_mb(index)
-            if kind in args.kinds:
-                print(
-                    f"{size:>9} {index.describe():<34} {built:>8.1f} {queries_per_second(index, queries, 1):>9.0f} "
-                    f"{queries_per_second(index, queries, 64):>9.0f} {recall:>9.3f} {megabytes:>7.0f} "
-                    f"{megabytes / size * 1e6 / 1e3:>6.2f}"
-                )
+            name, values = {"ivf": ("IVF_NPROBE", args.nprobe), "hnsw": ("HNSW_EF_SEARCH", args.ef_search)}.get(
+                kind, ("", None)
+            )
+            for value in values or [None]:
+                if value is not None:
+                    setattr(settings, name, value)
+                    index._gpu = None  # a GPU copy takes nprobe when it is made
+                _, found = index.search(queries, 10)
+                truth = found if truth is None else truth
+                recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)])
+                if kind in args.kinds:
+                    print(
+                        f"{size:>9} {index.describe():<34} {built:>8.1f} "
+                        f"{queries_per_second(index, queries, 1):>9.0f} {queries_per_second(index, queries, 64):>9.0f} "
+                        f"{recall:>9.3f} {megabytes:>7.0f} {megabytes / size * 1e6 / 1e3:>6.2f}"
+                    )
             del index
     return 0
 

@@ -96,6 +96,7 @@ class VectorIndex:
         self.use_gpu = use_gpu and gpu_available()
         self.dead = np.zeros(0, dtype=np.int64)  # removed from an HNSW index, masked out of searches
         self._gpu: Any = None  # a search copy on the GPU, rebuilt after each change
+        self._gpu_ids = np.zeros(0, dtype=np.int64)  # a flat GPU copy's positions -> ids
         self._gpu_resources: Any = None
 
     @classmethod
@@ -211,7 +212,7 @@ class VectorIndex:
             return self.cpu.search(queries, k)
         # the GPU copy holds the bare flat index; positions map to ids through the id map
         scores, positions = self._gpu_copy().search(queries, k)
-        ids = self._all_ids()[np.maximum(positions, 0)]
+        ids = self._gpu_ids[np.maximum(positions, 0)]
         return scores, np.where(positions < 0, -1, ids)
 
     def _gpu_copy(self) -> Any:
@@ -223,6 +224,7 @@ class VectorIndex:
             options.useFloat16 = int(self.cpu.ntotal) * self.dimension > FLOAT16_FROM
             source = self.cpu if self.kind == "ivf" else faiss.downcast_index(self.cpu.index)
             self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, source, options)
+            self._gpu_ids = self._all_ids() if self.kind == "flat" else self._gpu_ids
             if self.kind == "ivf":
                 self._gpu.nprobe = IVF_NPROBE
         return self._gpu

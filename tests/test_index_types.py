@@ -70,6 +70,47 @@ def test_approximate_structures_reach_recall_095_and_honour_removal(kind: str, t
     assert set(loaded.ids().tolist()) == set(ids[500:].tolist())
 
 
+class StandInGpu:
+    """faiss's GPU calls, answered by CPU copies: exercises semsearch's side of the GPU path
+    (position-to-id mapping, float16 above the limit, nprobe, copies renewed after changes)
+    where no GPU is present. The real GPU path is checked by scripts/bench_search.py --device gpu."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import faiss
+
+        self.copies: list[tuple[str, bool]] = []
+        monkeypatch.setattr(vectors_module, "gpu_available", lambda: True)
+        monkeypatch.setattr(faiss, "StandardGpuResources", lambda: object(), raising=False)
+        monkeypatch.setattr(faiss, "index_cpu_to_gpu", self.copy, raising=False)
+
+    def copy(self, resources: object, device: int, index: object, options: object) -> object:
+        import faiss
+
+        self.copies.append((type(index).__name__, bool(options.useFloat16)))  # type: ignore[attr-defined]
+        return faiss.clone_index(index)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_gpu_search_path_returns_the_cpu_answers(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = StandInGpu(monkeypatch)
+    monkeypatch.setattr(vectors_module, "FLOAT16_FROM", 1000 * DIM)
+    data, queries = clustered(2000, seed=6), clustered(50, seed=7)
+    ids = np.random.default_rng(8).choice(10**9, size=len(data), replace=False).astype(np.int64)
+    on_gpu, on_cpu = built(kind, data, ids), built(kind, data, ids)
+    on_gpu.use_gpu = True
+    assert on_gpu.device == "gpu" and on_cpu.device == "cpu"
+    np.testing.assert_array_equal(on_gpu.search(queries, 10)[1], on_cpu.search(queries, 10)[1])
+    assert gpu.copies == [("IndexFlatIP" if kind == "flat" else "IndexIVFFlat", True)]  # 2000 x 32 > the limit
+    on_gpu.search(queries, 10)
+    assert len(gpu.copies) == 1  # the copy is kept while nothing changes
+    for index in (on_gpu, on_cpu):
+        index.remove(ids[:100])
+        index.add(np.array([7], dtype=np.int64), queries[:1])
+    found = on_gpu.search(queries, 10)[1]
+    assert len(gpu.copies) == 2 and found[0, 0] == 7 and not np.isin(found, ids[:100]).any()
+    np.testing.assert_array_equal(found, on_cpu.search(queries, 10)[1])
+
+
 def test_hnsw_is_worn_once_a_quarter_is_removed() -> None:
     data = clustered(400, seed=4)
     index = built("hnsw", data, np.arange(400))
@@ -145,7 +186,9 @@ def test_repair_with_another_type_rebuilds_without_embedding(tmp_path: Path, tin
 def test_cli_index_type_is_kept_and_checked(tmp_path: Path, tiny_model: Path, docs: Path) -> None:
     runner = CliRunner()
     kb = str(tmp_path / "kb")
-    result = runner.invoke(app, ["ingest", str(docs), "--index", kb, "--model", str(tiny_model), "--index-type", "hnsw"])
+    result = runner.invoke(
+        app, ["ingest", str(docs), "--index", kb, "--model", str(tiny_model), "--index-type", "hnsw"]
+    )
     assert result.exit_code == 0, result.output
     (docs / "new.txt").write_text("新的文件。", encoding="utf-8")
     assert runner.invoke(app, ["ingest", str(docs), "--index", kb]).exit_code == 0
