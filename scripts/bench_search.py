@@ -5,15 +5,15 @@
                                    [--nprobe 16 ...] [--ef-search 128 ...]
 
 Builds each structure through ``semsearch.vectors.VectorIndex`` with the settings semsearch uses
-(IVF: 4 sqrt(n) lists, nprobe 16; HNSW: M 32, efConstruction 80, efSearch 128), so the figures are
-the library's. Random clustered unit vectors stand in for chunk embeddings; queries are perturbed
+(IVF: 4 sqrt(n) lists, nprobe 16; HNSW: M 32, efConstruction 80, efSearch max(128, n / 1000)),
+so the figures are the library's. Random clustered unit vectors stand in for chunk embeddings; queries are perturbed
 copies of stored vectors, so each has real near neighbours (uniform random queries make every
 index look good or bad for the wrong reason). For each size and structure: build time, queries/s
 at batch 1 and 64, recall@10 against exact search, memory (the saved file) and memory per
 million vectors. ``--device gpu`` searches flat and IVF on the GPU (faiss with GPU support
 needed; float16 storage above semsearch's FLOAT16_FROM); HNSW is CPU-only in faiss. --nprobe and
---ef-search search each built IVF or HNSW index again at other settings (the first value listed
-is semsearch's unless given), to show the recall / speed trade-off.
+--ef-search search each built IVF or HNSW index again at other settings (semsearch's own: nprobe
+16; efSearch 128 up to 128 000 vectors, then one per 1000), to show the recall / speed trade-off.
 """
 
 from __future__ import annotations
@@ -98,13 +98,13 @@ def main() -> int:
             index = build(kind, vectors, gpu)
             built = time.perf_counter() - started
             megabytes = memory_mb(index)
-            name, values = {"ivf": ("IVF_NPROBE", args.nprobe), "hnsw": ("HNSW_EF_SEARCH", args.ef_search)}.get(
-                kind, ("", None)
-            )
+            values = {"ivf": args.nprobe, "hnsw": args.ef_search}.get(kind)
             for value in values or [None]:
-                if value is not None:
-                    setattr(settings, name, value)
+                if value is not None and kind == "ivf":
+                    settings.IVF_NPROBE = value
                     index._gpu = None  # a GPU copy takes nprobe when it is made
+                elif value is not None:
+                    settings.hnsw_ef_search = lambda count, value=value: value
                 _, found = index.search(queries, 10)
                 truth = found if truth is None else truth
                 recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)])

@@ -54,7 +54,7 @@ IndexTypeOption = Annotated[
     Optional[str],
     typer.Option(
         "--index-type",
-        help="Vector structure: auto (exact while fast, then IVF on a GPU or HNSW on a CPU), flat, ivf or hnsw. "
+        help="Vector structure: auto (exact while fast enough, then IVF), flat, ivf or hnsw. "
         "Kept for later writes; changing it rebuilds from the stored vectors, nothing re-embedded.",
         show_default=False,
     ),

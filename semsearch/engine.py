@@ -59,7 +59,7 @@ def open_index(
     repair, check) does when another process is writing: fail at once (False), wait (True) or
     wait up to that many seconds.
     ``index_type`` (auto, flat, ivf or hnsw) sets the vector structure the next write saves;
-    auto picks exact search while it is fast enough, then IVF on a GPU or HNSW on a CPU.
+    auto picks exact search while it is fast enough, then IVF.
     """
     if index_type is not None:
         choose(index_type, 0, 1, False)  # refuse an unknown type before anything is opened

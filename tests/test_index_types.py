@@ -13,7 +13,7 @@ import semsearch
 import semsearch.vectors as vectors_module
 from semsearch.cli import app
 from semsearch.errors import InvalidOptionError
-from semsearch.vectors import IVF_MIN, VectorIndex, choose
+from semsearch.vectors import IVF_MIN, VectorIndex, choose, hnsw_ef_search
 
 DIM = 32
 
@@ -39,9 +39,9 @@ def recall_at_10(index: VectorIndex, exact: VectorIndex, queries: np.ndarray) ->
     return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]))
 
 
-def test_auto_is_exact_while_fast_then_ivf_on_gpu_and_hnsw_on_cpu() -> None:
+def test_auto_is_exact_while_fast_then_ivf() -> None:
     assert choose("auto", 1000, 1792, gpu=False) == "flat"
-    assert choose("auto", 100_000, 1792, gpu=False) == "hnsw"
+    assert choose("auto", 100_000, 1792, gpu=False) == "ivf"
     assert choose("auto", 100_000, 1792, gpu=True) == "flat"
     assert choose("auto", 3_000_000, 1792, gpu=True) == "ivf"
     assert choose("hnsw", 10, 1792, gpu=True) == "hnsw"  # asked for: kept
@@ -111,6 +111,13 @@ def test_gpu_search_path_returns_the_cpu_answers(kind: str, monkeypatch: pytest.
     np.testing.assert_array_equal(found, on_cpu.search(queries, 10)[1])
 
 
+def test_hnsw_search_breadth_grows_with_its_size() -> None:
+    assert hnsw_ef_search(0) == hnsw_ef_search(100_000) == 128
+    assert hnsw_ef_search(1_000_000) == 1000
+    index = built("hnsw", clustered(300, seed=9), np.arange(300))
+    assert index.describe() == "hnsw (M 32, efSearch 128)"
+
+
 def test_hnsw_is_worn_once_a_quarter_is_removed() -> None:
     data = clustered(400, seed=4)
     index = built("hnsw", data, np.arange(400))
@@ -134,15 +141,15 @@ def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vectors_module, "IVF_MIN", 10)
 
 
-def test_auto_switches_to_hnsw_as_the_index_grows(tmp_path: Path, tiny_model: Path, docs: Path, small_limits) -> None:
+def test_auto_switches_to_ivf_as_the_index_grows(tmp_path: Path, tiny_model: Path, docs: Path, small_limits) -> None:
     idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
     idx.ingest([docs / "science"])
     assert idx.info().index_type == "flat (exact)"
     idx.ingest([docs])
-    assert idx.info().index_type.startswith("hnsw")
-    assert any("Vector index built as hnsw" in note for note in idx.notes)
+    assert idx.info().index_type.startswith("ivf")
+    assert any("Vector index built as ivf" in note for note in idx.notes)
     reopened = semsearch.open_index(tmp_path / "kb", device="cpu")
-    assert reopened.info().index_type.startswith("hnsw")
+    assert reopened.info().index_type.startswith("ivf")
     assert [h.chunk_id for h in reopened.search("大熊猫", k=3)] == [h.chunk_id for h in idx.search("大熊猫", k=3)]
 
 
