@@ -125,9 +125,9 @@ def main() -> int:
                 st_batches(texts, best_st),
             )
         )
-    peak = args.peak_tflops or (800.0 if gpu and "H100" in torch.cuda.get_device_name(args.device) else None)
+    tflops = args.peak_tflops or (800.0 if gpu and "H100" in torch.cuda.get_device_name(args.device) else None)
     flop = flop_per_token(ours.model.config, real / len(texts), ours.dimension if ours.dense else 0)
-    print(f"model cost {flop / 1e9:.2f} GFLOP per token" + (f", device peak {peak:.0f} TFLOP/s" if peak else ""))
+    print(f"model cost {flop / 1e9:.4f} GFLOP per token" + (f", device peak {tflops:.0f} TFLOP/s" if tflops else ""))
     print(f"{'setting':<44} {'who':<22} {'tokens/s':>10} {'chunks/s':>9} {'padding':>8} {'peak MB':>8}")
     for name, run_ours, run_theirs, encoder, their_batches in rows:
         run_ours(), run_theirs()  # warm-up
@@ -148,9 +148,9 @@ def main() -> int:
                 f"{paddings[who]:>8.1%} {peaks[who]:>8.0f}"
             )
         print(f"{'':<44} {'ratio':<22} {median['sentence-transformers'] / median['semsearch']:>10.2f}x")
-        if peak:
-            share = real / median["semsearch"] * flop / (peak * 1e12)
-            print(f"{'':<44} {'of the hardware limit':<22} {share:>10.1%} (limit {peak * 1e12 / flop:,.0f} tokens/s)")
+        if tflops:
+            share = real / median["semsearch"] * flop / (tflops * 1e12)
+            print(f"{'':<44} {'of the hardware limit':<22} {share:>10.1%} (limit {tflops * 1e12 / flop:,.0f} tokens/s)")
     return 0
 
 

@@ -9,8 +9,8 @@ costs the same whatever the stored vectors are. Then it times:
 
 - warm: ``Index.search`` in this process, after one warm-up query; p50, p95 and mean, with the
   time split into embedding the query, the vector search and reading the hits from SQLite;
-- cold: ``semsearch query`` as a new process, --cold times, and ``python -X importtime`` of the
-  imports it needs, largest first.
+- cold: ``semsearch query`` as a new process, --cold times, and where one such process's time
+  goes: imports, loading the model, reading the vector file, the first search.
 """
 
 from __future__ import annotations
@@ -112,17 +112,33 @@ def cold(index_dir: Path, runs: int) -> None:
     help_started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "semsearch", "--help"], check=True, capture_output=True)
     print(f"`semsearch --help`: {time.perf_counter() - help_started:.2f} s")
-    imports = "import semsearch.engine, semsearch.encoder, semsearch.pipeline, faiss, transformers, torch"
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", imports], capture_output=True, text=True)
-    rows = []
-    for line in result.stderr.splitlines():
-        parts = line.split("|")
-        if len(parts) == 3 and parts[1].strip().isdigit():
-            rows.append((int(parts[1]), parts[2].rstrip()))
-    top = [r for r in rows if not r[1].startswith("    ")]  # top-level packages only
-    print("imports, cumulative, largest first:")
-    for micros, name in sorted(top, reverse=True)[:6]:
-        print(f"  {name.strip():<28} {micros / 1e6:5.2f} s")
+    stages = subprocess.run(
+        [sys.executable, "-c", STAGES, str(index_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    print("where a cold process's time goes (one run, in order):")
+    print(stages.stdout.rstrip())
+
+
+STAGES = """
+import sys, time
+started = time.perf_counter()
+def lap(stage):
+    global started
+    now = time.perf_counter()
+    print(f"  {stage:<48} {now - started:5.2f} s")
+    started = now
+import semsearch; lap("import semsearch")
+import torch; lap("import torch")
+import transformers; lap("import transformers")
+index = semsearch.open_index(sys.argv[1], create=False, device="cpu")
+index.encoder; lap("load the model (transformers' model code + weights)")
+index._current_vectors(); lap("read the vector file")
+index.search("长江的源头在哪里", k=10); lap("first search")
+"""
 
 
 def main() -> int:

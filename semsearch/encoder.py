@@ -208,6 +208,14 @@ class Encoder:
         encodings = self._text_tokens.encode_batch_fast(texts, add_special_tokens=False) if texts else []
         return [len(encoding) for encoding in encodings]
 
+    def tokenize(self, texts: list[str]) -> list[Any]:
+        """The model inputs of ``texts`` (prompt added, truncated to the model's limit), as
+        ``encode_tokenized`` takes them. Safe to call from another thread; the work is done by
+        the tokenizer's Rust backend, in parallel and without holding the GIL."""
+        if self.prompt:
+            texts = [self.prompt + text for text in texts]
+        return self._input_tokens.encode_batch_fast(texts) if texts else []
+
     def encode(
         self,
         texts: list[str],
@@ -218,38 +226,76 @@ class Encoder:
     ) -> np.ndarray:
         """Embed ``texts``: a float32 array of shape (len(texts), dimension).
 
-        Texts are tokenized once, sorted by token count and cut into batches of at most
+        Texts are tokenized in groups of ``_GROUP``, each while the model embeds the one before.
+        Within a group they are sorted by token count and cut into batches of at most
         ``max_batch_tokens`` padded tokens (default ``batch_size`` times the model's limit), so
         long texts go a few at a time and short ones many at a time, with little padding
         (``last_padding`` records pad tokens / real tokens). ``progress`` shows a bar on stderr
         (None: only on a terminal). ``stop`` is asked before each batch; when it answers True,
         ``Interrupted`` is raised.
         """
-        import torch
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm.auto import tqdm
 
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        if not texts:
-            return out
-        if self.prompt:
-            texts = [self.prompt + text for text in texts]
-        encoded = self._input_tokens.encode_batch_fast(texts)
-        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(texts))
-        order = np.argsort(-lengths, kind="stable")
         budget = max_batch_tokens or batch_size * self.max_seq_length
-        batches = _token_batches(lengths[order], budget, max_rows=max(batch_size, _MAX_ROWS))
+        padded = real = 0
+        bar = tqdm(total=len(texts), desc="Embedding", unit="text", disable=tqdm_disable(progress))
+        with bar, ThreadPoolExecutor(1, thread_name_prefix="semsearch-tokenize") as pool:
+            ahead = pool.submit(self.tokenize, texts[:_GROUP])
+            for first in range(0, len(texts), _GROUP):
+                encodings = ahead.result()
+                if first + _GROUP < len(texts):
+                    ahead = pool.submit(self.tokenize, texts[first + _GROUP : first + 2 * _GROUP])
+                counts = self._embed(encodings, out[first : first + len(encodings)], budget, batch_size, stop, bar)
+                padded, real = padded + counts[0], real + counts[1]
+        self.last_padding = (padded - real) / real if real else 0.0
+        return out
+
+    def encode_tokenized(
+        self,
+        encodings: list[Any],
+        batch_size: int = 32,
+        stop: Callable[[], bool] | None = None,
+        max_batch_tokens: int | None = None,
+    ) -> np.ndarray:
+        """``encode`` for texts already tokenized by ``tokenize`` (in another thread, say)."""
+        out = np.empty((len(encodings), self.dimension), dtype=np.float32)
+        budget = max_batch_tokens or batch_size * self.max_seq_length
+        padded, real = self._embed(encodings, out, budget, batch_size, stop, None)
+        self.last_padding = (padded - real) / real if real else 0.0
+        return out
+
+    def _embed(
+        self,
+        encodings: list[Any],
+        out: np.ndarray,
+        budget: int,
+        batch_size: int,
+        stop: Callable[[], bool] | None,
+        bar: Any,
+    ) -> tuple[int, int]:
+        """Embed ``encodings`` into the rows of ``out``, longest first, in batches within
+        ``budget`` padded tokens; returns (padded tokens, real tokens)."""
+        import torch
+
+        if not encodings:
+            return 0, 0
+        lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+        order = np.argsort(-lengths, kind="stable")
         padded = 0
         with torch.inference_mode():
-            for first, last in tqdm(batches, desc="Embedding", unit="batch", disable=tqdm_disable(progress)):
+            for first, last in _token_batches(lengths[order], budget, max_rows=max(batch_size, _MAX_ROWS)):
                 if stop is not None and stop():
                     raise Interrupted("Embedding stopped on request")
                 rows = order[first:last]
                 width = int(lengths[rows[0]])
                 padded += width * len(rows)
-                out[rows] = self._forward(self._batch([encoded[i] for i in rows], width)).float().cpu().numpy()
-        real = int(lengths.sum())
-        self.last_padding = (padded - real) / real
-        return out
+                out[rows] = self._forward(self._batch([encodings[i] for i in rows], width)).float().cpu().numpy()
+                if bar is not None:
+                    bar.update(len(rows))
+        return padded, int(lengths.sum())
 
     def _batch(self, encodings: list[Any], width: int) -> dict[str, torch.Tensor]:
         """The model's inputs for ``encodings`` as (rows, width) tensors on the device, padded as
@@ -283,6 +329,7 @@ class Encoder:
 
 
 _MAX_ROWS = 512  # texts in one batch at most, however short
+_GROUP = 4096  # texts tokenized and sorted together; the next group is tokenized meanwhile
 
 
 def _to_device(array: np.ndarray, device: str, pinned: bool) -> torch.Tensor:

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,7 +101,7 @@ def _run(
     kept: set[str] = set()
 
     def prepared(path: Path) -> Prepared | Unchanged | Skipped:
-        return prepare(
+        item = prepare(
             path,
             known.get(str(path)),
             encoder.token_spans,
@@ -110,6 +110,9 @@ def _run(
             max_bytes=max_bytes,
             token_counts=encoder.token_counts,
         )
+        if isinstance(item, Prepared):  # tokenized for the model here too, off the encoder's path
+            return replace(item, inputs=encoder.tokenize([c.text for c in item.chunks]))
+        return item
 
     bar = tqdm(total=len(found.files), desc="Ingesting", unit="file", disable=tqdm_disable(progress))
     with bar, _ReadAhead(prepared, found.files, stop) as items:
@@ -231,8 +234,9 @@ class _Batch:
         """Embed, then commit documents, chunks and vectors in one transaction, then add to FAISS."""
         if not self.items:
             return
-        texts = [c.text for item, matrix in self.items if matrix is None for c in item.chunks]
-        embedded = iter(self.encoder.encode(texts, stop=self.stop) if texts else [])
+        to_embed = [item for item, matrix in self.items if matrix is None]
+        inputs = [e for item in to_embed for e in item.inputs or self.encoder.tokenize([c.text for c in item.chunks])]
+        embedded = iter(self.encoder.encode_tokenized(inputs, stop=self.stop) if inputs else [])
         blocks = [matrix if matrix is not None else _take(embedded, len(item.chunks)) for item, matrix in self.items]
         old = self.store.chunk_ids_of([item.document["path"] for item, _ in self.items])
         added: list[int] = []
@@ -242,7 +246,7 @@ class _Batch:
         self.vectors.remove(np.array(old, dtype=np.int64))
         self.vectors.add(np.array(added, dtype=np.int64), np.concatenate(blocks))
         report = self.report
-        report.chunks_embedded += len(texts)
+        report.chunks_embedded += len(inputs)
         report.files_reused += sum(1 for _, matrix in self.items if matrix is not None)
         report.files_updated += sum(1 for item, _ in self.items if item.is_update)
         report.files_added += sum(1 for item, _ in self.items if not item.is_update)

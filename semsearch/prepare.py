@@ -24,6 +24,7 @@ class Prepared:
     document: dict[str, Any]
     chunks: list[Chunk]
     is_update: bool  # the path was indexed before, with other content
+    inputs: list[Any] | None = None  # the chunks tokenized for the model, when done ahead
 
 
 class Unchanged:

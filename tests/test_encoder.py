@@ -10,7 +10,7 @@ import pytest
 from modelfactory import build_model
 
 from semsearch.encoder import Encoder
-from semsearch.errors import ModelLoadError, UnsupportedModelError
+from semsearch.errors import Interrupted, ModelLoadError, UnsupportedModelError
 
 TEXTS = [
     "你是谁？",
@@ -190,3 +190,30 @@ def test_budget_batching_equals_one_text_at_a_time(tiny_encoder) -> None:
     alone = np.concatenate([tiny_encoder.encode([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-5)
     assert 0 <= tiny_encoder.last_padding < 1
+
+
+def test_groups_tokenized_ahead_and_pre_tokenized_inputs_give_the_same_vectors(
+    tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semsearch.encoder as encoder_module
+
+    texts = [f"第{i}句话。" * (1 + i % 7) for i in range(23)]
+    whole = tiny_encoder.encode(texts)
+    monkeypatch.setattr(encoder_module, "_GROUP", 5)  # five groups, each tokenized while one embeds
+    grouped = tiny_encoder.encode(texts)
+    assert np.allclose(grouped, whole, atol=1e-5) and 0 < tiny_encoder.last_padding < 1
+    tokenized = tiny_encoder.encode_tokenized(tiny_encoder.tokenize(texts))
+    assert np.allclose(tokenized, whole, atol=1e-5)
+    assert tiny_encoder.encode_tokenized([]).shape == (0, tiny_encoder.dimension)
+
+
+def test_stop_is_asked_before_each_batch(tiny_encoder: Encoder) -> None:
+    asked = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) == 3
+
+    with pytest.raises(Interrupted):
+        tiny_encoder.encode(["一句话。"] * 10, batch_size=1, max_batch_tokens=1, stop=stop)
+    assert len(asked) == 3

@@ -75,16 +75,16 @@ def test_ctrl_c_in_process_raises_interrupted_with_the_report(
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
-    encode = idx.encoder.encode
+    encode = idx.encoder.encode_tokenized
     calls = []
 
-    def encode_then_ctrl_c(texts, **kwargs):
-        calls.append(len(texts))
+    def encode_then_ctrl_c(inputs, **kwargs):
+        calls.append(len(inputs))
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGINT)  # arrives while this batch is being embedded
-        return encode(texts, **kwargs)
+        return encode(inputs, **kwargs)
 
-    monkeypatch.setattr(idx.encoder, "encode", encode_then_ctrl_c)
+    monkeypatch.setattr(idx.encoder, "encode_tokenized", encode_then_ctrl_c)
     with pytest.raises(semsearch.Interrupted, match="run the same command again") as caught:
         idx.ingest([docs])
     report = caught.value.report
@@ -128,16 +128,16 @@ def test_an_interrupted_reindex_leaves_the_old_index_serving_and_resumes(
 
     folder = index.folder
     monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 5)
-    real_encode = semsearch.Encoder.encode
+    real_encode = semsearch.Encoder.encode_tokenized
     calls = []
 
-    def stop_on_third(self, texts, **kwargs):
-        calls.append(len(texts))
+    def stop_on_third(self, inputs, **kwargs):
+        calls.append(len(inputs))
         if len(calls) == 3:
             raise semsearch.Interrupted("stopped")
-        return real_encode(self, texts, **kwargs)
+        return real_encode(self, inputs, **kwargs)
 
-    monkeypatch.setattr(semsearch.Encoder, "encode", stop_on_third)
+    monkeypatch.setattr(semsearch.Encoder, "encode_tokenized", stop_on_third)
     with pytest.raises(semsearch.Interrupted):
         index.reindex(model=str(minilm_model))
     monkeypatch.undo()
