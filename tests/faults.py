@@ -199,6 +199,8 @@ def kill_loop(
         # after a commit, where the database is ahead of the vector file
         mode = rng.choice(["startup", "lock", "lock", "commit", "commit"])
         delay = rng.uniform(0.0, {"startup": 8.0, "lock": max_delay, "commit": 1.0}[mode])
+        if number == 0:  # the first ingest embeds the whole corpus: a kill after its first commit is mid-way
+            mode, delay = "commit", 0.0
         started = time.perf_counter()
         before = generation(index)[0]
         target = None if mode == "startup" else index

@@ -180,11 +180,12 @@ def test_asked_for_structure_serves_updates_and_removals(
 def test_repair_with_another_type_rebuilds_without_embedding(tmp_path: Path, tiny_model: Path, docs: Path) -> None:
     idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
     idx.ingest([docs])
-    before = [h.chunk_id for h in idx.search("茶", k=5)]
+    before = {h.chunk_id for h in idx.search("茶", k=5)}
     hnsw = semsearch.open_index(tmp_path / "kb", device="cpu", index_type="hnsw")
     assert all(c.ok for c in hnsw.repair())
     assert hnsw.info().index_type.startswith("hnsw")
-    assert [h.chunk_id for h in hnsw.search("茶", k=5)] == before  # 30-odd vectors: HNSW is exact here
+    # the same passages, give or take one: HNSW is approximate, and faiss builds it in threads
+    assert len({h.chunk_id for h in hnsw.search("茶", k=5)} & before) >= 4
     back = semsearch.open_index(tmp_path / "kb", device="cpu", index_type="flat")
     back.repair()
     assert back.info().index_type == "flat (exact)"
