@@ -13,12 +13,14 @@ from __future__ import annotations
 from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version__
 from .engine import Index, open_index
 from .errors import (
+    DatasetError,
     IndexCorruptError,
     IndexLockedError,
     IndexNotFoundError,
     Interrupted,
     InvalidOptionError,
     InvalidQueryError,
+    MissingExtraError,
     ModelLoadError,
     ModelMismatchError,
     NothingToIngestError,
@@ -33,6 +35,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "Check",
     "ChunkSettings",
+    "DatasetError",
     "Encoder",
     "Hit",
     "Index",
@@ -45,6 +48,7 @@ __all__ = [
     "InvalidOptionError",
     "InvalidQueryError",
     "Manifest",
+    "MissingExtraError",
     "ModelInfo",
     "ModelLoadError",
     "ModelMismatchError",

@@ -330,6 +330,48 @@ def remove(
     typer.echo(f"removed {report.files_removed} documents, {report.chunks_removed} chunks")
 
 
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    fp32: Fp32Option = False,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", min=1, help="Only the first N judged queries (a quick check).")
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="Which qrels file: qrels/<split>.tsv.")] = "test",
+    workdir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--workdir",
+            help="Keep the corpus files and the index here, and reuse them next time (default: a temporary folder).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure retrieval quality on a BEIR dataset: nDCG@10, Recall@10, Recall@100, MRR@10, latency."""
+    from .evaluation import evaluate as run
+    from .evaluation import load_beir, subset
+
+    with _errors():
+        data = load_beir(dataset, split)
+        if limit is not None:
+            data = subset(data, limit)
+        report = run(data, model, device=device, fp32=fp32, workdir=workdir, progress=None)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    typer.echo(
+        f"{report.dataset}: {report.documents} documents, {report.queries} queries; "
+        f"model {report.model}, mode {report.mode}; indexed in {report.index_seconds:.1f} s"
+    )
+    for name, value in report.metrics.items():
+        typer.echo(f"  {name:<8} {value:.4f}")
+    latency = report.latency_ms
+    typer.echo(f"  latency  p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms, mean {latency['mean']:.1f} ms")
+
+
 def _print_notes(idx: Index) -> None:
     for note in idx.notes:
         typer.echo(f"Note: {note}", err=True)

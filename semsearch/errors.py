@@ -43,6 +43,14 @@ class InvalidOptionError(SemsearchError):
     "An option value is out of range or inconsistent with another"
 
 
+class DatasetError(SemsearchError):
+    "An evaluation dataset is missing files or malformed"
+
+
+class MissingExtraError(SemsearchError):
+    "A feature needs an optional package that is not installed"
+
+
 class IndexLockedError(SemsearchError):
     "Another process is writing to the index"
 
