@@ -20,6 +20,7 @@ from sqlite_utils import Migrations
 from .config import Manifest
 from .errors import IndexCorruptError, IndexLockedError
 from .layout import DATABASE
+from .lexical import FTS_TOKENIZER, indexed
 
 migrations = Migrations("semsearch")
 
@@ -65,6 +66,24 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 def m002_content_hash_index(db: sqlite_utils.Database) -> None:
     # finds an indexed copy of a file's content, so a renamed or copied file is not re-embedded
     db.execute("CREATE INDEX documents_content_hash ON documents(content_hash)")
+
+
+@migrations()
+def m003_lexical(db: sqlite_utils.Database) -> None:
+    # the chunks' search terms for BM25 (lexical.py); rows go with their chunk, by trigger, so
+    # every path that deletes chunks (replace, remove, cascade) keeps the two in step
+    db.execute(f'CREATE VIRTUAL TABLE chunks_fts USING fts5(terms, tokenize="{FTS_TOKENIZER}")')
+    db.execute(
+        "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN DELETE FROM chunks_fts WHERE rowid = old.id; END"
+    )
+    _fill_lexical(db)
+
+
+def _fill_lexical(db: sqlite_utils.Database) -> None:
+    """Index the terms of every chunk missing from chunks_fts."""
+    missing = "SELECT id, text FROM chunks WHERE id NOT IN (SELECT rowid FROM chunks_fts)"
+    rows = [(chunk_id, indexed(text)) for chunk_id, text in db.execute(missing).fetchall()]
+    db.conn.executemany("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)", rows)
 
 
 @contextmanager
@@ -198,6 +217,8 @@ class Store:
             ids.append(int(cursor.lastrowid or 0))
         blobs = [(i, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, v in zip(ids, vectors, strict=True)]
         self.db.conn.executemany("INSERT INTO vectors (chunk_id, vector) VALUES (?, ?)", blobs)
+        terms = [(i, indexed(chunk["text"])) for i, chunk in zip(ids, chunks, strict=True)]
+        self.db.conn.executemany("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)", terms)
         return ids
 
     def chunk_ids_of(self, paths: Sequence[str]) -> list[int]:
@@ -277,6 +298,21 @@ class Store:
         matrix = np.concatenate([f[1] for f in found])
         return chunks, matrix[[by_id[c["id"]] for c in chunks]]
 
+    def lexical_search(self, expression: str, limit: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score, higher is better) of the best ``limit`` chunks matching the
+        FTS5 ``expression`` (see ``lexical.match_expression``)."""
+        sql = (
+            "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?"
+        )
+        return [(int(rowid), -float(score)) for rowid, score in self.db.execute(sql, [expression, limit])]
+
+    def refill_lexical(self) -> int:
+        """Rebuild the lexical index from the chunks; returns how many chunks it holds."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM chunks_fts")
+            _fill_lexical(self.db)
+        return int(self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0])
+
     def chunk_ids(self) -> np.ndarray:
         """Every chunk id, sorted."""
         rows = self.db.execute("SELECT id FROM chunks ORDER BY id").fetchall()
@@ -296,6 +332,10 @@ class Store:
             "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id)",
             "chunks without a document": "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
             "(SELECT 1 FROM documents d WHERE d.id = c.document_id)",
+            "chunks without lexical terms": "SELECT count(*) FROM chunks "
+            "WHERE id NOT IN (SELECT rowid FROM chunks_fts)",
+            "lexical terms without a chunk": "SELECT count(*) FROM chunks_fts "
+            "WHERE rowid NOT IN (SELECT id FROM chunks)",
         }
         return {name: int(self.db.execute(sql).fetchone()[0]) for name, sql in queries.items()}
 

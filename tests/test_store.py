@@ -69,7 +69,7 @@ def test_reopen_keeps_data_and_applies_migrations_once(tmp_path: Path) -> None:
         assert again.counts() == {"documents": 1, "chunks": 2, "vectors": 2}
         assert again.generation() == 1
         applied = again.db.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'semsearch'").fetchall()
-        assert [row[0] for row in applied] == ["m001_initial", "m002_content_hash_index"]
+        assert [row[0] for row in applied] == ["m001_initial", "m002_content_hash_index", "m003_lexical"]
     finally:
         again.close()
 
@@ -237,3 +237,58 @@ def test_unreadable_manifest_raises_index_corrupt(store: Store) -> None:
     store.db.execute("INSERT OR REPLACE INTO meta VALUES ('manifest', '{\"not\": \"a manifest\"}')")
     with pytest.raises(IndexCorruptError, match="manifest"):
         store.manifest()
+
+
+# -- lexical index --------------------------------------------------------------------------
+
+
+def lexical(store: Store, query: str, limit: int = 10) -> list[int]:
+    from semsearch.lexical import match_expression
+
+    expression = match_expression(query)
+    assert expression is not None
+    return [chunk_id for chunk_id, _ in store.lexical_search(expression, limit)]
+
+
+def test_lexical_terms_follow_every_insert_replace_and_delete(store: Store) -> None:
+    first = put(store, "/docs/a.txt", ["北京大学在海淀区。", "长江是最长的河流。"])
+    other = put(store, "/docs/b.txt", ["Python 3.12 发布了。"])
+    assert lexical(store, "大学") == [first[0]]  # a part of 北京大学 finds it
+    assert lexical(store, "ＰＹＴＨＯＮ") == other  # full-width and case folded
+    assert lexical(store, "3.12") == other and lexical(store, "3") == []  # a number stays whole
+    replaced = put(store, "/docs/a.txt", ["黄河在北方。"])  # replacing a document drops its old terms
+    assert lexical(store, "长江") == [] and lexical(store, "黄河") == replaced
+    with store.transaction():
+        store.delete_documents(["/docs/b.txt"])
+    assert lexical(store, "python") == []
+    assert {k: v for k, v in store.problems(DIM).items() if v} == {}
+
+
+def test_bm25_ranks_the_chunk_with_more_of_the_rare_terms_first(store: Store) -> None:
+    ids = put(store, "/docs/a.txt", ["熊猫吃竹子。", "熊猫和竹子和熊猫宝宝，熊猫。", "今天天气很好。", "竹子很高。"])
+    found = store.lexical_search('"熊猫" OR "宝宝"', 10)
+    assert [i for i, _ in found] == [ids[1], ids[0]] and found[0][1] > found[1][1] > 0
+
+
+def test_a_lost_lexical_row_is_found_by_problems_and_refilled(store: Store) -> None:
+    ids = put(store, "/docs/a.txt", ["北京大学在海淀区。", "长江是最长的河流。"])
+    store.db.execute("DELETE FROM chunks_fts WHERE rowid = ?", [ids[1]])
+    assert store.problems(DIM)["chunks without lexical terms"] == 1
+    assert store.refill_lexical() == 2
+    assert store.problems(DIM)["chunks without lexical terms"] == 0 and lexical(store, "长江") == [ids[1]]
+
+
+def test_an_index_from_before_the_lexical_index_is_filled_when_opened(tmp_path: Path) -> None:
+    folder = tmp_path / "index"
+    old = Store.open(folder, create=True)
+    ids = put(old, "/docs/a.txt", ["北京大学在海淀区。", "长江是最长的河流。"])
+    old.db.execute("DROP TRIGGER chunks_fts_delete")
+    old.db.execute("DROP TABLE chunks_fts")
+    old.db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_lexical'")
+    old.close()
+    reopened = Store.open(folder)
+    try:
+        assert lexical(reopened, "长江") == [ids[1]]
+        assert {k: v for k, v in reopened.problems(DIM).items() if v} == {}
+    finally:
+        reopened.close()
