@@ -18,6 +18,7 @@ import typer
 
 from .config import DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings
 from .errors import Interrupted, SemsearchError
+from .ranking import DEFAULT_MODE, RRF_K
 from .results import IngestReport
 
 if TYPE_CHECKING:
@@ -211,15 +212,25 @@ def query(
         Optional[Path], typer.Option("--file", "-f", help="Read queries from a file, one per line.")
     ] = None,
     index: IndexOption = Path(DEFAULT_INDEX),
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="dense (embeddings), lexical (BM25 over Chinese-segmented terms) or hybrid (both, fused by rank).",
+        ),
+    ] = DEFAULT_MODE,
+    rrf_k: Annotated[
+        int, typer.Option("--rrf-k", min=1, help="Hybrid: the rank fusion constant; larger flattens the top ranks.")
+    ] = RRF_K,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Find the passages most similar to a query. Several queries print as JSON Lines with --json."""
+    """Find the passages best matching a query. Several queries print as JSON Lines with --json."""
     queries = _read_queries(text, file)
     with _errors(), _open(index, model, device, fp32, create=False) as idx:
-        results = idx.search_many(queries, k=k, min_score=min_score)
+        results = idx.search_many(queries, k=k, min_score=min_score, mode=mode, rrf_k=rrf_k)
         _print_notes(idx)
         model_name = idx.manifest.model.model if idx.manifest else ""
     for number, (question, hits) in enumerate(zip(queries, results, strict=True)):
@@ -228,7 +239,7 @@ def query(
             continue
         if len(queries) > 1:
             typer.echo(("\n" if number else "") + f"# {question}")
-        _print_hits(hits)
+        _print_hits(hits, show_matched=mode != "dense")
 
 
 def _read_queries(text: str | None, file: Path | None) -> list[str]:
@@ -256,14 +267,43 @@ def _read_file(file: Path) -> str:
         raise typer.Exit(1) from None
 
 
-def _print_hits(hits: list[Hit]) -> None:
+def _print_hits(hits: list[Hit], show_matched: bool = False) -> None:
     if not hits:
         typer.echo("No results.")
     for hit in hits:
-        passage = " ".join(hit.text.split())
-        passage = passage if len(passage) <= 240 else passage[:239] + "…"
-        typer.echo(f"{hit.rank:>2}. {hit.score:.4f}  {_display(hit.source)}:{hit.line}")
-        typer.echo(f"    {passage}")
+        matched = f"  [{hit.matched}]" if show_matched else ""
+        typer.echo(f"{hit.rank:>2}. {hit.score:.4f}  {_display(hit.source)}:{hit.line}{matched}")
+        typer.echo(f"    {_passage(hit.text, hit.highlights)}")
+
+
+def _passage(text: str, highlights: tuple[tuple[int, int], ...], width: int = 240) -> str:
+    """The passage on one line (runs of white space as one space), cut to ``width`` characters,
+    with the highlighted spans in bold yellow (plain where the output is not a terminal)."""
+    pieces: list[tuple[str, bool]] = []
+    at = 0
+    for start, end in [*highlights, (len(text), len(text))]:
+        pieces += [(text[at:start], False), (text[start:end], True)]
+        at = end
+    shown: list[tuple[str, bool]] = []
+    used, space = 0, False
+    for piece, marked in pieces:
+        words = "".join(" " if char.isspace() else char for char in piece)
+        out: list[str] = []
+        for char in words:
+            if char == " " and (space or used == 0):
+                continue
+            space = char == " "
+            if used == width - 1:
+                shown.append(("".join(out), marked))
+                return _styled(shown).rstrip() + "…"
+            out.append(char)
+            used += 1
+        shown.append(("".join(out), marked))
+    return _styled(shown).rstrip()
+
+
+def _styled(pieces: list[tuple[str, bool]]) -> str:
+    return "".join(typer.style(text, fg="yellow", bold=True) if marked and text else text for text, marked in pieces)
 
 
 @app.command()
@@ -333,6 +373,11 @@ def remove(
 @app.command("eval")
 def evaluate(
     dataset: Annotated[Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
+    mode: Annotated[
+        Optional[list[str]],
+        typer.Option("--mode", help="Search mode to evaluate: dense, lexical or hybrid; repeatable (default: all)."),
+    ] = None,
+    rrf_k: Annotated[int, typer.Option("--rrf-k", min=1, help="Hybrid: the rank fusion constant.")] = RRF_K,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
@@ -350,26 +395,30 @@ def evaluate(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Measure retrieval quality on a BEIR dataset: nDCG@10, Recall@10, Recall@100, MRR@10, latency."""
+    """Measure retrieval quality on a BEIR dataset: nDCG@10, Recall@10, Recall@100, MRR@10 and latency."""
+    from .evaluation import MEASURES, load_beir, subset
     from .evaluation import evaluate as run
-    from .evaluation import load_beir, subset
+    from .ranking import MODES
 
     with _errors():
         data = load_beir(dataset, split)
         if limit is not None:
             data = subset(data, limit)
-        report = run(data, model, device=device, fp32=fp32, workdir=workdir, progress=None)
+        modes = list(dict.fromkeys(mode or MODES))
+        reports = run(data, model, modes=modes, rrf_k=rrf_k, device=device, fp32=fp32, workdir=workdir, progress=None)
     if as_json:
-        _print_json(report.to_dict())
+        _print_json([report.to_dict() for report in reports])
         return
+    first = reports[0]
     typer.echo(
-        f"{report.dataset}: {report.documents} documents, {report.queries} queries; "
-        f"model {report.model}, mode {report.mode}; indexed in {report.index_seconds:.1f} s"
+        f"{first.dataset}: {first.documents} documents, {first.queries} queries; "
+        f"model {first.model}; indexed in {first.index_seconds:.1f} s"
     )
-    for name, value in report.metrics.items():
-        typer.echo(f"  {name:<8} {value:.4f}")
-    latency = report.latency_ms
-    typer.echo(f"  latency  p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms, mean {latency['mean']:.1f} ms")
+    typer.echo(f"{'mode':<8}" + "".join(f"{name:>9}" for name in MEASURES) + f"{'p50 ms':>9}{'p95 ms':>9}")
+    for report in reports:
+        scores = "".join(f"{report.metrics[name]:>9.4f}" for name in MEASURES)
+        latency = report.latency_ms
+        typer.echo(f"{report.mode:<8}{scores}{latency['p50']:>9.1f}{latency['p95']:>9.1f}")
 
 
 def _print_notes(idx: Index) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,7 +30,9 @@ from .errors import (
     SourceNotFoundError,
 )
 from .layout import DATABASE, data_folder
+from .lexical import match_expression
 from .locking import WriteLock, is_locked
+from .ranking import DEFAULT_MODE, HYBRID_DEPTH, MODES, RRF_K, fuse, single, to_hits
 from .results import Check, Hit, IndexInfo, RemoveReport
 from .store import Store, guard
 from .vectors import VectorIndex, choose, gpu_available
@@ -355,32 +357,78 @@ class Index:
 
         return reindex(self, paths, model, chunking, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes)
 
-    def search(self, query: str, k: int = 10, min_score: float | None = None) -> list[Hit]:
-        """The ``k`` passages most similar to ``query``, best first (cosine similarity)."""
-        return self.search_many([query], k, min_score)[0]
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        min_score: float | None = None,
+        *,
+        mode: str = DEFAULT_MODE,
+        rrf_k: int = RRF_K,
+    ) -> list[Hit]:
+        """The ``k`` passages best matching ``query``, best first.
 
-    def search_many(self, queries: list[str], k: int = 10, min_score: float | None = None) -> list[list[Hit]]:
+        ``mode`` is ``dense`` (embedding similarity), ``lexical`` (BM25 over the chunks' terms) or
+        ``hybrid`` (both, fused by reciprocal rank fusion with constant ``rrf_k``). ``min_score``
+        drops hits scoring below it, in the mode's own score.
+        """
+        return self.search_many([query], k, min_score, mode=mode, rrf_k=rrf_k)[0]
+
+    def search_many(
+        self,
+        queries: list[str],
+        k: int = 10,
+        min_score: float | None = None,
+        *,
+        mode: str = DEFAULT_MODE,
+        rrf_k: int = RRF_K,
+    ) -> list[list[Hit]]:
         """``search`` for several queries, embedded together. Queries longer than the model's
-        limit are truncated, with a note."""
+        limit are truncated for the dense search, with a note."""
         if k < 1:
             raise InvalidOptionError("k must be at least 1")
+        if mode not in MODES:
+            raise InvalidOptionError(f"Unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if rrf_k < 1:
+            raise InvalidOptionError("rrf_k must be at least 1")
         for query in queries:
             if not query.strip():
                 raise InvalidQueryError("The query is empty")
         self._follow()
         if self._store is None or self.manifest is None:
             return [[] for _ in queries]
-        self._note_long_queries(queries)
-        embedded = self.encoder.encode(queries)
+        depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
+        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        if mode != "lexical":
+            self._note_long_queries(queries)
+            embedded = self.encoder.encode(queries)
         store = self._store
         with guard(store.path), store.snapshot():
-            vectors = self._current_vectors()
-            if not len(vectors):
-                return [[] for _ in queries]
-            scores, ids = vectors.search(embedded, k)
-            rows = store.chunks(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        self._save_vectors()
-        return [_hits(s, i, rows, min_score) for s, i in zip(scores, ids, strict=True)]
+            if mode != "lexical":
+                vectors = self._current_vectors()
+                if len(vectors):
+                    scores, ids = vectors.search(embedded, depth)
+                    dense = [
+                        [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
+                        for row_s, row_i in zip(scores, ids, strict=True)
+                    ]
+            lexical = [self._lexical(store, q, depth) if mode != "dense" else [] for q in queries]
+            if mode == "hybrid":
+                ranked = [fuse(d, lx, rrf_k) for d, lx in zip(dense, lexical, strict=True)]
+            else:
+                ranked = [
+                    single(lx if mode == "lexical" else d, lexical=mode == "lexical")
+                    for d, lx in zip(dense, lexical, strict=True)
+                ]
+            rows = store.chunks(sorted({r.chunk_id for ranking in ranked for r in ranking}))
+        if mode != "lexical":
+            self._save_vectors()
+        return [to_hits(r, rows, q, k, min_score) for r, q in zip(ranked, queries, strict=True)]
+
+    @staticmethod
+    def _lexical(store: Store, query: str, limit: int) -> list[tuple[int, float]]:
+        expression = match_expression(query)
+        return store.lexical_search(expression, limit) if expression else []
 
     def _note_long_queries(self, queries: list[str]) -> None:
         limit = self.encoder.max_text_tokens - len(self.encoder.token_spans([self.encoder.prompt])[0])
@@ -474,16 +522,3 @@ class Index:
 def _same_pipeline(encoder: Encoder, manifest: Manifest) -> bool:
     built = manifest.model
     return (encoder.info.fingerprint, encoder.dimension) == (built.fingerprint, built.dimension)
-
-
-def _hits(scores: np.ndarray, ids: np.ndarray, rows: dict[int, dict[str, Any]], min_score: float | None) -> list[Hit]:
-    hits: list[Hit] = []
-    for score, chunk_id in zip(scores, ids, strict=True):
-        row = rows.get(int(chunk_id))
-        if row is None or (min_score is not None and score < min_score):
-            continue
-        hit = Hit(
-            len(hits) + 1, float(score), row["text"], row["path"], row["line"], row["start"], row["end"], row["id"]
-        )
-        hits.append(hit)
-    return hits

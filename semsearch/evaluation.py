@@ -15,13 +15,15 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DatasetError, MissingExtraError
+from .errors import DatasetError, InvalidOptionError, MissingExtraError
+from .ranking import MODES, RRF_K
 
 if TYPE_CHECKING:
     from .engine import Index
@@ -126,18 +128,27 @@ def evaluate(
     dataset: Dataset,
     model: str | None = None,
     *,
+    modes: Sequence[str] = ("dense",),
+    rrf_k: int = RRF_K,
     device: str = "auto",
     fp32: bool = False,
     workdir: str | os.PathLike[str] | None = None,
     progress: bool | None = False,
-) -> EvalReport:
+) -> list[EvalReport]:
     """Index ``dataset``'s corpus with ``model`` (see ``open_index``), run every query one at a
-    time and score the document ranking. The corpus files and the index go under ``workdir``
-    (kept, and reused by the next run: an unchanged corpus is not embedded again), else into a
-    temporary folder removed at the end."""
+    time in each search mode of ``modes`` and score the document rankings: one report a mode.
+    The corpus files and the index go under ``workdir`` (kept, and reused by the next run: an
+    unchanged corpus is not embedded again), else into a temporary folder removed at the end."""
+    import ir_measures
+
     from .engine import open_index
 
     measures = _measures()
+    unknown = [mode for mode in modes if mode not in MODES]
+    if unknown or not modes:
+        raise InvalidOptionError(f"Unknown search mode {unknown[0] if unknown else ''!r}; use {', '.join(MODES)}")
+    qrels = [ir_measures.Qrel(q, d, score) for q, docs in dataset.qrels.items() for d, score in docs.items()]
+    reports = []
     with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as scratch:
         root = Path(workdir) if workdir is not None else Path(scratch)
         paths = write_corpus(dataset, root / "corpus")
@@ -145,31 +156,31 @@ def evaluate(
             started = time.perf_counter()
             index.ingest([root / "corpus"], progress=progress, max_file_bytes=None)
             index_seconds = time.perf_counter() - started
-            run, latencies = _run_queries(index, dataset, paths, progress)
-            model = index.manifest.model.model if index.manifest else ""
-    import ir_measures
-
-    qrels = [ir_measures.Qrel(q, d, score) for q, docs in dataset.qrels.items() for d, score in docs.items()]
-    scores = ir_measures.calc_aggregate(measures, qrels, run)
-    milliseconds = [seconds * 1000 for seconds in latencies]
-    return EvalReport(
-        dataset=dataset.name,
-        model=model,
-        mode="dense",
-        documents=len(dataset.corpus),
-        queries=len(dataset.queries),
-        metrics={str(m): round(float(scores.get(m, 0.0)), 4) for m in measures},
-        latency_ms={
-            "p50": round(statistics.median(milliseconds), 2),
-            "p95": round(float(np.percentile(milliseconds, 95)), 2),
-            "mean": round(statistics.fmean(milliseconds), 2),
-        },
-        index_seconds=round(index_seconds, 2),
-    )
+            for mode in modes:
+                run, latencies = _run_queries(index, dataset, paths, mode, rrf_k, progress)
+                scores = ir_measures.calc_aggregate(measures, qrels, run)
+                milliseconds = [seconds * 1000 for seconds in latencies]
+                reports.append(
+                    EvalReport(
+                        dataset=dataset.name,
+                        model=index.manifest.model.model if index.manifest else "",
+                        mode=mode,
+                        documents=len(dataset.corpus),
+                        queries=len(dataset.queries),
+                        metrics={str(m): round(float(scores.get(m, 0.0)), 4) for m in measures},
+                        latency_ms={
+                            "p50": round(statistics.median(milliseconds), 2),
+                            "p95": round(float(np.percentile(milliseconds, 95)), 2),
+                            "mean": round(statistics.fmean(milliseconds), 2),
+                        },
+                        index_seconds=round(index_seconds, 2),
+                    )
+                )
+    return reports
 
 
 def _run_queries(
-    index: Index, dataset: Dataset, paths: dict[str, str], progress: bool | None
+    index: Index, dataset: Dataset, paths: dict[str, str], mode: str, rrf_k: int, progress: bool | None
 ) -> tuple[list[Any], list[float]]:
     """The ranked documents of each query (ir-measures ScoredDocs) and each query's latency."""
     import ir_measures
@@ -179,10 +190,11 @@ def _run_queries(
 
     run: list[Any] = []
     latencies: list[float] = []
-    index.search("warm-up", k=1)  # loads the model and the vectors before the clock starts
-    for query_id, text in tqdm(dataset.queries.items(), desc="Querying", unit="query", disable=tqdm_disable(progress)):
+    index.search("warm-up", k=1, mode=mode)  # loads what the mode needs before the clock starts
+    queries = tqdm(dataset.queries.items(), desc=f"Querying ({mode})", unit="query", disable=tqdm_disable(progress))
+    for query_id, text in queries:
         started = time.perf_counter()
-        hits = index.search(text, k=CHUNKS_PER_QUERY)
+        hits = index.search(text, k=CHUNKS_PER_QUERY, mode=mode, rrf_k=rrf_k)
         latencies.append(time.perf_counter() - started)
         best: dict[str, float] = {}
         for hit in hits:  # best first: a document's first hit is its best chunk

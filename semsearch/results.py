@@ -10,7 +10,13 @@ from .sources import Skipped
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked passage: cosine ``score``, the passage ``text`` and where it is in ``source``."""
+    """One ranked passage: its ``score``, the passage ``text`` and where it is in ``source``.
+
+    ``score`` is the search mode's: cosine similarity (dense), BM25 (lexical) or the reciprocal
+    rank fusion score (hybrid). ``matched`` says which searches found it: "dense", "lexical" or
+    "dense+lexical". ``highlights`` are (start, end) spans of ``text`` where the query's terms
+    occur, for lexical matches.
+    """
 
     rank: int
     score: float
@@ -20,6 +26,8 @@ class Hit:
     start: int
     end: int
     chunk_id: int
+    matched: str = "dense"
+    highlights: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

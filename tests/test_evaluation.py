@@ -87,7 +87,7 @@ class FakeIndex:
     def __init__(self, hits: dict[str, list[tuple[str, float]]]) -> None:
         self.hits = hits
 
-    def search(self, text: str, k: int) -> list[Hit]:
+    def search(self, text: str, k: int, mode: str = "dense", rrf_k: int = 60) -> list[Hit]:
         found = self.hits.get(text, [])[:k]
         return [Hit(rank, score, "", source, 1, 0, 0, rank) for rank, (source, score) in enumerate(found, 1)]
 
@@ -103,7 +103,7 @@ def test_chunk_hits_fold_into_documents_ranked_by_their_best_chunk() -> None:
             "two": [("/c/c.txt", 0.5), ("/c/b.txt", 0.4), ("/c/c.txt", 0.3)],
         }
     )
-    run, latencies = _run_queries(index, data, paths, progress=False)  # type: ignore[arg-type]
+    run, latencies = _run_queries(index, data, paths, "dense", 60, progress=False)  # type: ignore[arg-type]
     assert [(d.query_id, d.doc_id, d.score) for d in run] == [
         ("q1", "A", 0.9),
         ("q1", "B", 0.7),
@@ -120,29 +120,46 @@ def test_chunk_hits_fold_into_documents_ranked_by_their_best_chunk() -> None:
 def test_self_retrieval_scores_perfectly_and_a_kept_workdir_is_reused(
     self_retrieval: Path, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    report = evaluate(load_beir(self_retrieval), str(tiny_model), device="cpu", workdir=tmp_path / "work")
-    assert report.metrics == {"nDCG@10": 1.0, "R@10": 1.0, "R@100": 1.0, "RR@10": 1.0}
-    assert report.documents == 4 and report.queries == 4 and report.mode == "dense"
-    assert report.model == str(tiny_model) and report.latency_ms["p50"] > 0
+    modes = ["dense", "lexical", "hybrid"]
+    reports = evaluate(load_beir(self_retrieval), str(tiny_model), modes=modes, device="cpu", workdir=tmp_path / "work")
+    assert [r.mode for r in reports] == ["dense", "lexical", "hybrid"]
+    for report in reports:  # a query that is a document's whole text finds it first in every mode
+        assert report.metrics == {"nDCG@10": 1.0, "R@10": 1.0, "R@100": 1.0, "RR@10": 1.0}, report.mode
+        assert report.documents == 4 and report.queries == 4
+        assert report.model == str(tiny_model) and report.latency_ms["p50"] > 0
     embedded = []
     real = semsearch.Encoder.encode_tokenized
     monkeypatch.setattr(
         semsearch.Encoder, "encode_tokenized", lambda self, inputs, **kw: embedded.append(1) or real(self, inputs, **kw)
     )
-    again = evaluate(load_beir(self_retrieval), None, device="cpu", workdir=tmp_path / "work")
-    assert again.metrics == report.metrics and embedded == []  # the kept index already held the corpus
+    (again,) = evaluate(load_beir(self_retrieval), None, device="cpu", workdir=tmp_path / "work")
+    assert again.metrics == reports[0].metrics and embedded == []  # the kept index already held the corpus
+    with pytest.raises(semsearch.InvalidOptionError, match="Unknown search mode 'fuzzy'"):
+        evaluate(load_beir(self_retrieval), None, modes=["fuzzy"], device="cpu", workdir=tmp_path / "work")
 
 
 def test_cli_eval_prints_the_metrics_and_json(self_retrieval: Path, tiny_model: Path) -> None:
     runner = CliRunner()
     text = runner.invoke(app, ["eval", str(self_retrieval), "--model", str(tiny_model), "--device", "cpu"])
     assert text.exit_code == 0, text.output
-    assert "4 documents, 4 queries" in text.output and "nDCG@10  1.0000" in text.output and "p50" in text.output
-    as_json = runner.invoke(
-        app, ["eval", str(self_retrieval), "--model", str(tiny_model), "--device", "cpu", "--limit", "2", "--json"]
-    )
-    report = json.loads(as_json.output)
-    assert report["queries"] == 2 and set(report["metrics"]) == {"nDCG@10", "R@10", "R@100", "RR@10"}
+    lines = text.output.splitlines()
+    assert "4 documents, 4 queries" in lines[0] and lines[1].split() == [
+        "mode",
+        "nDCG@10",
+        "R@10",
+        "R@100",
+        "RR@10",
+        "p50",
+        "ms",
+        "p95",
+        "ms",
+    ]
+    assert [line.split()[:2] for line in lines[2:]] == [[m, "1.0000"] for m in ("dense", "lexical", "hybrid")]
+    options = ["--model", str(tiny_model), "--device", "cpu", "--limit", "2", "--mode", "lexical", "--json"]
+    as_json = runner.invoke(app, ["eval", str(self_retrieval), *options])
+    (report,) = json.loads(as_json.output)
+    assert report["queries"] == 2 and report["mode"] == "lexical"
+    assert set(report["metrics"]) == {"nDCG@10", "R@10", "R@100", "RR@10"}
     missing = runner.invoke(app, ["eval", str(self_retrieval.parent / "nothing")])
     assert missing.exit_code == 1 and missing.output.strip().startswith("Error: ")
     assert "corpus.jsonl is missing" in missing.output
