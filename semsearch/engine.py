@@ -479,7 +479,8 @@ class Index:
                 return checks(store, self.data, manifest.model.dimension)
 
     def repair(self) -> list[Check]:
-        """Rebuild the vector index from the vectors stored in SQLite, then ``check``."""
+        """Rebuild the vector index from the vectors stored in SQLite, bring the lexical index in
+        step with the chunks, then ``check``."""
         with self._lock():
             store, manifest = self._require()
             with guard(store.path):
@@ -488,6 +489,7 @@ class Index:
                 self._vectors = rebuild(store, dimension, kind)
                 self._synced, self._unsaved = store.generation(), True
                 self._save_vectors()
+                store.repair_lexical()
             return self.check()
 
     def info(self) -> IndexInfo:

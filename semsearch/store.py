@@ -306,12 +306,15 @@ class Store:
         )
         return [(int(rowid), -float(score)) for rowid, score in self.db.execute(sql, [expression, limit])]
 
-    def refill_lexical(self) -> int:
-        """Rebuild the lexical index from the chunks; returns how many chunks it holds."""
+    def repair_lexical(self) -> int:
+        """Bring the lexical index in step with the chunks: drop terms of chunks that are gone,
+        add those of chunks that lack them. Returns how many rows it changed."""
         with self.db.atomic():
-            self.db.execute("DELETE FROM chunks_fts")
+            gone = self.db.execute("DELETE FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks)").rowcount
+            before = int(self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0])
             _fill_lexical(self.db)
-        return int(self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0])
+            after = int(self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0])
+        return max(gone, 0) + after - before
 
     def chunk_ids(self) -> np.ndarray:
         """Every chunk id, sorted."""

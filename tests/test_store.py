@@ -270,12 +270,15 @@ def test_bm25_ranks_the_chunk_with_more_of_the_rare_terms_first(store: Store) ->
     assert [i for i, _ in found] == [ids[1], ids[0]] and found[0][1] > found[1][1] > 0
 
 
-def test_a_lost_lexical_row_is_found_by_problems_and_refilled(store: Store) -> None:
+def test_lost_and_stray_lexical_rows_are_found_by_problems_and_repaired(store: Store) -> None:
     ids = put(store, "/docs/a.txt", ["北京大学在海淀区。", "长江是最长的河流。"])
     store.db.execute("DELETE FROM chunks_fts WHERE rowid = ?", [ids[1]])
-    assert store.problems(DIM)["chunks without lexical terms"] == 1
-    assert store.refill_lexical() == 2
-    assert store.problems(DIM)["chunks without lexical terms"] == 0 and lexical(store, "长江") == [ids[1]]
+    store.db.execute("INSERT INTO chunks_fts (rowid, terms) VALUES (999, '幽灵')")
+    problems = store.problems(DIM)
+    assert problems["chunks without lexical terms"] == 1 and problems["lexical terms without a chunk"] == 1
+    assert store.repair_lexical() == 2 and store.repair_lexical() == 0
+    assert {k: v for k, v in store.problems(DIM).items() if v} == {}
+    assert lexical(store, "长江") == [ids[1]] and store.lexical_search('"幽灵"', 10) == []
 
 
 def test_an_index_from_before_the_lexical_index_is_filled_when_opened(tmp_path: Path) -> None:
