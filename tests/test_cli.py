@@ -86,7 +86,9 @@ def test_query_json(built: tuple[Path, Path], tiny_model: Path) -> None:
     assert answer["query"] == "大熊猫" and answer["model"] == str(tiny_model)
     assert [r["rank"] for r in answer["results"]] == [1, 2, 3, 4]
     first = answer["results"][0]
-    assert set(first) == {"rank", "score", "source", "line", "start", "end", "chunk_id", "text"}
+    fields = {"rank", "score", "source", "line", "start", "end", "chunk_id", "text", "matched", "highlights"}
+    assert set(first) == fields
+    assert first["matched"] == "dense" and first["highlights"] == []
     source_text = Path(first["source"]).read_bytes()
     from semsearch.sources import decode
 

@@ -210,7 +210,7 @@ def failed(checks: list[semsearch.Check]) -> dict[str, str]:
 
 def test_a_sound_index_passes_every_check(index: semsearch.Index) -> None:
     checks = index.check()
-    assert len(checks) == 10 and failed(checks) == {}
+    assert len(checks) == 12 and failed(checks) == {}
 
 
 def test_missing_vector_file_fails_and_repair_fixes_it(index: semsearch.Index) -> None:
