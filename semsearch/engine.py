@@ -397,33 +397,34 @@ class Index:
         self._follow()
         if self._store is None or self.manifest is None:
             return [[] for _ in queries]
-        depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
-        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
-        if mode != "lexical":
+        use_dense, use_lexical = mode != "lexical", mode != "dense"
+        depth = max(k, HYBRID_DEPTH) if use_dense and use_lexical else k
+        if use_dense:
             self._note_long_queries(queries)
             embedded = self.encoder.encode(queries)
         store = self._store
         with guard(store.path), store.snapshot():
-            if mode != "lexical":
-                vectors = self._current_vectors()
-                if len(vectors):
-                    scores, ids = vectors.search(embedded, depth)
-                    dense = [
-                        [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
-                        for row_s, row_i in zip(scores, ids, strict=True)
-                    ]
-            lexical = [self._lexical(store, q, depth) if mode != "dense" else [] for q in queries]
-            if mode == "hybrid":
-                ranked = [fuse(d, lx, rrf_k) for d, lx in zip(dense, lexical, strict=True)]
-            else:
-                ranked = [
-                    single(lx if mode == "lexical" else d, lexical=mode == "lexical")
-                    for d, lx in zip(dense, lexical, strict=True)
-                ]
+            dense = self._dense(embedded, depth) if use_dense else [[] for _ in queries]
+            lexical = [self._lexical(store, q, depth) if use_lexical else [] for q in queries]
+            ranked = [
+                fuse(d, lx, rrf_k) if use_dense and use_lexical else single(d or lx, lexical=use_lexical)
+                for d, lx in zip(dense, lexical, strict=True)
+            ]
             rows = store.chunks(sorted({r.chunk_id for ranking in ranked for r in ranking}))
-        if mode != "lexical":
+        if use_dense:
             self._save_vectors()
         return [to_hits(r, rows, q, k, min_score) for r, q in zip(ranked, queries, strict=True)]
+
+    def _dense(self, embedded: np.ndarray, depth: int) -> list[list[tuple[int, float]]]:
+        """(chunk id, cosine) of the ``depth`` nearest chunks to each embedded query."""
+        vectors = self._current_vectors()
+        if not len(vectors):
+            return [[] for _ in embedded]
+        scores, ids = vectors.search(embedded, depth)
+        return [
+            [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
+            for row_s, row_i in zip(scores, ids, strict=True)
+        ]
 
     @staticmethod
     def _lexical(store: Store, query: str, limit: int) -> list[tuple[int, float]]:
