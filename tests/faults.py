@@ -124,9 +124,11 @@ def _sqlite_problems(index: Path) -> list[str]:
             " + (SELECT count(*) FROM vectors v WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = v.chunk_id))"
             " + (SELECT count(*) FROM documents d WHERE d.chunks != "
             "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id))"
+            " + (SELECT count(*) FROM chunks WHERE id NOT IN (SELECT rowid FROM chunks_fts))"
+            " + (SELECT count(*) FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks))"
         ).fetchone()[0]
         if orphans:
-            problems.append(f"{orphans} chunk/vector/document rows out of step in SQLite")
+            problems.append(f"{orphans} chunk/vector/lexical/document rows out of step in SQLite")
     return problems
 
 
