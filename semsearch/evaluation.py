@@ -111,16 +111,22 @@ def subset(dataset: Dataset, limit: int) -> Dataset:
 
 
 def write_corpus(dataset: Dataset, folder: Path) -> dict[str, str]:
-    """One text file per corpus entry under ``folder``; returns file path -> corpus id. File
-    names are numbers, since ids may hold any character."""
+    """One text file per corpus entry under ``folder``; returns file path -> corpus id. A file
+    is named by a hash of its id (ids may hold any character), so a kept folder stays valid when
+    entries are added or removed; files of entries no longer in the corpus are deleted."""
+    import hashlib
+
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
-    for number, (doc_id, (title, text)) in enumerate(dataset.corpus.items()):
-        path = folder / f"{number:07d}.txt"
+    for doc_id, (title, text) in dataset.corpus.items():
+        path = folder / f"{hashlib.sha256(doc_id.encode()).hexdigest()[:24]}.txt"
         body = f"{title}\n\n{text}" if title else text
         if not path.exists() or path.read_text(encoding="utf-8") != body:
             path.write_text(body, encoding="utf-8")
         paths[str(path.resolve())] = doc_id
+    for stale in folder.glob("*.txt"):
+        if str(stale.resolve()) not in paths:
+            stale.unlink()
     return paths
 
 

@@ -72,13 +72,17 @@ def test_bad_datasets_are_one_clear_error(tmp_path: Path, damage, message: str) 
         load_beir(folder)
 
 
-def test_write_corpus_names_files_by_number_and_maps_them_back(tmp_path: Path) -> None:
-    data = Dataset("x", CORPUS, {}, {})
-    paths = write_corpus(data, tmp_path / "corpus")
+def test_write_corpus_names_files_by_id_and_maps_them_back(tmp_path: Path) -> None:
+    paths = write_corpus(Dataset("x", CORPUS, {}, {}), tmp_path / "corpus")
     assert sorted(paths.values()) == sorted(CORPUS)  # "d/4" is an id, not a path
     by_id = {doc_id: Path(path) for path, doc_id in paths.items()}
     assert by_id["d1"].read_text(encoding="utf-8") == "大熊猫\n\n" + CORPUS["d1"][1]
     assert by_id["d3"].read_text(encoding="utf-8") == CORPUS["d3"][1]  # no title: the text alone
+    # an entry added in front and one dropped: the other files keep their names and contents
+    changed = {"d0": ("新", "新的条目。"), **{k: v for k, v in CORPUS.items() if k != "d2"}}
+    again = write_corpus(Dataset("x", changed, {}, {}), tmp_path / "corpus")
+    assert {d: p for p, d in again.items() if d in CORPUS} == {d: str(p) for d, p in by_id.items() if d != "d2"}
+    assert sorted(again.values()) == sorted(changed) and len(list((tmp_path / "corpus").iterdir())) == 4
 
 
 class FakeIndex:
