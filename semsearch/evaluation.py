@@ -145,11 +145,11 @@ def evaluate(
     time in each search mode of ``modes`` and score the document rankings: one report a mode.
     The corpus files and the index go under ``workdir`` (kept, and reused by the next run: an
     unchanged corpus is not embedded again), else into a temporary folder removed at the end."""
+    measures = _measures()  # first: a missing ir-measures is a MissingExtraError, not an ImportError
     import ir_measures
 
     from .engine import open_index
 
-    measures = _measures()
     unknown = [mode for mode in modes if mode not in MODES]
     if unknown or not modes:
         raise InvalidOptionError(f"Unknown search mode {unknown[0] if unknown else ''!r}; use {', '.join(MODES)}")

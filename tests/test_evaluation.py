@@ -174,3 +174,13 @@ def test_the_cmrc2018_set_loads() -> None:
     data = load_beir(SHARED / "cmrc2018-retrieval")
     assert len(data.corpus) == 1104 and len(data.queries) == 3219
     assert all(len(judged) == 1 for judged in data.qrels.values())
+
+
+def test_without_ir_measures_the_error_names_the_extra(
+    self_retrieval: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ir_measures", None)  # what an uninstalled package looks like
+    with pytest.raises(semsearch.MissingExtraError, match=r"pip install 'semsearch\[eval\]'"):
+        evaluate(load_beir(self_retrieval), str(tiny_model), device="cpu")
