@@ -242,14 +242,16 @@ class Encoder:
         budget = max_batch_tokens or batch_size * self.max_seq_length
         padded = real = 0
         bar = tqdm(total=len(texts), desc="Embedding", unit="text", disable=tqdm_disable(progress))
+        # the pool starts a thread only when there is a second group: a query or an ingest batch
+        # is tokenized here, with no thread
         with bar, ThreadPoolExecutor(1, thread_name_prefix="semsearch-tokenize") as pool:
-            ahead = pool.submit(self.tokenize, texts[:_GROUP])
+            encodings = self.tokenize(texts[:_GROUP])
             for first in range(0, len(texts), _GROUP):
-                encodings = ahead.result()
-                if first + _GROUP < len(texts):
-                    ahead = pool.submit(self.tokenize, texts[first + _GROUP : first + 2 * _GROUP])
+                following = texts[first + _GROUP : first + 2 * _GROUP]
+                ahead = pool.submit(self.tokenize, following) if following else None
                 counts = self._embed(encodings, out[first : first + len(encodings)], budget, batch_size, stop, bar)
                 padded, real = padded + counts[0], real + counts[1]
+                encodings = ahead.result() if ahead is not None else []
         self.last_padding = (padded - real) / real if real else 0.0
         return out
 
