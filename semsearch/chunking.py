@@ -44,13 +44,16 @@ _CJK = (
 
 @dataclass(frozen=True)
 class Chunk:
-    """A passage of a source text: ``text == source[start:end]``, ``line`` 1-based."""
+    """A passage of a source text: ``text == source[start:end]``, ``line`` 1-based; ``page``
+    (the PDF page it starts on) and ``heading`` (the headings it sits under) when known."""
 
     text: str
     start: int
     end: int
     line: int
     tokens: int
+    page: int | None = None
+    heading: str | None = None
 
 
 def split_sentences(text: str) -> list[Span]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import passages, search
 from .config import DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings, Manifest
 from .consistency import checks, rebuild, sync
 from .errors import (
@@ -25,15 +26,16 @@ from .errors import (
     IndexLockedError,
     IndexNotFoundError,
     InvalidOptionError,
-    InvalidQueryError,
     ModelMismatchError,
     SourceNotFoundError,
 )
+from .filters import Where
 from .layout import DATABASE, data_folder
 from .lexical import match_expression
 from .locking import WriteLock, is_locked
-from .ranking import DEFAULT_MODE, HYBRID_DEPTH, MODES, RRF_K, fuse, single, to_hits
+from .ranking import DEFAULT_MODE, HYBRID_DEPTH, RRF_K, fuse, single, to_hits
 from .results import Check, Hit, IndexInfo, RemoveReport
+from .search import Query
 from .store import Store, guard
 from .vectors import VectorIndex, choose, gpu_available
 
@@ -365,14 +367,19 @@ class Index:
         *,
         mode: str = DEFAULT_MODE,
         rrf_k: int = RRF_K,
+        where: Where | Mapping[str, Any] | None = None,
+        context: int = 0,
     ) -> list[Hit]:
         """The ``k`` passages best matching ``query``, best first.
 
         ``mode`` is ``dense`` (embedding similarity), ``lexical`` (BM25 over the chunks' terms) or
         ``hybrid`` (both, fused by reciprocal rank fusion with constant ``rrf_k``). ``min_score``
-        drops hits scoring below it, in the mode's own score.
+        drops hits scoring below it, in the mode's own score. ``where`` (a ``Where``, or a dict
+        of its fields) limits the search to some documents, still returning ``k`` hits while that
+        many match. ``context`` widens each hit by that many chunks either side, hits whose
+        passages touch in one document merged into one (so fewer than ``k`` may come back).
         """
-        return self.search_many([query], k, min_score, mode=mode, rrf_k=rrf_k)[0]
+        return self.search_many([query], k, min_score, mode=mode, rrf_k=rrf_k, where=where, context=context)[0]
 
     def search_many(
         self,
@@ -382,54 +389,83 @@ class Index:
         *,
         mode: str = DEFAULT_MODE,
         rrf_k: int = RRF_K,
+        where: Where | Mapping[str, Any] | None = None,
+        context: int = 0,
     ) -> list[list[Hit]]:
         """``search`` for several queries, embedded together. Queries longer than the model's
         limit are truncated for the dense search, with a note."""
-        if k < 1:
-            raise InvalidOptionError("k must be at least 1")
-        if mode not in MODES:
-            raise InvalidOptionError(f"Unknown search mode {mode!r}; use one of {', '.join(MODES)}")
-        if rrf_k < 1:
-            raise InvalidOptionError("rrf_k must be at least 1")
+        scope = Where.of(where)
+        return self.run([Query(q, k, mode, scope, context, min_score, rrf_k) for q in queries])
+
+    def run(self, queries: Sequence[Query]) -> list[list[Hit]]:
+        """Answer several ``Query``s, each with its own options, embedding them all in one batch.
+        Relative path filters are taken relative to the working directory."""
         for query in queries:
-            if not query.strip():
-                raise InvalidQueryError("The query is empty")
+            query.check()
         self._follow()
         if self._store is None or self.manifest is None:
             return [[] for _ in queries]
-        use_dense, use_lexical = mode != "lexical", mode != "dense"
-        depth = max(k, HYBRID_DEPTH) if use_dense and use_lexical else k
-        if use_dense:
-            self._note_long_queries(queries)
-            embedded = self.encoder.encode(queries)
-        store = self._store
+        dense_texts = list(dict.fromkeys(q.text for q in queries if q.dense))
+        if dense_texts:
+            self._note_long_queries(dense_texts)
+            vectors = dict(zip(dense_texts, self.encoder.encode(dense_texts), strict=True))
+        store, base = self._store, os.getcwd()
         with guard(store.path), store.snapshot():
-            dense = self._dense(embedded, depth) if use_dense else [[] for _ in queries]
-            lexical = [self._lexical(store, q, depth) if use_lexical else [] for q in queries]
-            ranked = [
-                fuse(d, lx, rrf_k) if use_dense and use_lexical else single(d or lx, lexical=use_lexical)
-                for d, lx in zip(dense, lexical, strict=True)
-            ]
-            rows = store.chunks(sorted({r.chunk_id for ranking in ranked for r in ranking}))
-        if use_dense:
+            scopes = {q.where: search.scope(store, q.where, base) for q in queries}
+            dense = self._dense_all(store, queries, scopes, vectors if dense_texts else {})
+            rankings = []
+            for query, found in zip(queries, dense, strict=True):
+                lexical = self._lexical(store, query, scopes[query.where]) if query.lexical else []
+                both = query.dense and query.lexical
+                rankings.append(
+                    fuse(found, lexical, query.rrf_k) if both else single(found or lexical, lexical=query.lexical)
+                )
+            rows = store.chunks(sorted({r.chunk_id for ranking in rankings for r in ranking}))
+            hits = [to_hits(r, rows, q.text, q.k, q.min_score) for r, q in zip(rankings, queries, strict=True)]
+            hits = [self._widen(store, q, h, rows) if q.context else h for q, h in zip(queries, hits, strict=True)]
+        if dense_texts:
             self._save_vectors()
-        return [to_hits(r, rows, q, k, min_score) for r, q in zip(ranked, queries, strict=True)]
+        return hits
 
-    def _dense(self, embedded: np.ndarray, depth: int) -> list[list[tuple[int, float]]]:
-        """(chunk id, cosine) of the ``depth`` nearest chunks to each embedded query."""
-        vectors = self._current_vectors()
-        if not len(vectors):
-            return [[] for _ in embedded]
-        scores, ids = vectors.search(embedded, depth)
-        return [
-            [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
-            for row_s, row_i in zip(scores, ids, strict=True)
-        ]
+    def _dense_all(
+        self,
+        store: Store,
+        queries: Sequence[Query],
+        scopes: Mapping[Where | None, list[int] | None],
+        vectors: Mapping[str, np.ndarray],
+    ) -> list[list[tuple[int, float]]]:
+        """Dense candidates of each query (none for a lexical one), searched together per filter."""
+        found: list[list[tuple[int, float]]] = [[] for _ in queries]
+        groups: dict[Where | None, list[int]] = {}
+        for number, query in enumerate(queries):
+            if query.dense:
+                groups.setdefault(query.where, []).append(number)
+        if not groups:
+            return found
+        index = self._current_vectors()
+        for where, numbers in groups.items():
+            depth = max(_depth(queries[n]) for n in numbers)
+            documents = scopes[where]
+            allowed = None if documents is None else store.chunk_ids_in(documents)
+            embedded = np.stack([vectors[queries[n].text] for n in numbers])
+            for number, row in zip(
+                numbers, search.dense_candidates(index, store, embedded, depth, allowed), strict=True
+            ):
+                found[number] = row[: _depth(queries[number])]
+        return found
 
     @staticmethod
-    def _lexical(store: Store, query: str, limit: int) -> list[tuple[int, float]]:
-        expression = match_expression(query)
-        return store.lexical_search(expression, limit) if expression else []
+    def _lexical(store: Store, query: Query, documents: list[int] | None) -> list[tuple[int, float]]:
+        expression = match_expression(query.text)
+        if not expression or documents == []:
+            return []
+        return store.lexical_search(expression, _depth(query), documents)
+
+    @staticmethod
+    def _widen(store: Store, query: Query, hits: list[Hit], rows: Mapping[int, Mapping[str, Any]]) -> list[Hit]:
+        """``hits`` as passages with ``query.context`` neighbouring chunks (see passages.py)."""
+        spans = passages.windows(hits, rows, query.context)
+        return passages.merge(hits, rows, store.neighbours(spans), query.context, query.text)
 
     def _note_long_queries(self, queries: list[str]) -> None:
         limit = self.encoder.max_text_tokens - len(self.encoder.token_spans([self.encoder.prompt])[0])
@@ -520,6 +556,11 @@ class Index:
             size_bytes=size,
             semsearch_version=manifest.semsearch_version,
         )
+
+
+def _depth(query: Query) -> int:
+    """Candidates a query takes from each list: k, or more to fuse two lists."""
+    return max(query.k, HYBRID_DEPTH) if query.dense and query.lexical else query.k
 
 
 def _same_pipeline(encoder: Encoder, manifest: Manifest) -> bool:

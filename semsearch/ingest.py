@@ -207,6 +207,9 @@ class _ReadAhead:
             yield result
 
 
+_CHUNK_FIELDS = ("text", "start", "end", "line", "tokens", "page", "heading")
+
+
 class _Batch:
     """Prepared files waiting to be embedded and committed together."""
 
@@ -226,7 +229,7 @@ class _Batch:
             self.to_embed += len(item.chunks)
         else:
             rows, matrix = copy
-            chunks = [Chunk(r["text"], r["start"], r["end"], r["line"], r["tokens"]) for r in rows]
+            chunks = [Chunk(**{key: r[key] for key in _CHUNK_FIELDS}) for r in rows]
             self.items.append((Prepared(item.document, chunks, item.is_update), matrix))
         return self.to_embed
 

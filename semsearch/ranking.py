@@ -61,16 +61,19 @@ def to_hits(
         spans = tuple(highlights(row["text"], query)) if item.lexical else ()
         hits.append(
             Hit(
-                len(hits) + 1,
-                float(item.score),
-                row["text"],
-                row["path"],
-                row["line"],
-                row["start"],
-                row["end"],
-                row["id"],
-                matched,
-                spans,
+                rank=len(hits) + 1,
+                score=float(item.score),
+                text=row["text"],
+                source=row["path"],
+                line=row["line"],
+                start=row["start"],
+                end=row["end"],
+                chunk_id=row["id"],
+                matched=matched,
+                highlights=spans,
+                page=row.get("page"),
+                heading=row.get("heading"),
+                chunk_ids=(row["id"],),
             )
         )
         if len(hits) == k:

@@ -15,7 +15,10 @@ class Hit:
     ``score`` is the search mode's: cosine similarity (dense), BM25 (lexical) or the reciprocal
     rank fusion score (hybrid). ``matched`` says which searches found it: "dense", "lexical" or
     "dense+lexical". ``highlights`` are (start, end) spans of ``text`` where the query's terms
-    occur, for lexical matches.
+    occur, for lexical matches. ``page`` is the PDF page the passage starts on and ``heading``
+    the headings it sits under ("Chapter > Section"), when the source has them. ``chunk_ids``
+    are the chunks the passage is made of: this hit's alone, or with ``context`` its
+    neighbours and any other hits merged in, in source order.
     """
 
     rank: int
@@ -28,6 +31,9 @@ class Hit:
     chunk_id: int
     matched: str = "dense"
     highlights: tuple[tuple[int, int], ...] = ()
+    page: int | None = None
+    heading: str | None = None
+    chunk_ids: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

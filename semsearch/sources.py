@@ -194,11 +194,11 @@ def _compile(pattern: str) -> _Rule | None:
         if part == "**":
             regex += ".*" if last else "(?:.*/)?"
         else:
-            regex += _translate(part) + ("" if last else "/")
+            regex += glob_component(part) + ("" if last else "/")
     return _Rule(re.compile(regex + r"\Z", re.DOTALL), folders_only, bool(negate))
 
 
-def _translate(part: str) -> str:
+def glob_component(part: str) -> str:
     """One path component of a pattern: ``*``, ``?``, ``[...]``, ``\\x``; nothing matches '/'."""
     out, i = [], 0
     while i < len(part):

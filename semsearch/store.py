@@ -7,6 +7,7 @@ The raw float32 vectors are kept here so FAISS can always be rebuilt without re-
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from sqlite_utils import Migrations
 
 from .config import Manifest
 from .errors import IndexCorruptError, IndexLockedError
+from .filters import GLOB_FUNCTION, glob_match
 from .layout import DATABASE
 from .lexical import FTS_TOKENIZER, indexed
 
@@ -79,6 +81,13 @@ def m003_lexical(db: sqlite_utils.Database) -> None:
     _fill_lexical(db)
 
 
+@migrations()
+def m004_page_heading(db: sqlite_utils.Database) -> None:
+    # where a chunk is in its source: the PDF page it starts on, the headings it sits under
+    db.execute("ALTER TABLE chunks ADD COLUMN page INTEGER")
+    db.execute("ALTER TABLE chunks ADD COLUMN heading TEXT")
+
+
 def _fill_lexical(db: sqlite_utils.Database) -> None:
     """Index the terms of every chunk missing from chunks_fts."""
     missing = "SELECT id, text FROM chunks WHERE id NOT IN (SELECT rowid FROM chunks_fts)"
@@ -130,6 +139,7 @@ class Store:
             with guard(path):
                 conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
                 db = sqlite_utils.Database(conn)
+                conn.create_function(GLOB_FUNCTION, 2, glob_match, deterministic=True)
                 db.execute("PRAGMA foreign_keys=ON")
                 db.execute("PRAGMA synchronous=NORMAL")
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -209,11 +219,13 @@ class Store:
         self.db.execute("DELETE FROM documents WHERE path = ?", [document["path"]])
         doc_id = self.db.table("documents").insert({**document, "chunks": len(chunks)}).last_pk
         ids: list[int] = []
-        insert = 'INSERT INTO chunks (document_id, seq, start, "end", line, tokens, text) VALUES (?, ?, ?, ?, ?, ?, ?)'
+        insert = (
+            'INSERT INTO chunks (document_id, seq, start, "end", line, tokens, text, page, heading) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
         for seq, chunk in enumerate(chunks):
-            cursor = self.db.execute(
-                insert, [doc_id, seq, chunk["start"], chunk["end"], chunk["line"], chunk["tokens"], chunk["text"]]
-            )
+            values = [chunk[key] for key in ("start", "end", "line", "tokens", "text")]
+            cursor = self.db.execute(insert, [doc_id, seq, *values, chunk.get("page"), chunk.get("heading")])
             ids.append(int(cursor.lastrowid or 0))
         blobs = [(i, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, v in zip(ids, vectors, strict=True)]
         self.db.conn.executemany("INSERT INTO vectors (chunk_id, vector) VALUES (?, ?)", blobs)
@@ -236,19 +248,39 @@ class Store:
 
     # -- chunks and vectors ----------------------------------------------------------------
 
+    _CHUNK_COLUMNS = ("id", "text", "start", "end", "line", "page", "heading", "document_id", "seq", "path")
+    _CHUNK_SELECT = (
+        'SELECT c.id, c.text, c.start, c."end", c.line, c.page, c.heading, c.document_id, c.seq, d.path '
+        "FROM chunks c JOIN documents d ON d.id = c.document_id"
+    )
+
     def chunks(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Chunk rows with their document's path, by id."""
         if not ids:
             return {}
-        marks = ",".join("?" * len(ids))
-        sql = (
-            'SELECT c.id, c.text, c.start, c."end", c.line, d.path FROM chunks c '
-            f"JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})"
-        )
-        return {
-            row[0]: dict(zip(("id", "text", "start", "end", "line", "path"), row, strict=True))
-            for row in self.db.execute(sql, list(ids))
-        }
+        sql = f"{self._CHUNK_SELECT} WHERE c.id IN (SELECT value FROM json_each(?))"
+        rows = self.db.execute(sql, [json.dumps([int(i) for i in ids])])
+        return {row[0]: dict(zip(self._CHUNK_COLUMNS, row, strict=True)) for row in rows}
+
+    def neighbours(self, windows: Sequence[tuple[int, int, int]]) -> list[dict[str, Any]]:
+        """The chunk rows of each (document id, first seq, last seq) window, in source order."""
+        rows: list[dict[str, Any]] = []
+        sql = f"{self._CHUNK_SELECT} WHERE c.document_id = ? AND c.seq BETWEEN ? AND ? ORDER BY c.seq"
+        for window in windows:
+            rows.extend(dict(zip(self._CHUNK_COLUMNS, row, strict=True)) for row in self.db.execute(sql, window))
+        return rows
+
+    def matching_documents(self, condition: str, params: Sequence[Any]) -> tuple[list[int], int]:
+        """Ids of the documents meeting a SQL ``condition`` over ``documents d``
+        (``filters.to_sql``), and how many documents there are in all."""
+        found = [int(r[0]) for r in self.db.execute(f"SELECT d.id FROM documents d WHERE {condition}", params)]
+        return found, int(self.db.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def chunk_ids_in(self, documents: Sequence[int]) -> np.ndarray:
+        """The ids of every chunk of these documents, sorted."""
+        sql = "SELECT id FROM chunks WHERE document_id IN (SELECT value FROM json_each(?)) ORDER BY id"
+        rows = self.db.execute(sql, [json.dumps(list(documents))]).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
 
     def iter_vectors(
         self, dimension: int, ids: Sequence[int] | None = None, batch: int = 10_000
@@ -285,8 +317,10 @@ class Store:
         row = self.db.execute("SELECT id FROM documents WHERE content_hash = ? LIMIT 1", [content_hash]).fetchone()
         if row is None:
             return None
-        columns = ("id", "start", "end", "line", "tokens", "text")
-        sql = 'SELECT id, start, "end", line, tokens, text FROM chunks WHERE document_id = ? ORDER BY seq'
+        columns = ("id", "start", "end", "line", "tokens", "text", "page", "heading")
+        sql = (
+            'SELECT id, start, "end", line, tokens, text, page, heading FROM chunks WHERE document_id = ? ORDER BY seq'
+        )
         chunks = [dict(zip(columns, r, strict=True)) for r in self.db.execute(sql, [row[0]])]
         if not chunks:
             return None
@@ -298,13 +332,20 @@ class Store:
         matrix = np.concatenate([f[1] for f in found])
         return chunks, matrix[[by_id[c["id"]] for c in chunks]]
 
-    def lexical_search(self, expression: str, limit: int) -> list[tuple[int, float]]:
+    def lexical_search(
+        self, expression: str, limit: int, documents: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score, higher is better) of the best ``limit`` chunks matching the
-        FTS5 ``expression`` (see ``lexical.match_expression``)."""
+        FTS5 ``expression`` (see ``lexical.match_expression``), of ``documents`` only if given."""
+        within, params = "", [expression]
+        if documents is not None:
+            within = " AND rowid IN (SELECT id FROM chunks WHERE document_id IN (SELECT value FROM json_each(?)))"
+            params.append(json.dumps(list(documents)))
         sql = (
-            "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?"
+            f"SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?{within} "
+            "ORDER BY bm25(chunks_fts) LIMIT ?"
         )
-        return [(int(rowid), -float(score)) for rowid, score in self.db.execute(sql, [expression, limit])]
+        return [(int(rowid), -float(score)) for rowid, score in self.db.execute(sql, [*params, limit])]
 
     def repair_lexical(self) -> int:
         """Bring the lexical index in step with the chunks: drop terms of chunks that are gone,

@@ -43,6 +43,7 @@ IVF_MIN = 1_000  # fewer vectors cannot train an IVF index usefully: flat is use
 IVF_NPROBE = 16
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 HNSW_EF_PER = 1_000  # efSearch grows by one per this many vectors above 128 000
+GPU_MAX_K = 2048  # faiss's GPU indexes return at most this many neighbours a query
 WORN_SHARE = 0.25  # rebuild an HNSW index once this share of it is removed vectors
 
 
@@ -130,6 +131,11 @@ class VectorIndex:
     def device(self) -> str:
         return "gpu" if self.use_gpu and self.kind != "hnsw" else "cpu"
 
+    @property
+    def max_k(self) -> int:
+        """The most neighbours one search returns: all of them, but GPU_MAX_K on a GPU."""
+        return GPU_MAX_K if self.device == "gpu" else max(1, len(self))
+
     def describe(self) -> str:
         """The structure and its search settings, for ``info``."""
         if self.kind == "ivf":
@@ -203,7 +209,7 @@ class VectorIndex:
         structure may return fewer than k' hits for a query: the missing ones have id -1."""
         import faiss
 
-        k = min(k, len(self))
+        k = min(k, len(self), self.max_k)
         queries = normalize(queries)
         if k <= 0:
             empty = np.zeros((len(queries), 0))
