@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -18,6 +19,7 @@ import typer
 
 from .config import DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings
 from .errors import Interrupted, SemsearchError
+from .filters import Where
 from .ranking import DEFAULT_MODE, RRF_K
 from .results import IngestReport
 
@@ -222,6 +224,31 @@ def query(
     rrf_k: Annotated[
         int, typer.Option("--rrf-k", min=1, help="Hybrid: the rank fusion constant; larger flattens the top ranks.")
     ] = RRF_K,
+    path: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--path",
+            help="Only documents under this folder or file, or matching this glob ('docs/**/*.md'); repeatable.",
+        ),
+    ] = None,
+    file_type: Annotated[
+        Optional[list[str]], typer.Option("--type", help="Only files of this type (pdf, md, html…); repeatable.")
+    ] = None,
+    modified_after: Annotated[
+        Optional[str],
+        typer.Option(
+            "--modified-after", help="Only files modified since: 2024-05-01, 2024-05-01T09:30 or an age (7d)."
+        ),
+    ] = None,
+    modified_before: Annotated[
+        Optional[str], typer.Option("--modified-before", help="Only files modified before this (same forms).")
+    ] = None,
+    context: Annotated[
+        int,
+        typer.Option(
+            "--context", min=0, max=20, help="Widen each hit by N chunks either side; touching hits merge into one."
+        ),
+    ] = 0,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
@@ -229,8 +256,13 @@ def query(
 ) -> None:
     """Find the passages best matching a query. Several queries print as JSON Lines with --json."""
     queries = _read_queries(text, file)
+    filters: dict[str, Any] = {"paths": path or (), "types": file_type or ()}
+    filters |= {"modified_after": modified_after, "modified_before": modified_before}
     with _errors(), _open(index, model, device, fp32, create=False) as idx:
-        results = idx.search_many(queries, k=k, min_score=min_score, mode=mode, rrf_k=rrf_k)
+        where = Where.of(filters)
+        results = idx.search_many(
+            queries, k=k, min_score=min_score, mode=mode, rrf_k=rrf_k, where=where, context=context
+        )
         _print_notes(idx)
         model_name = idx.manifest.model.model if idx.manifest else ""
     for number, (question, hits) in enumerate(zip(queries, results, strict=True)):
@@ -239,7 +271,7 @@ def query(
             continue
         if len(queries) > 1:
             typer.echo(("\n" if number else "") + f"# {question}")
-        _print_hits(hits, show_matched=mode != "dense")
+        _print_hits(hits, show_matched=mode != "dense", whole=context > 0)
 
 
 def _read_queries(text: str | None, file: Path | None) -> list[str]:
@@ -267,23 +299,35 @@ def _read_file(file: Path) -> str:
         raise typer.Exit(1) from None
 
 
-def _print_hits(hits: list[Hit], show_matched: bool = False) -> None:
+def _print_hits(hits: list[Hit], show_matched: bool = False, whole: bool = False) -> None:
+    """Each hit's rank, score and place, then its passage on one line, or (``whole``) all of it."""
     if not hits:
         typer.echo("No results.")
     for hit in hits:
+        place = f"{_display(hit.source)}:{hit.line}" + (f" (page {hit.page})" if hit.page else "")
+        place += f"  § {hit.heading}" if hit.heading else ""
         matched = f"  [{hit.matched}]" if show_matched else ""
-        typer.echo(f"{hit.rank:>2}. {hit.score:.4f}  {_display(hit.source)}:{hit.line}{matched}")
-        typer.echo(f"    {_passage(hit.text, hit.highlights)}")
+        typer.echo(f"{hit.rank:>2}. {hit.score:.4f}  {place}{matched}")
+        if whole:
+            typer.echo(textwrap.indent(_styled(_pieces(hit.text, hit.highlights)), "    ") + "\n")
+        else:
+            typer.echo(f"    {_passage(hit.text, hit.highlights)}")
 
 
-def _passage(text: str, highlights: tuple[tuple[int, int], ...], width: int = 240) -> str:
-    """The passage on one line (runs of white space as one space), cut to ``width`` characters,
-    with the highlighted spans in bold yellow (plain where the output is not a terminal)."""
+def _pieces(text: str, highlights: tuple[tuple[int, int], ...]) -> list[tuple[str, bool]]:
+    """``text`` as (piece, highlighted) pairs."""
     pieces: list[tuple[str, bool]] = []
     at = 0
     for start, end in [*highlights, (len(text), len(text))]:
         pieces += [(text[at:start], False), (text[start:end], True)]
         at = end
+    return pieces
+
+
+def _passage(text: str, highlights: tuple[tuple[int, int], ...], width: int = 240) -> str:
+    """The passage on one line (runs of white space as one space), cut to ``width`` characters,
+    with the highlighted spans in bold yellow (plain where the output is not a terminal)."""
+    pieces = _pieces(text, highlights)
     shown: list[tuple[str, bool]] = []
     used, space = 0, False
     for piece, marked in pieces:

@@ -69,7 +69,12 @@ def test_reopen_keeps_data_and_applies_migrations_once(tmp_path: Path) -> None:
         assert again.counts() == {"documents": 1, "chunks": 2, "vectors": 2}
         assert again.generation() == 1
         applied = again.db.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'semsearch'").fetchall()
-        assert [row[0] for row in applied] == ["m001_initial", "m002_content_hash_index", "m003_lexical", "m004_page_heading"]
+        assert [row[0] for row in applied] == [
+            "m001_initial",
+            "m002_content_hash_index",
+            "m003_lexical",
+            "m004_page_heading",
+        ]
     finally:
         again.close()
 
