@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from .config import DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings
-from .errors import Interrupted, SemsearchError
+from .errors import Interrupted, MissingExtraError, SemsearchError, SourceNotFoundError
 from .filters import Where
 from .ranking import DEFAULT_MODE, RRF_K
 from .results import IngestReport
@@ -463,6 +463,53 @@ def evaluate(
         scores = "".join(f"{report.metrics[name]:>9.4f}" for name in MEASURES)
         latency = report.latency_ms
         typer.echo(f"{report.mode:<8}{scores}{latency['p50']:>9.1f}{latency['p95']:>9.1f}")
+
+
+@app.command()
+def serve(
+    index: IndexOption = Path(DEFAULT_INDEX),
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; beyond loopback SEMSEARCH_API_KEY must be set.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
+    root: Annotated[
+        Optional[list[Path]],
+        typer.Option("--root", help="A folder POST /ingest may read (repeatable); without one, ingest is refused."),
+    ] = None,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    fp32: Fp32Option = False,
+) -> None:
+    """Serve the index over HTTP (POST /search, GET /info, GET /health, POST /ingest); schema at /openapi.json.
+
+    Needs the server extra: pip install 'semsearch[server]'. With SEMSEARCH_API_KEY set, every
+    route but /health wants 'Authorization: Bearer KEY'.
+    """
+    api_key = os.environ.get("SEMSEARCH_API_KEY") or None
+    with _errors():
+        server = _server_module()
+        roots = [r.resolve() for r in root or ()]
+        missing = [str(r) for r in roots if not r.is_dir()]
+        if missing:
+            raise SourceNotFoundError(f"--root must be a folder: {', '.join(missing)}")
+        server.check_bind(host, api_key)  # before the model loads: fail fast
+        from .service import Service
+
+        service = Service(lambda: _open(index, model, device, fp32, create=bool(roots), wait=True), roots).start()
+        try:
+            server.run(service, host, port, api_key)
+        finally:
+            service.stop()
+
+
+def _server_module() -> Any:
+    try:
+        from . import server
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"semsearch serve needs FastAPI and uvicorn ({exc.name} is missing): pip install 'semsearch[server]'"
+        ) from None
+    return server
 
 
 def _print_notes(idx: Index) -> None:

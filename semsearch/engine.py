@@ -191,11 +191,16 @@ class Index:
                 self._locked = False
 
     def _follow(self) -> None:
-        """Reopen when a reindex by another process switched the index to new data."""
-        if not self._locked and data_folder(self.folder) != self.data:
+        """Reopen when a reindex by another process switched the index to new data, or when an
+        index was created since this handle found none."""
+        if self._locked:
+            return
+        if data_folder(self.folder) != self.data:
             self._open_data()
             if self.manifest is not None:
                 self.notes.append(f"The index was rebuilt meanwhile; now using model '{self.manifest.model.model}'")
+        elif self.manifest is None and (self.data / DATABASE).exists():
+            self._open_data()
 
     def _require(self) -> tuple[Store, Manifest]:
         if self._store is None or self.manifest is None:
@@ -329,6 +334,7 @@ class Index:
         progress: bool | None = False,
         exclude: Sequence[str] = (),
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+        within: Sequence[str | os.PathLike[str]] = (),
     ) -> IngestReport:
         """Add, update and remove documents so the index matches ``paths`` (files or folders).
 
@@ -337,10 +343,21 @@ class Index:
         an ingested folder are removed. ``exclude`` takes .gitignore-style patterns; files over
         ``max_file_bytes`` are skipped. ``progress`` shows a bar on stderr (None: on a terminal
         only). Ctrl-C stops at the next batch with ``Interrupted``, keeping what was committed.
+        With ``within``, nothing outside those folders is read, symbolic links included.
         """
         from .ingest import ingest
 
-        return ingest(self, paths, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes)
+        return ingest(self, paths, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes, within=within)
+
+    def reopen(self) -> Index:
+        """Another handle on this index, with its options and its loaded model, for use in another
+        thread: a handle's database connection belongs to the thread that opened it."""
+        other = Index(
+            self.folder, self._requested, self._device, self._fp32, self._chunking, self._wait, self._index_type
+        )
+        other._encoder = self._encoder
+        other._open_data()
+        return other
 
     def reindex(
         self,

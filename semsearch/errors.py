@@ -61,3 +61,7 @@ class Interrupted(SemsearchError):
     def __init__(self, message: str, report: object = None) -> None:
         super().__init__(message)
         self.report = report  # for an ingest: the IngestReport of what was done before the stop
+
+
+class PathNotAllowedError(SemsearchError):
+    "A path outside the folders this server may ingest"

@@ -56,9 +56,6 @@ class Where:
             raise InvalidOptionError("A path filter must be a non-empty string")
         if any(not isinstance(t, str) or not _TYPE.match(t.lower().lstrip(".")) for t in self.types):
             raise InvalidOptionError("A type filter is a file suffix such as 'pdf' or 'md'")
-        after, before = self.modified_after, self.modified_before
-        if after is not None and before is not None and after > before:
-            raise InvalidOptionError("modified_after is later than modified_before: nothing can match")
 
     @classmethod
     def of(cls, value: Where | Mapping[str, Any] | None) -> Where | None:
@@ -76,6 +73,9 @@ class Where:
         for key in ("modified_after", "modified_before"):
             if data.get(key) is not None:
                 data[key] = parse_time(data[key])
+        for key in ("paths", "types"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
         return cls(**data)
 
     @property

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .chunking import Chunk
-from .config import DEFAULT_MAX_FILE_BYTES, ChunkSettings, tqdm_disable
+from .config import DEFAULT_MAX_FILE_BYTES, SUFFIXES, ChunkSettings, tqdm_disable
 from .errors import Interrupted, NothingToIngestError
 from .layout import DATABASE, build_folder, discard, pending_builds, publish
 from .prepare import Prepared, Unchanged, prepare
@@ -47,10 +47,11 @@ def ingest(
     progress: bool | None = False,
     exclude: Sequence[str] = (),
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+    within: Sequence[str | os.PathLike[str]] = (),
 ) -> IngestReport:
     """See ``Index.ingest``."""
     started = time.perf_counter()
-    found = walk([Path(p) for p in paths], exclude=[index.folder], patterns=exclude)
+    found = walk([Path(p) for p in paths], exclude=[index.folder], patterns=exclude, within=[Path(w) for w in within])
     return _ingest_walked(index, found, started, progress, max_file_bytes)
 
 
@@ -60,7 +61,7 @@ def _ingest_walked(
     # fail on bad input and options here, before the index folder is created
     if not found.files and not (index._store and index._store.documents(found.folders)):
         where = ", ".join(str(p) for p in found.folders) or "the given files"
-        raise NothingToIngestError(f"No text files (.txt .md .markdown .rst .text) to ingest in {where}")
+        raise NothingToIngestError(f"No files of a type semsearch reads ({' '.join(SUFFIXES)}) to ingest in {where}")
     if index.manifest is None:
         index._plan_manifest()
     with index._lock(), _stop_on_sigint() as stop:

@@ -7,14 +7,16 @@ decodes and chunks. Knows nothing of the store, the vectors or the model beyond 
 from __future__ import annotations
 
 import os
+import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .chunking import Chunk, TokenCounts, TokenSpans, chunk_text
 from .config import ChunkSettings
-from .sources import CHANGED, NOT_REGULAR, Skipped, UnreadableError, decode, os_error_reason, read_bytes, too_large
+from .formats import Extracted, extract, heading_at, missing_extra, page_at
+from .sources import CHANGED, NOT_REGULAR, Skipped, UnreadableError, os_error_reason, read_bytes, too_large
 
 
 @dataclass(frozen=True)
@@ -57,34 +59,82 @@ def prepare(
         return Skipped(str(path), os_error_reason(exc, path))
     if isinstance(loaded, Unchanged):
         return loaded
-    info, digest, text, encoding = loaded
-    chunks = chunk_text(
-        text,
-        token_spans,
-        settings.chunk_tokens,
-        settings.overlap_tokens,
-        max_tokens=max_tokens,
-        token_counts=token_counts,
-    )
+    info, digest, extracted = loaded
+    text = extracted.text
+    chunks: list[Chunk] = []
+    for start, end in sections(extracted):
+        found = chunk_text(
+            text[start:end],
+            token_spans,
+            settings.chunk_tokens,
+            settings.overlap_tokens,
+            max_tokens=max_tokens,
+            token_counts=token_counts,
+        )
+        lines = text.count("\n", 0, start)
+        chunks.extend(_placed(c, extracted, start, lines) for c in found)
     if not chunks:
-        return Skipped(str(path), "empty or only white space")
+        return Skipped(str(path), "no text (a scanned PDF?)" if extracted.pages else "empty or only white space")
     document = {
         "path": str(path),
         "content_hash": digest,
         "size": info.st_size,
         "mtime": info.st_mtime,
-        "encoding": encoding,
+        "encoding": extracted.encoding,
     }
     return Prepared(document, chunks, is_update=known is not None)
 
 
+def sections(extracted: Extracted) -> list[tuple[int, int]]:
+    """(start, end) of the parts of the text chunked apart: split at each page and heading, so a
+    chunk's page and headings are those of all of it; a heading with no text of its own before
+    the next one stays with what follows."""
+    text, pages = extracted.text, set(extracted.pages)
+    starts = {h.start for h in extracted.headings}
+    cuts = sorted(c for c in {len(text)} | pages | starts if 0 < c <= len(text))
+    parts, begin = [], 0
+    for cut in cuts:
+        if cut < len(text) and cut not in pages and _only_headings(text, begin, cut, starts):
+            continue
+        parts.append((begin, cut))
+        begin = cut
+    return parts
+
+
+def _only_headings(text: str, start: int, end: int, starts: set[int]) -> bool:
+    """Whether text[start:end] is nothing but heading lines (and Markdown underlines)."""
+    at = start
+    for line in text[start:end].splitlines(keepends=True):
+        if line.strip() and at not in starts and not _UNDERLINE.fullmatch(line.strip()):
+            return False
+        at += len(line)
+    return True
+
+
+_UNDERLINE = re.compile(r"=+|-+")
+
+
+def _placed(chunk: Chunk, extracted: Extracted, offset: int, lines: int) -> Chunk:
+    """A chunk of the section at ``offset`` (after ``lines`` line breaks), placed in the whole
+    text, with the page it is on and the headings it sits under (those at its end: any heading
+    inside a chunk leads it, followed by the text it heads)."""
+    start = chunk.start + offset
+    page, heading = page_at(extracted.pages, start), heading_at(extracted.headings, chunk.end + offset - 1)
+    if not offset and page is None and heading is None:
+        return chunk
+    return replace(chunk, start=start, end=chunk.end + offset, line=chunk.line + lines, page=page, heading=heading)
+
+
 def _load(
     path: Path, known: dict[str, Any] | None, max_bytes: int | None
-) -> tuple[os.stat_result, str, str, str] | Unchanged:
-    """The file's stat, sha256, text and encoding, or UNCHANGED; raises for a file to pass over.
+) -> tuple[os.stat_result, str, Extracted] | Unchanged:
+    """The file's stat, sha256 and extracted text, or UNCHANGED; raises for a file to pass over.
 
     The bytes are dropped on return: only the text is held while it is chunked.
     """
+    missing = missing_extra(path.suffix)
+    if missing:
+        raise UnreadableError(missing)
     before = path.stat()
     if not stat.S_ISREG(before.st_mode):  # a FIFO would block the read forever
         raise UnreadableError(NOT_REGULAR)
@@ -98,7 +148,7 @@ def _load(
         raise UnreadableError(CHANGED)
     if known and known["content_hash"] == digest:
         return UNCHANGED
-    return (before, digest, *decode(data))
+    return before, digest, extract(path, data)
 
 
 def _version(info: os.stat_result) -> tuple[int, int, int, int]:

@@ -12,12 +12,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import TEXT_SUFFIXES
+from .config import SUFFIXES
 from .errors import SourceNotFoundError
 
 _SNIFF = 8192  # bytes looked at to tell binary from text
 NOT_REGULAR = "not a regular file"
 CHANGED = "changed while being read; ingest it again"
+OUTSIDE = "outside the folders that may be ingested"
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,11 @@ def walk(
     paths: Iterable[Path],
     exclude: Iterable[Path] = (),
     patterns: Sequence[str] = (),
-    suffixes: tuple[str, ...] = TEXT_SUFFIXES,
+    suffixes: tuple[str, ...] = SUFFIXES,
+    within: Sequence[Path] = (),
 ) -> Walk:
-    """Every text file under ``paths`` (absolute, sorted), and what was passed over and why.
+    """Every file of a type semsearch reads under ``paths`` (absolute, sorted), and what was
+    passed over and why.
 
     Hidden entries, the folders in ``exclude`` and whatever ``patterns`` match are left out
     silently. ``patterns`` are ``.gitignore`` lines, matched against each path relative to the
@@ -60,17 +63,19 @@ def walk(
     (but not inside a folder left out: that is never entered). Matching is case-sensitive. A
     file named in ``paths`` is always taken. Symbolic links are followed; a folder reached
     twice (a link loop, or two links to one folder) is walked once and the repeat reported.
+    With ``within``, a path (or link target) outside those folders is passed over, and why.
     """
     roots = [Path(os.path.abspath(p)) for p in paths]
     missing = [str(p) for p in roots if not os.path.lexists(p)]
     if missing:
         raise SourceNotFoundError(f"No such file or folder: {', '.join(missing)}")
     walker = _Walker([r for r in map(_compile, patterns) if r], _folder_keys(exclude))
+    walker.within = tuple(os.path.realpath(p) for p in within)
     files: set[Path] = set()
     folders: list[Path] = []
     for root in roots:
         info = walker.stat(root)
-        if info is None:
+        if info is None or not walker.inside(root):
             continue
         if stat.S_ISDIR(info.st_mode):
             folders.append(root)
@@ -99,6 +104,17 @@ class _Walker:
     excluded: set[tuple[int, int]]  # (st_dev, st_ino) of folders never to enter
     skipped: list[Skipped] = field(default_factory=list)
     reported: set[Path] = field(default_factory=set)  # roots may overlap: report each path once
+    within: tuple[str, ...] = ()  # real paths of the only folders to read from, if any
+
+    def inside(self, path: Path) -> bool:
+        """Whether ``path``, links resolved, is within the allowed folders; if not, say so."""
+        if not self.within:
+            return True
+        real = os.path.realpath(path)
+        if any(real == top or real.startswith(top.rstrip("/") + "/") for top in self.within):
+            return True
+        self.skip(path, OUTSIDE)
+        return False
 
     def skip(self, path: Path, reason: str) -> None:
         if path not in self.reported:
@@ -152,7 +168,7 @@ class _Walker:
         for name, is_link in entries:
             path, child = folder / name, f"{rel}/{name}" if rel else name
             info = self.stat(path, child)
-            if info is None:
+            if info is None or (is_link and not self.inside(path)):
                 continue
             is_dir = stat.S_ISDIR(info.st_mode)
             if self.ignored(child, is_dir):

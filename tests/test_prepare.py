@@ -150,3 +150,27 @@ def test_no_size_limit_by_default(tmp_path: Path) -> None:
     path = tmp_path / "a.txt"
     path.write_text("句子。" * 100_000, encoding="utf-8")
     assert isinstance(run(path), Prepared)
+
+
+def test_sections_split_at_pages_and_headings_keeping_bare_titles_with_their_text() -> None:
+    from semsearch.formats import Extracted, markdown_headings
+    from semsearch.prepare import sections
+
+    text = "# 茶\n\n## 绿茶\n\n龙井。\n\n## 红茶\n\n祁门。\n"
+    headed = Extracted(text, "utf-8", headings=markdown_headings(text))
+    red = text.index("## 红茶")
+    assert sections(headed) == [(0, red), (red, len(text))]  # "# 茶" alone is not a section
+    paged = Extracted("第一页\n\n第二页", "pdf", pages=(0, 5))
+    assert sections(paged) == [(0, 5), (5, 8)]
+    assert sections(Extracted("", "utf-8")) == []
+
+
+def test_prepared_chunks_carry_page_and_heading(tmp_path: Path, tiny_encoder) -> None:
+    path = tmp_path / "tea.md"
+    path.write_text("# 茶\n\n## 绿茶\n\n龙井产于杭州。\n\n## 红茶\n\n祁门红茶香。\n", encoding="utf-8")
+    item = prepare(path, None, tiny_encoder.token_spans, ChunkSettings(64, 8), tiny_encoder.max_text_tokens)
+    assert isinstance(item, Prepared)
+    text = path.read_text(encoding="utf-8")
+    assert [(c.heading, c.page) for c in item.chunks] == [("茶 > 绿茶", None), ("茶 > 红茶", None)]
+    assert all(text[c.start : c.end] == c.text for c in item.chunks)
+    assert [c.line for c in item.chunks] == [1, 7]

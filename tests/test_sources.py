@@ -156,14 +156,14 @@ def test_walk_skips_excluded_folder(tmp_path: Path) -> None:
 
 def test_walk_reports_unsupported_types_as_skipped(tmp_path: Path) -> None:
     keep = touch(tmp_path / "keep.txt")
-    (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.7")
+    (tmp_path / "paper.odt").write_bytes(b"PK")
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     touch(tmp_path / "Makefile")
     found = walk([tmp_path])
     assert found.files == [keep]
     reasons = {Path(s.path).name: s.reason for s in found.skipped}
-    assert set(reasons) == {"paper.pdf", "image.png", "Makefile"}
-    assert ".pdf" in reasons["paper.pdf"] and "type" in reasons["paper.pdf"]
+    assert set(reasons) == {"paper.odt", "image.png", "Makefile"}
+    assert ".odt" in reasons["paper.odt"] and "type" in reasons["paper.odt"]
     assert ".png" in reasons["image.png"]
     assert "type" in reasons["Makefile"]
 
@@ -183,8 +183,8 @@ def test_walk_includes_a_file_given_directly(tmp_path: Path) -> None:
 
 
 def test_walk_reports_a_directly_given_file_of_unsupported_type(tmp_path: Path) -> None:
-    pdf = tmp_path / "paper.pdf"
-    pdf.write_bytes(b"%PDF-1.7")
+    pdf = tmp_path / "paper.epub"
+    pdf.write_bytes(b"PK")
     found = walk([pdf])
     assert found.files == []
     assert [s.path for s in found.skipped] == [str(pdf)]
@@ -373,9 +373,9 @@ def test_walk_reports_an_unreadable_folder(tmp_path: Path) -> None:
 
 
 def test_walk_reports_each_skipped_file_once_when_paths_overlap(tmp_path: Path) -> None:
-    touch(tmp_path / "sub" / "notes.pdf")
+    touch(tmp_path / "sub" / "notes.epub")
     found = walk([tmp_path, tmp_path / "sub"])
-    assert [Path(s.path).name for s in found.skipped] == ["notes.pdf"]
+    assert [Path(s.path).name for s in found.skipped] == ["notes.epub"]
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -1,0 +1,388 @@
+"""File bytes -> plain text, with where each PDF page and each heading starts (I/O edge).
+
+PDF, DOCX and HTML need the ``docs`` extra (pypdf, python-docx, beautifulsoup4), imported only
+when such a file is read: start-up stays fast. Other files are decoded text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import importlib.util
+import io
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+from .sources import UnreadableError, decode
+
+DOCUMENT_SUFFIXES: dict[str, str] = {".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html", ".xhtml": "html"}
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+DOCS_EXTRA = "pip install 'semsearch[docs]'"
+
+_LIBRARIES = {"pdf": ("pypdf", "PDF"), "docx": ("docx", "DOCX"), "html": ("bs4", "HTML")}
+_MAX_LEVEL = 6
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading's level (1-6), title and line start; a PDF bookmark not in its page's text: the page start."""
+
+    start: int
+    level: int
+    title: str
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A file's plain text; for a PDF where each page starts; its headings in text order."""
+
+    text: str
+    encoding: str  # the text encoding, or "pdf", "docx", "html (<encoding>)"
+    pages: tuple[int, ...] = ()  # PDF only: the offset where page i + 1 starts; pages[0] == 0
+    headings: tuple[Heading, ...] = ()
+
+
+def missing_extra(suffix: str) -> str | None:
+    """Why files with ``suffix`` cannot be read here, or None when they can."""
+    kind = DOCUMENT_SUFFIXES.get(suffix.lower())
+    if kind is None:
+        return None
+    module, label = _LIBRARIES[kind]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or half-imported package
+        found = False
+    return None if found else f"{label} support is not installed; {DOCS_EXTRA}"
+
+
+def extract(path: Path, data: bytes) -> Extracted:
+    """The text of ``data``, read as the suffix of ``path`` says. Raises UnreadableError."""
+    suffix = path.suffix.lower()
+    kind = DOCUMENT_SUFFIXES.get(suffix)
+    if kind is not None:
+        return _READERS[kind](data)
+    text, encoding = decode(data)
+    return Extracted(text, encoding, headings=markdown_headings(text) if suffix in MARKDOWN_SUFFIXES else ())
+
+
+def page_at(pages: tuple[int, ...], offset: int) -> int | None:
+    """The 1-based page holding text ``offset``; None for a text without pages."""
+    if not pages:
+        return None
+    return max(1, bisect.bisect_right(pages, offset))
+
+
+def heading_at(headings: tuple[Heading, ...], offset: int) -> str | None:
+    """The headings in effect at ``offset``, outermost first, joined with " > "; None if none."""
+    last = bisect.bisect_right(headings, offset, key=lambda h: h.start)
+    path: list[str] = []
+    level = _MAX_LEVEL + 1
+    # going back, each heading of a smaller level than the last one taken encloses it
+    for heading in reversed(headings[:last]):
+        if heading.level < level:
+            path.append(heading.title)
+            level = heading.level
+            if level == 1:
+                break
+    return " > ".join(reversed(path)) or None
+
+
+@contextmanager
+def _reading(label: str) -> Iterator[None]:
+    """Turn whatever a parser raises on bad input into an UnreadableError naming the format."""
+    try:
+        yield
+    except ImportError as exc:
+        raise UnreadableError(f"{label} support is not installed; {DOCS_EXTRA}") from exc
+    except UnreadableError:
+        raise
+    except Exception as exc:  # parsers raise anything from KeyError to RecursionError
+        lines = str(exc).strip().splitlines()
+        raise UnreadableError(f"not a readable {label}: {lines[0][:200] if lines else type(exc).__name__}") from exc
+
+
+# -- PDF ----------------------------------------------------------------------------------------
+
+# pypdf puts a space between glyphs placed one by one with a gap (justified Chinese text): a run
+# of single CJK characters between spaces is one word. "第一章 总则" keeps its space.
+_CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_SPACED_CJK = re.compile(f"[{_CJK}](?: [{_CJK}]){{2,}}")
+
+
+def _pdf(data: bytes) -> Extracted:
+    with _reading("PDF"):
+        import pypdf
+
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        _decrypt(reader)
+        texts = [_SPACED_CJK.sub(lambda m: m[0].replace(" ", ""), page.extract_text() or "") for page in reader.pages]
+    text, pages = "\n\n".join(texts), _starts(texts, 2)
+    return Extracted(text, "pdf", pages, _outline(reader, text, pages))
+
+
+def _decrypt(reader: Any) -> None:
+    try:  # many PDFs are encrypted only against editing, with an empty user password
+        opened = not reader.is_encrypted or reader.decrypt("")
+    except Exception as exc:  # pypdf.errors.DependencyError when AES needs a missing library
+        raise UnreadableError("encrypted PDF") from exc
+    if not opened:
+        raise UnreadableError("encrypted PDF")
+
+
+def _starts(parts: list[str], gap: int) -> tuple[int, ...]:
+    """Where each of ``parts`` starts once they are joined with ``gap`` characters between."""
+    return tuple(accumulate((len(part) + gap for part in parts[:-1]), initial=0)) if parts else ()
+
+
+def _outline(reader: Any, text: str, pages: tuple[int, ...]) -> tuple[Heading, ...]:
+    """Headings from the PDF's bookmarks at the line where their title is, else the page start."""
+    found: list[Heading] = []
+    items: list[tuple[Any, int]] = [(reader.outline, 0)]  # an entry's children: a list after it
+    try:  # the outline is a nicety: a damaged one gives no headings, the text is read already
+        while items:
+            item, level = items.pop()
+            if isinstance(item, list):
+                items.extend((child, level + 1) for child in reversed(item) if level < _MAX_LEVEL)
+                continue
+            page, title = reader.get_destination_page_number(item), " ".join(str(item.title or "").split())
+            if title and isinstance(page, int) and 0 <= page < len(pages):
+                end = pages[page + 1] if page + 1 < len(pages) else len(text)
+                at = text.find(title, pages[page], end)
+                found.append(Heading(pages[page] if at < 0 else text.rfind("\n", 0, at) + 1, level, title))
+    except Exception:
+        return ()
+    return tuple(sorted(found, key=lambda h: h.start))
+
+
+# -- DOCX ---------------------------------------------------------------------------------------
+
+
+def _docx(data: bytes) -> Extracted:
+    with _reading("DOCX"):
+        import docx
+        from docx.table import Table
+
+        lines: list[str] = []
+        headings: list[tuple[int, int]] = []  # (line index, level)
+        for block in docx.Document(io.BytesIO(data)).iter_inner_content():
+            if isinstance(block, Table):
+                lines.extend(_table_rows(block))
+            elif block.text.strip():
+                level = _docx_level(block)
+                if level is not None:
+                    headings.append((len(lines), level))
+                lines.append(" ".join(block.text.split()) if level else block.text.strip())
+    return _joined(lines, headings, "docx")
+
+
+def _table_rows(table: Any) -> Iterator[str]:
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) not in seen:  # a merged cell comes once per grid column it spans
+                seen.add(id(cell._tc))
+                cells.append(" ".join(cell.text.split()))
+        if any(cells):
+            yield " | ".join(cells)
+
+
+_HEADING_STYLE = re.compile(r"(?:heading|标题)\s*([1-9])", re.IGNORECASE)
+
+
+def _docx_level(paragraph: Any) -> int | None:
+    """A paragraph's heading level: its own outline level, else its style's (or a base style's)."""
+    level = _outline_level(paragraph._p.pPr)
+    style = paragraph.style
+    for _ in range(10):  # styles are based on styles; a damaged file may loop
+        if level is not None or style is None:
+            break
+        match = _HEADING_STYLE.fullmatch(style.name or "")
+        level = int(match[1]) if match else 1 if style.name in ("Title", "标题") else None
+        level = level or _outline_level(style.element.pPr)
+        style = style.base_style
+    return level if level and level <= _MAX_LEVEL else None
+
+
+def _outline_level(ppr: Any) -> int | None:
+    """w:outlineLvl as a heading level: val 0 is level 1, 9 is body text (0); None when unset."""
+    if ppr is None:
+        return None
+    from docx.oxml.ns import qn
+
+    element = ppr.find(qn("w:outlineLvl"))
+    value = None if element is None else element.get(qn("w:val"))
+    return (int(value) + 1) % 10 if value is not None and value.isdigit() else None
+
+
+def _joined(lines: list[str], headings: list[tuple[int, int]], encoding: str) -> Extracted:
+    """``lines`` joined with newlines, the headings among them (by line index) placed in it."""
+    starts = _starts(lines, 1)
+    found = tuple(Heading(starts[i], level, lines[i]) for i, level in headings)
+    return Extracted("\n".join(lines), encoding, headings=found)
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+_DROP = {"script", "style", "noscript", "template", "svg", "title", "meta", "link", "base", "iframe", "object"}
+_BLOCK = re.compile(
+    "address|article|aside|blockquote|body|br|caption|dd|details|dialog|div|dl|dt|fieldset|figcaption|figure|footer"
+    "|form|h[1-6]|header|hgroup|hr|html|legend|li|main|nav|ol|option|p|pre|section|summary|table|tbody|tfoot|thead|tr|ul"
+)
+_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"""\s*<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)""", re.IGNORECASE)
+# browsers read these labels as a superset (WHATWG Encoding Standard); UTF-16 in a meta is a lie
+_CHARSET_ALIASES = {"gbk": "gb18030", "gb2312": "gb18030", "iso8859-1": "cp1252", "ascii": "cp1252"}
+
+
+def _html(data: bytes) -> Extracted:
+    text, encoding = _decode_html(data)
+    with _reading("HTML"):
+        from bs4 import BeautifulSoup
+
+        with warnings.catch_warnings():  # bs4 warns of pages that look like a file name or XML
+            warnings.simplefilter("ignore", UserWarning)
+            soup = BeautifulSoup(text, "html.parser")
+        lines = _HtmlLines()
+        lines.walk(soup)
+    return _joined(lines.lines, lines.headings, f"html ({encoding})")
+
+
+def _decode_html(data: bytes) -> tuple[str, str]:
+    """Decode as the page declares (when the bytes agree), else as any text file."""
+    match = _XML_ENCODING.match(data) or _META_CHARSET.search(data[:4096])
+    if match and not data.startswith(_BOMS):  # a byte-order mark outranks a declaration
+        try:
+            name = codecs.lookup(match[1].decode("ascii")).name
+            if not name.startswith(("utf-16", "utf-32")):
+                name = _CHARSET_ALIASES.get(name, name)
+                return data.decode(name), name
+        except (LookupError, UnicodeDecodeError):  # an unknown label, or bytes that belie it
+            pass
+    return decode(data)
+
+
+@dataclass
+class _HtmlLines:
+    """The lines of text of an HTML tree, blocks on lines of their own, and its h1-h6."""
+
+    lines: list[str] = field(default_factory=list)
+    headings: list[tuple[int, int]] = field(default_factory=list)  # (line index, level)
+    parts: list[str] = field(default_factory=list)  # the line being built
+    open_headings: list[tuple[int, int]] = field(default_factory=list)
+    pre: int = 0  # depth of <pre>: white space kept
+
+    def walk(self, root: Any) -> None:
+        from bs4 import NavigableString, Tag
+        from bs4.element import PreformattedString
+
+        # an explicit stack, not recursion: real pages nest deeper than Python's recursion limit
+        stack: list[tuple[Any, bool]] = [(root, True)]
+        while stack:
+            node, entering = stack.pop()
+            if isinstance(node, Tag) and node.name not in _DROP:
+                if entering:
+                    self.open(node.name)
+                    stack.append((node, False))
+                    stack.extend((child, True) for child in reversed(node.contents))
+                else:
+                    self.close(node.name)
+            elif isinstance(node, NavigableString) and not isinstance(node, PreformattedString):  # not comments
+                self.add(str(node))
+        self.end_line()
+
+    def open(self, name: str) -> None:
+        if name in ("td", "th") and "".join(self.parts).strip():
+            self.parts.append(" | ")
+        elif _BLOCK.fullmatch(name):
+            self.end_line()
+        self.pre += name == "pre"
+        if name in _HEADINGS:
+            self.open_headings.append((len(self.lines), _HEADINGS[name]))
+
+    def close(self, name: str) -> None:
+        if _BLOCK.fullmatch(name):
+            self.end_line()
+        self.pre -= name == "pre"
+        if name in _HEADINGS and self.open_headings:
+            first, level = self.open_headings.pop()
+            if first < len(self.lines):  # a heading broken by <br> is one line; headings inside it go
+                self.lines[first:] = [" ".join(self.lines[first:])]
+                self.headings = [h for h in self.headings if h[0] < first] + [(first, level)]
+
+    def add(self, text: str) -> None:
+        first, *rest = text.split("\n") if self.pre else [re.sub(r"\s+", " ", text)]
+        self.parts.append(first)
+        for line in rest:
+            self.end_line()
+            self.parts.append(line)
+
+    def end_line(self) -> None:
+        line = "".join(self.parts)
+        line = line.rstrip() if self.pre else " ".join(line.split())
+        if line.strip():
+            self.lines.append(line)
+        self.parts.clear()
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+
+_ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*))?")
+_SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*")
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+# lines that end a paragraph, or start something else: indented code, list items, quotes, rules
+_NOT_PARAGRAPH = re.compile(r" {4}|\t| {0,3}(?:[-+*>]|\d{1,9}[.)])(?:[ \t]|$)| {0,3}(?:[-*_][ \t]*){3,}$")
+# YAML front matter: '---', lines of which the first is 'key:', '---' (or '...')
+_FRONT_MATTER = re.compile(
+    r"---[ \t]*\r?\n(?=[\w\"'-]+ *:).*?^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE
+)
+
+
+def markdown_headings(text: str) -> tuple[Heading, ...]:
+    """ATX (``# Title``) and setext (a paragraph underlined with === or ---) headings, in order."""
+    headings: list[Heading] = []
+    fence = ""  # the marker of the open code fence: '#' lines inside are code
+    paragraph: list[tuple[int, str]] = []  # the lines of the paragraph so far: a setext title
+    front = _FRONT_MATTER.match(text)  # YAML front matter: its closing '---' underlines nothing
+    offset = front.end() if front else 0
+    for line in text[offset:].splitlines(keepends=True):
+        start, offset, content = offset, offset + len(line), line.rstrip()
+        fenced = _fence_after(content, fence)
+        if fenced is not None or fence:
+            fence = fence if fenced is None else fenced
+            paragraph = []
+        elif atx := _ATX.fullmatch(content):
+            title = re.sub(r"(?:^|[ \t]+)#+$", "", (atx[2] or "").strip()).strip()
+            headings.extend([Heading(start, len(atx[1]), title)] if title else [])
+            paragraph = []
+        elif paragraph and (setext := _SETEXT.fullmatch(content)):
+            title = " ".join(part for _, part in paragraph)
+            headings.append(Heading(paragraph[0][0], 1 if setext[1][0] == "=" else 2, title))
+            paragraph = []
+        elif content.strip() and not _NOT_PARAGRAPH.match(content):
+            paragraph.append((start, content.strip()))
+        else:
+            paragraph = []
+    return tuple(headings)
+
+
+def _fence_after(content: str, fence: str) -> str | None:
+    """The open fence after this line ('' for none), or None when the line opens or closes none."""
+    match = _FENCE.match(content)
+    if match is None:
+        return None
+    marker = match[1]
+    if not fence:
+        return marker
+    closes = marker[0] == fence[0] and len(marker) >= len(fence) and not content[match.end() :].strip()
+    return "" if closes else None
+
+
+_READERS: dict[str, Callable[[bytes], Extracted]] = {"pdf": _pdf, "docx": _docx, "html": _html}

@@ -1,0 +1,320 @@
+"""semsearch over HTTP: a FastAPI app over ``Service`` (the ``server`` extra: fastapi, uvicorn).
+
+``POST /search``, ``GET /info``, ``GET /health``, ``POST /ingest``; the schema at
+``/openapi.json``. Requests are bounded (body size, queries, k, context); every error is JSON,
+``{"error": {"status", "type", "message"}}``, with the status that fits. With an API key every
+route but ``/health`` wants it as a bearer token, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import sys
+import traceback
+from datetime import datetime
+from typing import Annotated, Any, Literal, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .config import __version__
+from .errors import (
+    IndexLockedError,
+    IndexNotFoundError,
+    InvalidOptionError,
+    InvalidQueryError,
+    ModelMismatchError,
+    NothingToIngestError,
+    PathNotAllowedError,
+    SemsearchError,
+    SourceNotFoundError,
+)
+from .filters import Where
+from .ranking import DEFAULT_MODE, RRF_K
+from .search import Query
+from .service import Service
+
+MAX_BODY = 1_000_000  # bytes of one request body
+MAX_QUERIES = 32  # queries in one search request
+MAX_QUERY_CHARS = 4_000
+MAX_K = 100
+MAX_CONTEXT = 10
+MAX_PATHS = 100
+LOCAL_HOSTS = ("localhost", "ip6-localhost")
+
+_STATUS = {  # the HTTP status of each library error; others are 500
+    InvalidOptionError: 400,
+    InvalidQueryError: 400,
+    PathNotAllowedError: 403,
+    NothingToIngestError: 404,
+    SourceNotFoundError: 404,
+    IndexNotFoundError: 404,
+    IndexLockedError: 409,
+    ModelMismatchError: 409,
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Mode = Literal["dense", "lexical", "hybrid"]  # ranking.MODES
+# not only white space: \s as Python's str.isspace() has it, which takes in \x1c-\x1f too
+Text = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"[^\s\x1c-\x1f]")]
+Pattern = Annotated[str, Field(min_length=1, max_length=1_000, pattern=r"^[^\x00]+$")]
+Suffix = Annotated[str, Field(pattern=r"^\.?[A-Za-z0-9]{1,16}$")]
+Age = Annotated[str, Field(pattern=r"^[0-9]{1,9}(\.[0-9]{1,6})?[smhdw]$", description="An age: 30d, 12h, 2w…")]
+Time = float | datetime | Age
+
+
+class Filters(Strict):
+    """Which documents to search; a document must pass every filter given."""
+
+    paths: list[Pattern] = Field(default=[], max_length=32, description="Globs or folder/file prefixes; any may match.")
+    types: list[Suffix] = Field(default=[], max_length=16, description="File types: pdf, md, html…")
+    modified_after: Time | None = Field(default=None, description="Epoch seconds, an ISO 8601 time, or an age (7d).")
+    modified_before: Time | None = None
+
+
+class SearchRequest(Strict):
+    query: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_QUERIES)]
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    mode: Mode = cast(Mode, DEFAULT_MODE)
+    where: Filters | None = None
+    context: int = Field(default=0, ge=0, le=MAX_CONTEXT, description="Neighbouring chunks merged in either side.")
+    min_score: float | None = Field(default=None, allow_inf_nan=False)
+    rrf_k: int = Field(default=RRF_K, ge=1, le=10_000)
+
+
+class HitOut(BaseModel):
+    rank: int
+    score: float
+    text: str
+    source: str
+    line: int
+    start: int
+    end: int
+    chunk_id: int
+    matched: str
+    highlights: list[tuple[int, int]]
+    page: int | None
+    heading: str | None
+    chunk_ids: list[int]
+
+
+class QueryResult(BaseModel):
+    query: str
+    hits: list[HitOut]
+
+
+class SearchResponse(BaseModel):
+    model: str
+    results: list[QueryResult]
+    notes: list[str] = []
+
+
+class IngestRequest(Strict):
+    paths: list[Pattern] = Field(min_length=1, max_length=MAX_PATHS, description="Within the server's roots.")
+    exclude: list[Pattern] = Field(default=[], max_length=MAX_PATHS, description=".gitignore-style patterns.")
+
+
+class SkippedOut(BaseModel):
+    path: str
+    reason: str
+
+
+class IngestResponse(BaseModel):
+    files_added: int
+    files_updated: int
+    files_unchanged: int
+    files_removed: int
+    files_reused: int
+    files_skipped: int
+    chunks_embedded: int
+    chunks_total: int
+    seconds: float
+    skipped: list[SkippedOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    type: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "A request the index cannot answer",
+        401: "Missing or wrong API key",
+        403: "A path outside the ingest roots",
+        404: "Nothing at that path",
+        409: "Busy: an ingest is running",
+        413: "Request body too large",
+        422: "A malformed request",
+        500: "An internal error",
+    }.items()
+}
+
+
+def create_app(service: Service, api_key: str | None = None) -> FastAPI:
+    """The HTTP app over a started ``service``; with ``api_key``, bearer authentication."""
+    app = FastAPI(title="semsearch", version=__version__, description="Chinese-first semantic search over an index.")
+    app.add_middleware(_Guard, api_key=api_key)
+    _add_error_handlers(app)
+
+    @app.post("/search", response_model=SearchResponse, responses=ERRORS)
+    async def search(request: SearchRequest) -> SearchResponse:
+        """The best passages for one query or a list of them."""
+        texts = [request.query] if isinstance(request.query, str) else request.query
+        where = Where.of(request.where.model_dump()) if request.where else None
+        queries = [
+            Query(text, request.k, request.mode, where, request.context, request.min_score, request.rrf_k)
+            for text in texts
+        ]
+        answer = await asyncio.wrap_future(service.search(queries))
+        results = [
+            QueryResult(query=text, hits=[HitOut(**hit.to_dict()) for hit in hits])
+            for text, hits in zip(texts, answer.hits, strict=True)
+        ]
+        return SearchResponse(model=answer.model, results=results, notes=answer.notes)
+
+    @app.get("/info", responses=ERRORS)
+    async def info() -> dict[str, Any]:
+        """What the index holds, how it is stored, and the folders this server may ingest."""
+        details = await asyncio.wrap_future(service.call(lambda index: index.info().to_dict()))
+        batches = list(service.batches)
+        served = {"queries": sum(batches), "batches": len(batches), "largest_batch": max(batches, default=0)}
+        return {**details, "ingest_roots": [str(r) for r in service.roots], "server": served}
+
+    @app.get("/health", response_model=Health, responses={503: {"model": ErrorResponse}})
+    async def health() -> Any:
+        """Whether the server can answer (no API key needed)."""
+        if not service.alive:
+            return _error(503, "unavailable", "The search thread has stopped")
+        return Health(status="ok", version=__version__)
+
+    @app.post("/ingest", response_model=IngestResponse, responses=ERRORS)
+    async def ingest(request: IngestRequest) -> IngestResponse:
+        """Ingest files or folders within the server's roots; one ingest at a time."""
+        report = await asyncio.wrap_future(service.ingest(request.paths, request.exclude))
+        return IngestResponse(**report.to_dict())
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+        return _error(422, "invalid_request", "; ".join(problems) or "Invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(SemsearchError)
+    async def library_error(request: Request, exc: SemsearchError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
+        return _error(status, type(exc).__name__, str(exc))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        traceback.print_exception(exc, file=sys.stderr)
+        return _error(500, "internal_error", f"Internal error: {type(exc).__name__}; see the server's log")
+
+
+def _error(status: int, kind: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = ErrorResponse(error=ErrorDetail(status=status, type=kind, message=message))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+class _Guard:
+    """ASGI middleware: the API key, and the body size limit (the body is read here, at most
+    MAX_BODY bytes, before the app sees the request)."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+        self.app = app
+        self.key = api_key.encode() if api_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if self.key is not None and scope["path"] != "/health" and not self._authorized(headers):
+            await _error(401, "unauthorized", "Send the API key as 'Authorization: Bearer KEY'")(scope, receive, send)
+            return
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            await _error(413, "too_large", f"The request body is over {MAX_BODY} bytes")(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_BODY:
+                await _error(413, "too_large", f"The request body is over {MAX_BODY} bytes")(scope, receive, send)
+                return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()  # the disconnect, when it comes
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and self.key is not None and hmac.compare_digest(token.strip(), self.key)
+
+
+def is_local(host: str) -> bool:
+    """Whether ``host`` is a loopback address, reachable from this machine only."""
+    if host in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, api_key: str | None) -> None:
+    """Refuse to serve beyond loopback without an API key."""
+    if not is_local(host) and not api_key:
+        raise InvalidOptionError(
+            f"Serving on {host} exposes the index to the network; set SEMSEARCH_API_KEY to require a bearer token, "
+            "or bind to 127.0.0.1"
+        )
+
+
+def run(service: Service, host: str, port: int, api_key: str | None) -> None:
+    """Serve until Ctrl-C or SIGTERM. Binding beyond loopback needs ``api_key``."""
+    import uvicorn
+
+    check_bind(host, api_key)
+    app = create_app(service, api_key)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run()

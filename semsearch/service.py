@@ -1,0 +1,196 @@
+"""A long-lived index behind a server: queries batched onto the encoder, ingests beside them.
+
+One thread owns the search handle (an ``Index``'s database connection belongs to the thread
+that opened it). Requests queue up while it works, and it answers everything queued in one
+``Index.run``, so concurrent queries are embedded in one batch. Ingests run one at a time in a
+thread of their own, on another handle sharing the loaded model; the search handle sees each
+batch they commit (see engine.py on readers and writers). Knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .engine import Index
+from .errors import IndexLockedError, PathNotAllowedError, SemsearchError
+from .results import Hit, IngestReport
+from .search import Query
+
+T = TypeVar("T")
+MAX_BATCH = 64  # queries embedded together at most
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The hits of each query of a request, the index's model, and notes on the search."""
+
+    hits: list[list[Hit]]
+    model: str
+    notes: list[str]
+
+
+@dataclass
+class _Search:
+    queries: list[Query]
+    future: Future[Answer] = field(default_factory=Future)
+
+
+@dataclass
+class _Call:
+    work: Callable[[Index], Any]
+    future: Future[Any] = field(default_factory=Future)
+
+
+class Service:
+    """An index opened once (``opener`` runs in the search thread) and kept for many requests.
+
+    ``roots`` are the folders ``ingest`` may read; with none, ingest is refused.
+    """
+
+    def __init__(self, opener: Callable[[], Index], roots: Sequence[str | os.PathLike[str]] = ()) -> None:
+        self.roots = tuple(Path(os.path.realpath(r)) for r in roots)
+        self._opener = opener
+        self._queue: queue.Queue[_Search | _Call | None] = queue.Queue()
+        self._index: Index | None = None
+        self._ingesting = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, name="semsearch-search", daemon=True)
+        self.batches: list[int] = []  # queries in each batch embedded together (the last 1,000)
+
+    def start(self) -> Service:
+        """Open the index and load its model; raises what opening raised."""
+        ready: Future[None] = Future()
+        self._thread.start()
+        self._queue.put(_Call(lambda index: None, ready))  # runs once the index is open
+        ready.result()
+        return self
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def search(self, queries: list[Query]) -> Future[Answer]:
+        """Answer ``queries`` (checked here, so one bad request never fails a batch)."""
+        for query in queries:
+            query.check()
+        request = _Search(queries)
+        self._queue.put(request)
+        return request.future
+
+    def call(self, work: Callable[[Index], T]) -> Future[T]:
+        """Run ``work`` on the search handle, in its thread."""
+        request = _Call(work)
+        self._queue.put(request)
+        return request.future
+
+    def ingest(self, paths: Sequence[str], exclude: Sequence[str] = ()) -> Future[IngestReport]:
+        """Ingest ``paths`` (each within a root; relative ones taken from the first root) in a
+        thread of its own. Raises PathNotAllowedError, or IndexLockedError while one runs."""
+        targets = self.confine(paths)
+        if not self._ingesting.acquire(blocking=False):
+            raise IndexLockedError("An ingest is already running; try again when it has finished")
+        future: Future[IngestReport] = Future()
+
+        def work() -> None:
+            try:
+                handle = self._require_index().reopen()
+                try:
+                    future.set_result(handle.ingest(targets, exclude=exclude, within=self.roots))
+                finally:
+                    handle.close()
+            except BaseException as exc:
+                future.set_exception(exc)
+            finally:
+                self._ingesting.release()
+
+        threading.Thread(target=work, name="semsearch-ingest", daemon=True).start()
+        return future
+
+    def confine(self, paths: Sequence[str]) -> list[Path]:
+        """``paths`` as real paths, each within a root; PathNotAllowedError for any that is not."""
+        if not self.roots:
+            raise PathNotAllowedError("This server ingests nothing; start it with --root FOLDER to allow ingest")
+        targets = []
+        for given in paths:
+            real = Path(os.path.realpath(self.roots[0] / os.path.expanduser(given)))
+            if not any(real == root or root in real.parents for root in self.roots):
+                raise PathNotAllowedError(f"{given} is outside the folders this server may ingest")
+            targets.append(real)
+        return targets
+
+    def _require_index(self) -> Index:
+        if self._index is None:
+            raise SemsearchError("The index is not open")
+        return self._index
+
+    def _serve(self) -> None:
+        try:
+            self._index = self._opener()
+            _ = self._index.encoder  # load the model now, not on the first query
+        except BaseException as exc:
+            first = self._queue.get()
+            if first is not None:
+                first.future.set_exception(exc)
+            return
+        try:
+            while (batch := self._next_batch()) is not None:
+                self._answer(batch)
+        finally:
+            self._index.close()
+
+    def _next_batch(self) -> list[_Search | _Call] | None:
+        """What is queued: at least one request (waiting for it), at most MAX_BATCH queries."""
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        size = len(first.queries) if isinstance(first, _Search) else 0
+        while size < MAX_BATCH:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.append(item)
+            size += len(item.queries) if isinstance(item, _Search) else 0
+        return batch
+
+    def _answer(self, batch: list[_Search | _Call]) -> None:
+        index = self._require_index()
+        searches = [r for r in batch if isinstance(r, _Search) and r.future.set_running_or_notify_cancel()]
+        if searches:
+            self.batches = [*self.batches[-999:], sum(len(r.queries) for r in searches)]
+            try:
+                answers: list[list[Hit]] | None = index.run([q for r in searches for q in r.queries])
+            except BaseException:
+                answers = None  # one of them failed: answer each alone, so only it fails
+            notes, index.notes = list(index.notes), []
+            model = index.manifest.model.model if index.manifest else ""
+            for request in searches:
+                if answers is None:
+                    _settle(request.future, lambda r=request: Answer(index.run(r.queries), model, notes))  # type: ignore[misc]
+                else:
+                    request.future.set_result(Answer(answers[: len(request.queries)], model, notes))
+                    answers = answers[len(request.queries) :]
+        for call in batch:
+            if isinstance(call, _Call) and call.future.set_running_or_notify_cancel():
+                _settle(call.future, lambda c=call: c.work(index))  # type: ignore[misc]
+
+
+def _settle(future: Future[Any], work: Callable[[], Any]) -> None:
+    try:
+        future.set_result(work())
+    except BaseException as exc:
+        future.set_exception(exc)

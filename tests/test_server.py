@@ -1,0 +1,260 @@
+"""The HTTP server, as a real process on loopback: search, info, health, ingest, auth, limits,
+concurrency, an ingest during searches, and a schemathesis fuzz from the served schema."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+import semsearch  # noqa: E402
+
+SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
+KEY = "s3cret-key-for-tests"
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    index: Path
+    root: Path
+    log: Path
+
+    def post(self, path: str, body: object, **kwargs: object) -> httpx.Response:
+        return httpx.post(self.url + path, json=body, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(index: Path, root: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "semsearch", "serve", "--index", str(index), "--port", str(port)]
+    command += ["--root", str(root), "--device", "cpu", *extra]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    server = Server(f"http://127.0.0.1:{port}", process, index, root, log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"the server did not come up: {log.read_text()}")
+
+
+def stop(server: Server) -> None:
+    server.process.send_signal(signal.SIGINT)
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[Path, Path]:
+    work = tmp_path_factory.mktemp("served")
+    root = work / "root"
+    shutil.copytree(SAMPLE_DOCS, root / "docs")
+    with semsearch.open_index(work / "kb", model=str(tiny_model), device="cpu") as index:
+        index.ingest([root / "docs"])
+    return work / "kb", root
+
+
+@pytest.fixture(scope="module")
+def server(built: tuple[Path, Path]) -> Iterator[Server]:
+    index, root = built
+    running = start(index, root, index.parent / "server.log")
+    yield running
+    stop(running)
+
+
+def test_health_info_and_schema(server: Server) -> None:
+    assert httpx.get(server.url + "/health").json()["status"] == "ok"
+    info = httpx.get(server.url + "/info").json()
+    assert info["documents"] == 12 and info["ingest_roots"] == [str(server.root.resolve())]
+    assert info["server"]["queries"] >= 0
+    schema = httpx.get(server.url + "/openapi.json").json()
+    assert {"/search", "/info", "/health", "/ingest"} <= set(schema["paths"])
+
+
+def test_search_answers_as_the_library_does(server: Server) -> None:
+    body = {"query": ["大熊猫吃什么", "长城"], "k": 3, "mode": "hybrid"}
+    answer = server.post("/search", body).json()
+    assert [r["query"] for r in answer["results"]] == body["query"] and answer["model"]
+    with semsearch.open_index(server.index, create=False, device="cpu") as index:
+        for result, query in zip(answer["results"], body["query"], strict=True):
+            expected = [h.to_dict() for h in index.search(query, k=3, mode="hybrid")]
+            assert [h["chunk_id"] for h in result["hits"]] == [h["chunk_id"] for h in expected]
+            assert [h["score"] for h in result["hits"]] == pytest.approx([h["score"] for h in expected])
+    one = server.post("/search", {"query": "大熊猫", "k": 2, "mode": "lexical"}).json()
+    assert len(one["results"]) == 1 and Path(one["results"][0]["hits"][0]["source"]).name == "大熊猫.md"
+
+
+def test_search_filters_and_context(server: Server) -> None:
+    where = {"paths": [str(server.root / "docs" / "science")], "types": ["md"]}
+    hits = server.post("/search", {"query": "海洋", "k": 5, "where": where}).json()["results"][0]["hits"]
+    assert hits and all("/science/" in h["source"] and h["source"].endswith(".md") for h in hits)
+    wide = server.post("/search", {"query": "大熊猫", "k": 2, "mode": "lexical", "context": 1}).json()
+    assert all(len(h["chunk_ids"]) >= 1 for h in wide["results"][0]["hits"])
+    bad = server.post("/search", {"query": "x", "where": {"modified_after": "someday"}})
+    assert bad.status_code == 422 and "modified_after" in bad.json()["error"]["message"]
+    for when in ("2024-05-01T09:30:00Z", "7d", 1_700_000_000):
+        found = server.post("/search", {"query": "长城", "k": 1, "where": {"modified_after": when}})
+        assert found.status_code == 200 and len(found.json()["results"][0]["hits"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"query": "x", "k": 0}, 422, "k"),
+        ({"query": "x", "k": 101}, 422, "k"),
+        ({"query": ""}, 422, "query"),
+        ({"query": " \u3000\x1c"}, 422, "query"),
+        ({"query": ["x"] * 33}, 422, "query"),
+        ({"query": "x", "mode": "psychic"}, 422, "mode"),
+        ({"query": "x", "context": 11}, 422, "context"),
+        ({"query": "x", "colour": "red"}, 422, "colour"),
+        ({"k": 3}, 422, "query"),
+        ({"query": "x" * 4001}, 422, "query"),
+    ],
+)
+def test_bad_searches_get_json_errors(server: Server, body: object, status: int, words: str) -> None:
+    response = server.post("/search", body)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["status"] == status and words in error["message"]
+
+
+def test_malformed_and_oversized_requests(server: Server) -> None:
+    broken = httpx.post(server.url + "/search", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and "error" in broken.json()
+    huge = httpx.post(server.url + "/search", content=b"x" * 1_000_001, headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and huge.json()["error"]["type"] == "too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the size is counted as it arrives
+        for _ in range(20):
+            yield b" " * 100_000
+
+    streamed = httpx.post(server.url + "/search", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert httpx.get(server.url + "/nowhere").json()["error"]["status"] == 404
+    assert httpx.get(server.url + "/search").status_code == 405
+
+
+def test_ingest_stays_within_its_roots(server: Server, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("机密文件。", encoding="utf-8")
+    for path in (str(outside), "../../", "/etc", "docs/../../outside"):
+        response = server.post("/ingest", {"paths": [path]})
+        assert response.status_code == 403, path
+        assert "outside" in response.json()["error"]["message"]
+    (server.root / "escape").symlink_to(outside)
+    assert server.post("/ingest", {"paths": ["escape"]}).status_code == 403
+    missing = server.post("/ingest", {"paths": ["docs/no-such-folder"]})
+    assert missing.status_code == 404 and "No such file" in missing.json()["error"]["message"]
+    report = server.post("/ingest", {"paths": ["."]}).json()  # the link inside is passed over, and why
+    assert any(s["path"].endswith("escape") and "outside" in s["reason"] for s in report["skipped"])
+    assert server.post("/search", {"query": "机密", "mode": "lexical"}).json()["results"][0]["hits"] == []
+
+
+def test_fifty_concurrent_searches_are_batched_and_all_answered(server: Server) -> None:
+    queries = [f"{topic}{n}" for n in range(10) for topic in ("大熊猫", "长城", "睡眠", "茶", "面包")]
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(lambda q: server.post("/search", {"query": q, "k": 3}), queries))
+    assert all(a.status_code == 200 for a in answers)
+    assert [a.json()["results"][0]["query"] for a in answers] == queries
+    alone = server.post("/search", {"query": queries[7], "k": 3}).json()["results"][0]["hits"]
+    assert [h["chunk_id"] for h in answers[7].json()["results"][0]["hits"]] == [h["chunk_id"] for h in alone]
+    assert httpx.get(server.url + "/info").json()["server"]["largest_batch"] > 1
+
+
+def test_searches_keep_working_during_an_ingest(server: Server) -> None:
+    more = server.root / "more"
+    more.mkdir()
+    for n in range(60):
+        (more / f"note{n}.txt").write_text(f"第{n}号笔记。" + "今天学习了向量检索和倒排索引。" * 40, encoding="utf-8")
+    results: list[httpx.Response] = []
+    ingest = threading.Thread(target=lambda: results.append(server.post("/ingest", {"paths": ["more"]})))
+    ingest.start()
+    answered = []
+    while ingest.is_alive() or len(answered) < 5:
+        answered.append(server.post("/search", {"query": "向量检索", "k": 5, "mode": "hybrid"}))
+    ingest.join()
+    assert all(a.status_code == 200 for a in answered), [a.text for a in answered if a.status_code != 200]
+    (report,) = results
+    assert report.status_code == 200 and report.json()["files_added"] == 60
+    busy = server.post("/ingest", {"paths": ["more"]})  # a second ingest now finds nothing to do
+    assert busy.status_code == 200 and busy.json()["files_unchanged"] == 60
+    hits = server.post("/search", {"query": "向量检索", "k": 5, "mode": "lexical"}).json()["results"][0]["hits"]
+    assert len(hits) == 5 and all("/more/" in h["source"] for h in hits)
+
+
+def test_an_api_key_guards_every_route_but_health(built: tuple[Path, Path], tmp_path: Path) -> None:
+    index, root = built
+    keyed = start(index, root, tmp_path / "keyed.log", env={"SEMSEARCH_API_KEY": KEY})
+    try:
+        body = {"query": "长城"}
+        assert httpx.get(keyed.url + "/health").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": "Basic x"}):
+            response = keyed.post("/search", body, headers=headers)
+            assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+            assert response.json()["error"]["type"] == "unauthorized"
+        assert httpx.get(keyed.url + "/openapi.json").status_code == 401
+        assert keyed.post("/search", body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    finally:
+        stop(keyed)
+
+
+def test_serving_beyond_loopback_needs_a_key(built: tuple[Path, Path]) -> None:
+    index, root = built
+    env = {k: v for k, v in os.environ.items() if k != "SEMSEARCH_API_KEY"}
+    command = [sys.executable, "-m", "semsearch", "serve", "--index", str(index), "--host", "0.0.0.0"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: Serving on 0.0.0.0") and "SEMSEARCH_API_KEY" in result.stderr
+
+
+def test_schemathesis_finds_nothing_wrong(server: Server) -> None:
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=operation.as_strategy())
+        def check(case: object) -> None:
+            case.call_and_validate()  # type: ignore[attr-defined]
+
+        try:
+            check()
+        except Exception as exc:  # collect every operation's findings before failing
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+    assert not failures, "\n\n".join(failures)
