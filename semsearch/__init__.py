@@ -5,6 +5,7 @@ import semsearch
 index = semsearch.open_index(".semsearch")
 index.ingest(["docs/"])
 hits = index.search("你是谁？", k=5)
+hits = index.search("安装", k=5, where={"paths": ["docs/**/*.md"]}, context=1)
 ```
 """
 
@@ -14,6 +15,7 @@ from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version
 from .engine import Index, open_index
 from .errors import (
     DatasetError,
+    IndexClosedError,
     IndexCorruptError,
     IndexLockedError,
     IndexNotFoundError,
@@ -24,11 +26,14 @@ from .errors import (
     ModelLoadError,
     ModelMismatchError,
     NothingToIngestError,
+    PathNotAllowedError,
     SemsearchError,
     SourceNotFoundError,
     UnsupportedModelError,
 )
+from .filters import Where
 from .results import Check, Hit, IndexInfo, IngestReport, RemoveReport
+from .search import Query
 from .sources import Skipped
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "Encoder",
     "Hit",
     "Index",
+    "IndexClosedError",
     "IndexCorruptError",
     "IndexInfo",
     "IndexLockedError",
@@ -53,11 +59,14 @@ __all__ = [
     "ModelLoadError",
     "ModelMismatchError",
     "NothingToIngestError",
+    "PathNotAllowedError",
+    "Query",
     "RemoveReport",
     "SemsearchError",
     "Skipped",
     "SourceNotFoundError",
     "UnsupportedModelError",
+    "Where",
     "__version__",
     "open_index",
 ]

@@ -476,6 +476,9 @@ def serve(
         Optional[list[Path]],
         typer.Option("--root", help="A folder POST /ingest may read (repeatable); without one, ingest is refused."),
     ] = None,
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", min=1, max=1024, help="Most queries embedded together (1: no batching).")
+    ] = 64,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
@@ -495,7 +498,8 @@ def serve(
         server.check_bind(host, api_key)  # before the model loads: fail fast
         from .service import Service
 
-        service = Service(lambda: _open(index, model, device, fp32, create=bool(roots), wait=True), roots).start()
+        opener = lambda: _open(index, model, device, fp32, create=bool(roots))  # noqa: E731
+        service = Service(opener, roots, max_batch).start()
         try:
             server.run(service, host, port, api_key)
         finally:

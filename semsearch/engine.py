@@ -8,13 +8,15 @@ reader which caught up may save its result while nobody writes.
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -22,6 +24,7 @@ from . import passages, search
 from .config import DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings, Manifest
 from .consistency import checks, rebuild, sync
 from .errors import (
+    IndexClosedError,
     IndexCorruptError,
     IndexLockedError,
     IndexNotFoundError,
@@ -38,6 +41,9 @@ from .results import Check, Hit, IndexInfo, RemoveReport
 from .search import Query
 from .store import Store, guard
 from .vectors import VectorIndex, choose, gpu_available
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 if TYPE_CHECKING:
     from .encoder import Encoder
@@ -86,8 +92,27 @@ def same_model(model: str, manifest: Manifest) -> bool:
     return False
 
 
+def _serialized(method: Callable[P, R]) -> Callable[P, R]:
+    """Run an ``Index`` method holding the index's mutex: one call at a time per handle."""
+
+    @functools.wraps(method)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        index: Index = args[0]  # type: ignore[assignment]
+        with index._mutex:
+            if index._closed and method.__name__ != "close":
+                raise IndexClosedError(f"The index at {index.folder} was closed; open it again")
+            return method(*args, **kwargs)
+
+    return locked
+
+
 class Index:
-    """A semsearch index: documents, chunks and vectors in one folder. Use ``open_index``."""
+    """A semsearch index: documents, chunks and vectors in one folder. Use ``open_index``.
+
+    A handle may be used from several threads; its calls then run one at a time (an ingest
+    holds it up to the end). For searches beside an ingest in one process, give each its own
+    handle (``reopen``).
+    """
 
     def __init__(
         self,
@@ -116,8 +141,16 @@ class Index:
         self._synced: int | None = None  # the database generation self._vectors matches
         self._locked = False  # this object holds the writer lock
         self._unsaved = False  # self._vectors is newer than the newest vector file
+        self._mutex = threading.RLock()  # one call at a time: the SQLite connection is shared
+        self._closed = False
 
+    @_serialized
     def close(self) -> None:
+        """Close the database; later calls raise IndexClosedError."""
+        self._release()
+        self._closed = True
+
+    def _release(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -132,7 +165,7 @@ class Index:
 
     def _open_data(self) -> None:
         """(Re)open the current data folder: database, manifest, and checks against them."""
-        self.close()
+        self._release()
         for attempt in range(3):
             data = data_folder(self.folder)
             try:
@@ -210,6 +243,10 @@ class Index:
     @property
     def encoder(self) -> Encoder:
         """The embedding pipeline, loaded on first use."""
+        with self._mutex:
+            return self._load_encoder()
+
+    def _load_encoder(self) -> Encoder:
         if self._encoder is None:
             from .encoder import Encoder
 
@@ -318,7 +355,7 @@ class Index:
 
     def _adopt(self, other: Index) -> None:
         """Take over another Index's state (the result of a reindex)."""
-        self.close()
+        self._release()
         self.data, self.manifest, self._store = other.data, other.manifest, other._store
         self._model, self._requested, self._encoder = other._model, other._requested, other._encoder
         self._vectors, self._synced, self._unsaved = other._vectors, other._synced, other._unsaved
@@ -327,6 +364,7 @@ class Index:
 
     # -- ingest, search, info, remove, check, repair ----------------------------------------
 
+    @_serialized
     def ingest(
         self,
         paths: Sequence[str | os.PathLike[str]],
@@ -359,6 +397,7 @@ class Index:
         other._open_data()
         return other
 
+    @_serialized
     def reindex(
         self,
         paths: Sequence[str | os.PathLike[str]] = (),
@@ -414,6 +453,7 @@ class Index:
         scope = Where.of(where)
         return self.run([Query(q, k, mode, scope, context, min_score, rrf_k) for q in queries])
 
+    @_serialized
     def run(self, queries: Sequence[Query]) -> list[list[Hit]]:
         """Answer several ``Query``s, each with its own options, embedding them all in one batch.
         Relative path filters are taken relative to the working directory."""
@@ -493,6 +533,7 @@ class Index:
                     f"{which} is {len(spans)} tokens; the model reads only the first {limit}, the rest is ignored"
                 )
 
+    @_serialized
     def remove(self, paths: list[str | os.PathLike[str]]) -> RemoveReport:
         """Take the documents at ``paths`` (files, or everything under folders) out of the index."""
         with self._lock():
@@ -523,6 +564,7 @@ class Index:
         self._synced, self._unsaved = store.generation(), True
         return len(ids)
 
+    @_serialized
     def check(self) -> list[Check]:
         """Verify the index's invariants: SQLite sound, every chunk with exactly one vector in
         SQLite and in FAISS and the reverse, the FAISS file current, no orphan documents.
@@ -532,6 +574,7 @@ class Index:
             with guard(store.path):
                 return checks(store, self.data, manifest.model.dimension)
 
+    @_serialized
     def repair(self) -> list[Check]:
         """Rebuild the vector index from the vectors stored in SQLite, bring the lexical index in
         step with the chunks, then ``check``."""
@@ -546,6 +589,7 @@ class Index:
                 store.repair_lexical()
             return self.check()
 
+    @_serialized
     def info(self) -> IndexInfo:
         """What the index holds and how it is stored."""
         self._follow()

@@ -19,6 +19,10 @@ class IndexNotFoundError(SemsearchError):
     "No index exists at the given path"
 
 
+class IndexClosedError(SemsearchError):
+    "The index was used after it was closed"
+
+
 class IndexCorruptError(SemsearchError):
     "An index file is unreadable or inconsistent"
 

@@ -324,7 +324,7 @@ def reindex(
             report.chunks_total = new._store.counts()["chunks"]
         publish(index.folder, build)
         old = index.data
-        index.close()
+        index._release()
         discard(index.folder, old)
         index._adopt(new)
     return report

@@ -51,11 +51,15 @@ class _Call:
 class Service:
     """An index opened once (``opener`` runs in the search thread) and kept for many requests.
 
-    ``roots`` are the folders ``ingest`` may read; with none, ingest is refused.
+    ``roots`` are the folders ``ingest`` may read; with none, ingest is refused. ``max_batch``
+    bounds the queries embedded together (1: none batched).
     """
 
-    def __init__(self, opener: Callable[[], Index], roots: Sequence[str | os.PathLike[str]] = ()) -> None:
+    def __init__(
+        self, opener: Callable[[], Index], roots: Sequence[str | os.PathLike[str]] = (), max_batch: int = MAX_BATCH
+    ) -> None:
         self.roots = tuple(Path(os.path.realpath(r)) for r in roots)
+        self.max_batch = max_batch
         self._opener = opener
         self._queue: queue.Queue[_Search | _Call | None] = queue.Queue()
         self._index: Index | None = None
@@ -149,13 +153,13 @@ class Service:
             self._index.close()
 
     def _next_batch(self) -> list[_Search | _Call] | None:
-        """What is queued: at least one request (waiting for it), at most MAX_BATCH queries."""
+        """What is queued: at least one request (waiting for it), at most ``max_batch`` queries."""
         first = self._queue.get()
         if first is None:
             return None
         batch = [first]
         size = len(first.queries) if isinstance(first, _Search) else 0
-        while size < MAX_BATCH:
+        while size < self.max_batch:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:

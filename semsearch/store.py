@@ -19,7 +19,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .config import Manifest
-from .errors import IndexCorruptError, IndexLockedError
+from .errors import IndexClosedError, IndexCorruptError, IndexLockedError
 from .filters import GLOB_FUNCTION, glob_match
 from .layout import DATABASE
 from .lexical import FTS_TOKENIZER, indexed
@@ -109,6 +109,10 @@ def guard(path: Path) -> Iterator[None]:
         if "unable to open" in text:
             raise IndexCorruptError(f"Cannot open {path}: {text}; check that it exists and is readable") from exc
         raise IndexCorruptError(f"{path}: {text}") from exc
+    except sqlite3.ProgrammingError as exc:
+        if "closed" in str(exc):
+            raise IndexClosedError(f"{path} was used after the index was closed; open it again") from exc
+        raise
     except sqlite3.DatabaseError as exc:
         raise IndexCorruptError(
             f"{path} is damaged ({exc}); its contents cannot be trusted: rebuild the index into a new --index"
@@ -137,7 +141,8 @@ class Store:
         conn = None
         try:
             with guard(path):
-                conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+                # the owning Index lets one thread at a time use it, from whichever thread
+                conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
                 db = sqlite_utils.Database(conn)
                 conn.create_function(GLOB_FUNCTION, 2, glob_match, deterministic=True)
                 db.execute("PRAGMA foreign_keys=ON")

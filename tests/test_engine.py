@@ -249,3 +249,26 @@ def test_corrupt_vector_file_is_reported_and_repaired(index: semsearch.Index) ->
     path.write_bytes(path.read_bytes()[:100])
     assert "vector index readable" in failed(index.check())
     assert failed(index.repair()) == {}
+
+
+def test_one_handle_serves_many_threads(index: semsearch.Index, docs: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = ["大熊猫", "长城", "睡眠", "红烧肉", "bread", "bicycle"] * 6
+    expected = {q: [h.chunk_id for h in index.search(q, k=3, mode="hybrid")] for q in queries}
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda q: [h.chunk_id for h in index.search(q, k=3, mode="hybrid")], queries))
+        (docs / "新文件.txt").write_text("线程里写入的新文件。", encoding="utf-8")
+        ingested = pool.submit(index.ingest, [docs])  # a write from another thread, among the searches
+        more = list(pool.map(lambda q: index.search(q, k=3), queries))
+    assert found == [expected[q] for q in queries]
+    assert ingested.result().files_added == 1 and all(len(hits) == 3 for hits in more)
+
+
+def test_a_closed_index_says_so(index: semsearch.Index) -> None:
+    index.close()
+    index.close()  # twice is fine
+    with pytest.raises(semsearch.IndexClosedError, match="closed"):
+        index.search("长城")
+    with pytest.raises(semsearch.IndexClosedError):
+        index.info()

@@ -1,0 +1,113 @@
+"""A LangChain retriever over a semsearch index.
+
+```python
+from semsearch.integrations.langchain import SemsearchRetriever
+
+retriever = SemsearchRetriever.from_path(".semsearch", k=5, mode="hybrid")
+docs = retriever.invoke("长城有多长？")
+```
+
+Needs the ``langchain`` extra: ``pip install 'semsearch[langchain]'``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..engine import open_index
+from ..errors import MissingExtraError
+from ..filters import Where
+from ..results import Hit
+
+try:
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+except ImportError:
+    raise MissingExtraError(
+        "semsearch.integrations.langchain needs langchain-core; install it with: pip install 'semsearch[langchain]'"
+    ) from None
+from pydantic import ConfigDict, PrivateAttr, field_validator
+
+__all__ = ["SemsearchRetriever", "to_document"]
+
+
+class SemsearchRetriever(BaseRetriever):
+    """Retrieves ``Document``s from a semsearch ``Index``: the ``k`` best passages for a query.
+
+    ``mode``, ``where``, ``context`` and ``min_score`` are ``Index.search``'s. Each document's
+    ``page_content`` is the passage and its ``metadata`` says where it is (``source``, ``line``,
+    ``page``, ``heading``, ``start``, ``end``) and how it was found (``score``, ``rank``,
+    ``matched``, ``chunk_id``, ``chunk_ids``). Safe to call from any thread (an ``Index``
+    serializes its calls) and from async code (LangChain runs the search in an executor).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    index: Any
+    """The semsearch ``Index`` searched."""
+    k: int = 4
+    mode: str = "dense"
+    where: Any = None
+    """A ``semsearch.filters.Where`` or a dict of its fields; checked when the retriever is made."""
+    context: int = 0
+    min_score: float | None = None
+
+    _owns_index: bool = PrivateAttr(default=False)
+
+    @field_validator("where")
+    @classmethod
+    def _check_where(cls, value: Any) -> Where | None:
+        # a mistyped filter fails here, where it was written, not on the first query
+        return Where.of(value)
+
+    @classmethod
+    def from_path(
+        cls, path: str | os.PathLike[str], *, model: str | None = None, device: str = "auto", **fields: Any
+    ) -> SemsearchRetriever:
+        """A retriever over the existing index at ``path`` (IndexNotFoundError when there is none),
+        with ``fields`` such as ``k`` and ``mode``; ``close`` closes the index too."""
+        index = open_index(path, model, device=device, create=False)
+        try:
+            retriever = cls(index=index, **fields)
+        except BaseException:
+            index.close()
+            raise
+        retriever._owns_index = True
+        return retriever
+
+    def close(self) -> None:
+        """Close the index if ``from_path`` opened it."""
+        if self._owns_index:
+            self.index.close()
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [to_document(hit) for hit in self.index.search(query, **self._options())]
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "mode": self.mode,
+            "where": self.where,
+            "context": self.context,
+            "min_score": self.min_score,
+        }
+
+
+def to_document(hit: Hit) -> Document:
+    """A LangChain ``Document`` for a semsearch ``Hit``, its id the hit's chunk id."""
+    metadata = {
+        "source": hit.source,
+        "line": hit.line,
+        "page": hit.page,
+        "heading": hit.heading,
+        "score": hit.score,
+        "rank": hit.rank,
+        "chunk_id": hit.chunk_id,
+        "chunk_ids": list(hit.chunk_ids),
+        "matched": hit.matched,
+        "start": hit.start,
+        "end": hit.end,
+    }
+    return Document(page_content=hit.text, metadata=metadata, id=str(hit.chunk_id))
