@@ -258,3 +258,36 @@ def test_schemathesis_finds_nothing_wrong(server: Server) -> None:
         except Exception as exc:  # collect every operation's findings before failing
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_serve_reports_setup_errors_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from semsearch.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", "--index", str(tmp_path / "none")])
+    assert result.exit_code == 1 and result.stderr.startswith("Error: No index at")
+    result = runner.invoke(app, ["serve", "--index", str(tmp_path / "none"), "--root", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "--root must be a folder" in result.stderr
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if the server extra were not installed
+    monkeypatch.delitem(sys.modules, "semsearch.server", raising=False)
+    monkeypatch.delattr(semsearch, "server", raising=False)
+    result = runner.invoke(app, ["serve", "--index", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "pip install 'semsearch[server]'" in result.stderr
+
+
+def test_an_ingest_by_another_process_never_breaks_a_query(server: Server, tiny_model: Path) -> None:
+    outside = server.root / "cli"
+    outside.mkdir()
+    for n in range(40):
+        (outside / f"cli{n}.txt").write_text(f"命令行写入的第{n}篇。" + "分词与检索。" * 60, encoding="utf-8")
+    command = [sys.executable, "-m", "semsearch", "ingest", str(outside), "--index", str(server.index)]
+    writer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    answered = []
+    while writer.poll() is None or len(answered) < 5:
+        answered.append(server.post("/search", {"query": "分词与检索", "k": 3, "mode": "hybrid"}))
+    assert writer.returncode == 0, writer.stderr.read() if writer.stderr else ""
+    assert all(a.status_code == 200 for a in answered), [a.text for a in answered if a.status_code != 200]
+    hits = server.post("/search", {"query": "分词与检索", "k": 3, "mode": "lexical"}).json()["results"][0]["hits"]
+    assert len(hits) == 3 and all("/cli/" in h["source"] for h in hits)
