@@ -454,9 +454,9 @@ class Index:
         return self.run([Query(q, k, mode, scope, context, min_score, rrf_k) for q in queries])
 
     @_serialized
-    def run(self, queries: Sequence[Query]) -> list[list[Hit]]:
+    def run(self, queries: Sequence[Query], *, base: str | os.PathLike[str] | None = None) -> list[list[Hit]]:
         """Answer several ``Query``s, each with its own options, embedding them all in one batch.
-        Relative path filters are taken relative to the working directory."""
+        Relative path filters are taken relative to ``base`` (default: the working directory)."""
         for query in queries:
             query.check()
         self._follow()
@@ -466,7 +466,7 @@ class Index:
         if dense_texts:
             self._note_long_queries(dense_texts)
             vectors = dict(zip(dense_texts, self.encoder.encode(dense_texts), strict=True))
-        store, base = self._store, os.getcwd()
+        store, base = self._store, os.fspath(base if base is not None else os.getcwd())
         with guard(store.path), store.snapshot():
             scopes = {q.where: search.scope(store, q.where, base) for q in queries}
             dense = self._dense_all(store, queries, scopes, vectors if dense_texts else {})

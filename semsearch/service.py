@@ -51,7 +51,8 @@ class _Call:
 class Service:
     """An index opened once (``opener`` runs in the search thread) and kept for many requests.
 
-    ``roots`` are the folders ``ingest`` may read; with none, ingest is refused. ``max_batch``
+    ``roots`` are the folders ``ingest`` may read; with none, ingest is refused. Relative paths,
+    in an ingest or a search's filter, are taken from the first root. ``max_batch``
     bounds the queries embedded together (1: none batched).
     """
 
@@ -60,6 +61,7 @@ class Service:
     ) -> None:
         self.roots = tuple(Path(os.path.realpath(r)) for r in roots)
         self.max_batch = max_batch
+        self.base = self.roots[0] if self.roots else None  # relative paths are taken from here
         self._opener = opener
         self._queue: queue.Queue[_Search | _Call | None] = queue.Queue()
         self._index: Index | None = None
@@ -177,14 +179,15 @@ class Service:
         if searches:
             self.batches = [*self.batches[-999:], sum(len(r.queries) for r in searches)]
             try:
-                answers: list[list[Hit]] | None = index.run([q for r in searches for q in r.queries])
+                answers: list[list[Hit]] | None = index.run([q for r in searches for q in r.queries], base=self.base)
             except BaseException:
                 answers = None  # one of them failed: answer each alone, so only it fails
             notes, index.notes = list(index.notes), []
             model = index.manifest.model.model if index.manifest else ""
             for request in searches:
                 if answers is None:
-                    _settle(request.future, lambda r=request: Answer(index.run(r.queries), model, notes))  # type: ignore[misc]
+                    answer = lambda r=request: Answer(index.run(r.queries, base=self.base), model, notes)  # noqa: E731
+                    _settle(request.future, answer)  # type: ignore[misc]
                 else:
                     request.future.set_result(Answer(answers[: len(request.queries)], model, notes))
                     answers = answers[len(request.queries) :]

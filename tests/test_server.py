@@ -118,6 +118,9 @@ def test_search_filters_and_context(server: Server) -> None:
     where = {"paths": [str(server.root / "docs" / "science")], "types": ["md"]}
     hits = server.post("/search", {"query": "海洋", "k": 5, "where": where}).json()["results"][0]["hits"]
     assert hits and all("/science/" in h["source"] and h["source"].endswith(".md") for h in hits)
+    relative = {"paths": ["docs/science/*.md"]}  # taken from the first --root
+    hits = server.post("/search", {"query": "海洋", "k": 5, "where": relative}).json()["results"][0]["hits"]
+    assert hits and all(h["source"].startswith(str(server.root.resolve() / "docs" / "science")) for h in hits)
     wide = server.post("/search", {"query": "大熊猫", "k": 2, "mode": "lexical", "context": 1}).json()
     assert all(len(h["chunk_ids"]) >= 1 for h in wide["results"][0]["hits"])
     bad = server.post("/search", {"query": "x", "where": {"modified_after": "someday"}})
