@@ -38,7 +38,7 @@ from .lexical import match_expression
 from .locking import WriteLock, is_locked
 from .ranking import DEFAULT_MODE, HYBRID_DEPTH, RRF_K, fuse, single, to_hits
 from .results import Check, Hit, IndexInfo, RemoveReport
-from .search import Query
+from .search import Query, Scope
 from .store import Store, guard
 from .vectors import VectorIndex, choose, gpu_available
 
@@ -488,7 +488,7 @@ class Index:
         self,
         store: Store,
         queries: Sequence[Query],
-        scopes: Mapping[Where | None, list[int] | None],
+        scopes: Mapping[Where | None, Scope | None],
         vectors: Mapping[str, np.ndarray],
     ) -> list[list[tuple[int, float]]]:
         """Dense candidates of each query (none for a lexical one), searched together per filter."""
@@ -502,21 +502,19 @@ class Index:
         index = self._current_vectors()
         for where, numbers in groups.items():
             depth = max(_depth(queries[n]) for n in numbers)
-            documents = scopes[where]
-            allowed = None if documents is None else store.chunk_ids_in(documents)
             embedded = np.stack([vectors[queries[n].text] for n in numbers])
             for number, row in zip(
-                numbers, search.dense_candidates(index, store, embedded, depth, allowed), strict=True
+                numbers, search.dense_candidates(index, store, embedded, depth, scopes[where]), strict=True
             ):
                 found[number] = row[: _depth(queries[number])]
         return found
 
     @staticmethod
-    def _lexical(store: Store, query: Query, documents: list[int] | None) -> list[tuple[int, float]]:
+    def _lexical(store: Store, query: Query, within: Scope | None) -> list[tuple[int, float]]:
         expression = match_expression(query.text)
-        if not expression or documents == []:
+        if not expression or (within is not None and not within.documents):
             return []
-        return store.lexical_search(expression, _depth(query), documents)
+        return store.lexical_search(expression, _depth(query), within.documents if within else None)
 
     @staticmethod
     def _widen(store: Store, query: Query, hits: list[Hit], rows: Mapping[int, Mapping[str, Any]]) -> list[Hit]:

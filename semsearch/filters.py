@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -95,7 +95,8 @@ def parse_time(value: object, now: datetime | None = None) -> float:
     text = str(value).strip()
     age = _DURATION.match(text)
     if age:
-        return ((now or datetime.now()) - timedelta(seconds=float(age[1]) * _SECONDS[age[2]])).timestamp()
+        # in seconds, not datetimes: an age past year 1 (schemathesis sent 826,111,344 days) is fine
+        return (now or datetime.now()).timestamp() - float(age[1]) * _SECONDS[age[2]]
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
@@ -166,15 +167,3 @@ def _compiled(regex: str) -> re.Pattern[str]:
 def glob_match(regex: str, path: str) -> int:
     """The SQL function: 1 when ``path`` matches the whole of ``regex`` (from ``glob_regex``)."""
     return int(_compiled(regex).match(path) is not None)
-
-
-def describe(where: Where) -> Iterable[str]:
-    """Each condition of ``where`` in words, for notes and errors."""
-    if where.paths:
-        yield "path " + " or ".join(where.paths)
-    if where.types:
-        yield "type " + " or ".join(where.types)
-    if where.modified_after is not None:
-        yield f"modified after {datetime.fromtimestamp(where.modified_after).isoformat(timespec='seconds')}"
-    if where.modified_before is not None:
-        yield f"modified before {datetime.fromtimestamp(where.modified_before).isoformat(timespec='seconds')}"

@@ -65,48 +65,58 @@ class Query:
         return self.mode != "dense"
 
 
-def scope(store: Store, where: Where | None, base: str) -> list[int] | None:
-    """The ids of the documents ``where`` allows; None when that is every document."""
+@dataclass(frozen=True)
+class Scope:
+    """The documents a filter lets through, and how many chunks they hold."""
+
+    documents: list[int]
+    chunks: int
+
+
+def scope(store: Store, where: Where | None, base: str) -> Scope | None:
+    """What ``where`` lets through; None when that is every document."""
     if where is None or where.empty:
         return None
     condition, params = to_sql(where, base)
-    found, total = store.matching_documents(condition, params)
-    return None if len(found) == total else found
+    found, chunks, total = store.matching_documents(condition, params)
+    return None if len(found) == total else Scope(found, chunks)
 
 
 def dense_candidates(
-    vectors: VectorIndex, store: Store, embedded: np.ndarray, depth: int, allowed: np.ndarray | None
+    vectors: VectorIndex, store: Store, embedded: np.ndarray, depth: int, within: Scope | None
 ) -> list[Candidates]:
-    """The ``depth`` chunks nearest each embedded query by cosine, among the ``allowed`` chunk
-    ids (sorted; None: all)."""
+    """The ``depth`` chunks nearest each embedded query by cosine, among the chunks of the
+    documents ``within`` allows (None: all)."""
     size = len(vectors)
-    if not size or (allowed is not None and not len(allowed)):
+    if not size or (within is not None and not within.chunks):
         return [[] for _ in embedded]
-    if allowed is None:
-        return _rows(*vectors.search(embedded, depth), allowed=None, depth=depth)
-    if len(allowed) * vectors.dimension <= EXACT_FLOATS:
-        return exact(store, vectors.dimension, embedded, depth, allowed)
-    wanted = min(depth, len(allowed))
-    fetch = min(size, math.ceil(depth * OVERFETCH * size / len(allowed)))
+    if within is None:
+        return _rows(*vectors.search(embedded, depth), depth=depth)
+    if within.chunks * vectors.dimension <= EXACT_FLOATS:
+        return exact(store, vectors.dimension, embedded, depth, store.chunk_ids_in(within.documents))
+    wanted = min(depth, within.chunks)
+    fetch = min(size, math.ceil(depth * OVERFETCH * size / within.chunks))
     while True:
-        found = _rows(*vectors.search(embedded, fetch), allowed=allowed, depth=depth)
+        scores, ids = vectors.search(embedded, fetch)
+        allowed = store.chunks_among(np.unique(ids[ids >= 0]).tolist(), within.documents)
+        found = _rows(scores, ids, depth=depth, allowed=allowed)
         short = [i for i, row in enumerate(found) if len(row) < wanted]
         if not short or fetch >= min(size, vectors.max_k):
             break
         fetch = min(size, vectors.max_k, fetch * 4)
     if short:  # an approximate index ran out of allowed neighbours: score those queries exactly
-        for i, row in zip(short, exact(store, vectors.dimension, embedded[short], depth, allowed), strict=True):
+        every = store.chunk_ids_in(within.documents)
+        for i, row in zip(short, exact(store, vectors.dimension, embedded[short], depth, every), strict=True):
             found[i] = row
     return found
 
 
-def _rows(scores: np.ndarray, ids: np.ndarray, *, allowed: np.ndarray | None, depth: int) -> list[Candidates]:
-    keep = ids >= 0
-    if allowed is not None:
-        keep &= np.isin(ids, allowed)
+def _rows(scores: np.ndarray, ids: np.ndarray, *, depth: int, allowed: set[int] | None = None) -> list[Candidates]:
     return [
-        [(int(i), float(s)) for s, i in zip(row_s[row_k], row_i[row_k], strict=True)][:depth]
-        for row_s, row_i, row_k in zip(scores, ids, keep, strict=True)
+        [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0 and (allowed is None or i in allowed)][
+            :depth
+        ]
+        for row_s, row_i in zip(scores, ids, strict=True)
     ]
 
 

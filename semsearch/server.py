@@ -65,9 +65,11 @@ class Strict(BaseModel):
 
 
 Mode = Literal["dense", "lexical", "hybrid"]  # ranking.MODES
-# not only white space: \s as Python's str.isspace() has it, which takes in \x1c-\x1f too
-Text = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"[^\s\x1c-\x1f]")]
-Pattern = Annotated[str, Field(min_length=1, max_length=1_000, pattern=r"^[^\x00]+$")]
+# not only white space as Python's str.isspace() has it: \s, plus control characters it counts
+# (\x1c-\x1f, \x85) that some regex engines' \s leaves out
+Text = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"[^\s\x1c-\x1f\x85]")]
+# no NUL (no path holds one), and not only white space
+Pattern = Annotated[str, Field(max_length=1_000, pattern=r"^[^\x00]*[^\s\x1c-\x1f\x85\x00][^\x00]*$")]
 Suffix = Annotated[str, Field(pattern=r"^\.?[A-Za-z0-9]{1,16}$")]
 Age = Annotated[str, Field(pattern=r"^[0-9]{1,9}(\.[0-9]{1,6})?[smhdw]$", description="An age: 30d, 12h, 2w…")]
 Time = float | datetime | Age

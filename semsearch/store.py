@@ -275,11 +275,20 @@ class Store:
             rows.extend(dict(zip(self._CHUNK_COLUMNS, row, strict=True)) for row in self.db.execute(sql, window))
         return rows
 
-    def matching_documents(self, condition: str, params: Sequence[Any]) -> tuple[list[int], int]:
+    def matching_documents(self, condition: str, params: Sequence[Any]) -> tuple[list[int], int, int]:
         """Ids of the documents meeting a SQL ``condition`` over ``documents d``
-        (``filters.to_sql``), and how many documents there are in all."""
-        found = [int(r[0]) for r in self.db.execute(f"SELECT d.id FROM documents d WHERE {condition}", params)]
-        return found, int(self.db.execute("SELECT count(*) FROM documents").fetchone()[0])
+        (``filters.to_sql``), how many chunks they hold, and how many documents there are in all."""
+        rows = self.db.execute(f"SELECT d.id, d.chunks FROM documents d WHERE {condition}", params).fetchall()
+        total = int(self.db.execute("SELECT count(*) FROM documents").fetchone()[0])
+        return [int(r[0]) for r in rows], sum(int(r[1]) for r in rows), total
+
+    def chunks_among(self, ids: Sequence[int], documents: Sequence[int]) -> set[int]:
+        """Those of the chunk ``ids`` that belong to ``documents``."""
+        sql = (
+            "SELECT id FROM chunks WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND document_id IN (SELECT value FROM json_each(?))"
+        )
+        return {int(r[0]) for r in self.db.execute(sql, [json.dumps(list(ids)), json.dumps(list(documents))])}
 
     def chunk_ids_in(self, documents: Sequence[int]) -> np.ndarray:
         """The ids of every chunk of these documents, sorted."""

@@ -48,6 +48,7 @@ def test_times_parse_as_dates_epochs_and_ages() -> None:
     assert parse_time("7d", now) == datetime(2025, 6, 3, 12, 0).timestamp()
     assert parse_time("12h", now) == datetime(2025, 6, 10, 0, 0).timestamp()
     assert parse_time(1_700_000_000) == 1_700_000_000.0
+    assert parse_time("826111344d", now) < -7e13  # before year 1: still a time to compare with
     assert parse_time("2024-05-01T09:30:00Z") == datetime.fromisoformat("2024-05-01T09:30:00+00:00").timestamp()
 
 
@@ -73,43 +74,52 @@ def brute_force(store: Store, query: np.ndarray, allowed: np.ndarray, k: int) ->
     return [int(ids[i]) for i in np.argsort(-scores, kind="stable")[:k]]
 
 
+def vector_index(store: Store, kind: str) -> VectorIndex:
+    ids, matrix = next(store.iter_vectors(16, batch=100_000))
+    vectors = VectorIndex.empty(kind, 16, len(ids), use_gpu=False)
+    if vectors.needs_training:
+        vectors.train(matrix)
+    vectors.add(ids, matrix)
+    return vectors
+
+
+def under_b(store: Store) -> search.Scope:
+    documents, chunks, total = store.matching_documents("d.path LIKE '/b/%'", [])
+    assert total == 300 and len(documents) == 60 and chunks == 300
+    return search.Scope(documents, chunks)
+
+
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
 @pytest.mark.parametrize("exact_floats", [0, search.EXACT_FLOATS])
 def test_filtered_dense_search_returns_k_of_the_allowed_chunks(
     store: Store, kind: str, exact_floats: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(search, "EXACT_FLOATS", exact_floats)  # 0: over-fetch from the index
-    ids, matrix = next(store.iter_vectors(16, batch=100_000))
-    vectors = VectorIndex.empty(kind, 16, len(ids), use_gpu=False)
-    if vectors.needs_training:
-        vectors.train(matrix)
-    vectors.add(ids, matrix)
-    documents, total = store.matching_documents("d.path LIKE '/b/%'", [])
-    assert total == 300 and len(documents) == 60
-    allowed = store.chunk_ids_in(documents)
+    vectors = vector_index(store, kind)
+    scope = under_b(store)
+    allowed = store.chunk_ids_in(scope.documents)
     queries = np.random.default_rng(4).standard_normal((6, 16)).astype(np.float32)
-    found = search.dense_candidates(vectors, store, queries, 20, allowed)
+    found = search.dense_candidates(vectors, store, queries, 20, scope)
     for query, row in zip(queries, found, strict=True):
         assert len(row) == 20 and set(i for i, _ in row) <= set(allowed.tolist())
         if kind == "flat" or exact_floats:
             assert [i for i, _ in row] == brute_force(store, query, allowed, 20)
-    few = allowed[:3]  # fewer allowed than asked for: all of them, no more
-    assert all(len(row) == 3 for row in search.dense_candidates(vectors, store, queries, 20, few))
-    assert search.dense_candidates(vectors, store, queries, 20, allowed[:0]) == [[] for _ in queries]
+    few = search.Scope(scope.documents[:1], 5)  # fewer allowed than asked for: all of them, no more
+    assert all(len(row) == 5 for row in search.dense_candidates(vectors, store, queries, 20, few))
+    nothing = search.Scope([], 0)
+    assert search.dense_candidates(vectors, store, queries, 20, nothing) == [[] for _ in queries]
 
 
 def test_an_approximate_index_that_runs_dry_is_answered_exactly(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(search, "EXACT_FLOATS", 0)
-    ids, matrix = next(store.iter_vectors(16, batch=100_000))
-    vectors = VectorIndex.empty("flat", 16, len(ids), use_gpu=False)
-    vectors.add(ids, matrix)
+    vectors = vector_index(store, "flat")
     real = vectors.search
     # an index that never finds more than 30 neighbours, as IVF does when its probed lists are small
     monkeypatch.setattr(vectors, "search", lambda q, k: tuple(a[:, :30] for a in real(q, k)))
-    allowed = store.chunk_ids_in(store.matching_documents("d.path LIKE '/b/%'", [])[0])
+    scope = under_b(store)
     query = np.random.default_rng(5).standard_normal((1, 16)).astype(np.float32)
-    (row,) = search.dense_candidates(vectors, store, query, 10, allowed)
-    assert [i for i, _ in row] == brute_force(store, query[0], allowed, 10)
+    (row,) = search.dense_candidates(vectors, store, query, 10, scope)
+    assert [i for i, _ in row] == brute_force(store, query[0], store.chunk_ids_in(scope.documents), 10)
 
 
 @pytest.fixture

@@ -247,11 +247,12 @@ def test_schemathesis_finds_nothing_wrong(server: Server) -> None:
     from hypothesis import HealthCheck, given, settings
 
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    examples = int(os.environ.get("SEMSEARCH_FUZZ_EXAMPLES", "40"))  # per operation; more for a deeper run
     failures: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=operation.as_strategy())
         def check(case: object) -> None:
             case.call_and_validate()  # type: ignore[attr-defined]
