@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from . import passages, search
+from . import search
 from .config import DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings, Manifest
 from .consistency import checks, rebuild, sync
 from .errors import (
@@ -34,11 +34,10 @@ from .errors import (
 )
 from .filters import Where
 from .layout import DATABASE, data_folder
-from .lexical import match_expression
 from .locking import WriteLock, is_locked
-from .ranking import DEFAULT_MODE, HYBRID_DEPTH, RRF_K, fuse, single, to_hits
+from .ranking import DEFAULT_MODE, RRF_K
 from .results import Check, Hit, IndexInfo, RemoveReport
-from .search import Query, Scope
+from .search import Query
 from .store import Store, guard
 from .vectors import VectorIndex, choose, gpu_available
 
@@ -466,61 +465,12 @@ class Index:
         if dense_texts:
             self._note_long_queries(dense_texts)
             vectors = dict(zip(dense_texts, self.encoder.encode(dense_texts), strict=True))
-        store, base = self._store, os.fspath(base if base is not None else os.getcwd())
+        store, folder = self._store, os.fspath(base if base is not None else os.getcwd())
         with guard(store.path), store.snapshot():
-            scopes = {q.where: search.scope(store, q.where, base) for q in queries}
-            dense = self._dense_all(store, queries, scopes, vectors if dense_texts else {})
-            rankings = []
-            for query, found in zip(queries, dense, strict=True):
-                lexical = self._lexical(store, query, scopes[query.where]) if query.lexical else []
-                both = query.dense and query.lexical
-                rankings.append(
-                    fuse(found, lexical, query.rrf_k) if both else single(found or lexical, lexical=query.lexical)
-                )
-            rows = store.chunks(sorted({r.chunk_id for ranking in rankings for r in ranking}))
-            hits = [to_hits(r, rows, q.text, q.k, q.min_score) for r, q in zip(rankings, queries, strict=True)]
-            hits = [self._widen(store, q, h, rows) if q.context else h for q, h in zip(queries, hits, strict=True)]
+            hits = search.answer(store, self._current_vectors, queries, vectors if dense_texts else {}, folder)
         if dense_texts:
             self._save_vectors()
         return hits
-
-    def _dense_all(
-        self,
-        store: Store,
-        queries: Sequence[Query],
-        scopes: Mapping[Where | None, Scope | None],
-        vectors: Mapping[str, np.ndarray],
-    ) -> list[list[tuple[int, float]]]:
-        """Dense candidates of each query (none for a lexical one), searched together per filter."""
-        found: list[list[tuple[int, float]]] = [[] for _ in queries]
-        groups: dict[Where | None, list[int]] = {}
-        for number, query in enumerate(queries):
-            if query.dense:
-                groups.setdefault(query.where, []).append(number)
-        if not groups:
-            return found
-        index = self._current_vectors()
-        for where, numbers in groups.items():
-            depth = max(_depth(queries[n]) for n in numbers)
-            embedded = np.stack([vectors[queries[n].text] for n in numbers])
-            for number, row in zip(
-                numbers, search.dense_candidates(index, store, embedded, depth, scopes[where]), strict=True
-            ):
-                found[number] = row[: _depth(queries[number])]
-        return found
-
-    @staticmethod
-    def _lexical(store: Store, query: Query, within: Scope | None) -> list[tuple[int, float]]:
-        expression = match_expression(query.text)
-        if not expression or (within is not None and not within.documents):
-            return []
-        return store.lexical_search(expression, _depth(query), within.documents if within else None)
-
-    @staticmethod
-    def _widen(store: Store, query: Query, hits: list[Hit], rows: Mapping[int, Mapping[str, Any]]) -> list[Hit]:
-        """``hits`` as passages with ``query.context`` neighbouring chunks (see passages.py)."""
-        spans = passages.windows(hits, rows, query.context)
-        return passages.merge(hits, rows, store.neighbours(spans), query.context, query.text)
 
     def _note_long_queries(self, queries: list[str]) -> None:
         limit = self.encoder.max_text_tokens - len(self.encoder.token_spans([self.encoder.prompt])[0])
@@ -615,11 +565,6 @@ class Index:
             size_bytes=size,
             semsearch_version=manifest.semsearch_version,
         )
-
-
-def _depth(query: Query) -> int:
-    """Candidates a query takes from each list: k, or more to fuse two lists."""
-    return max(query.k, HYBRID_DEPTH) if query.dense and query.lexical else query.k
 
 
 def _same_pipeline(encoder: Encoder, manifest: Manifest) -> bool:

@@ -1,4 +1,5 @@
-"""One search request (``Query``) and the candidate lists it draws from, filters applied.
+"""One search request (``Query``), and answering requests inside one snapshot of the index:
+filters, the dense and lexical candidates, fusion, hits and context passages.
 
 A filter (``filters.Where``) narrows the documents first; the dense and lexical candidates are
 then drawn from those documents only, so a filter never leaves fewer than k hits while more
@@ -12,13 +13,18 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from . import passages
 from .errors import InvalidOptionError, InvalidQueryError
 from .filters import Where, to_sql
-from .ranking import DEFAULT_MODE, MODES, RRF_K
+from .lexical import match_expression
+from .ranking import DEFAULT_MODE, HYBRID_DEPTH, MODES, RRF_K, fuse, single, to_hits
+from .results import Hit
 from .store import Store
 from .vectors import VectorIndex, normalize
 
@@ -71,6 +77,70 @@ class Scope:
 
     documents: list[int]
     chunks: int
+
+
+def answer(
+    store: Store,
+    vectors: Callable[[], VectorIndex],
+    queries: Sequence[Query],
+    embedded: Mapping[str, np.ndarray],
+    base: str,
+) -> list[list[Hit]]:
+    """The hits of each query, inside one snapshot of ``store``: ``vectors`` gives the vector
+    index as of that snapshot, ``embedded`` each dense query's vector, ``base`` the folder
+    relative path filters start from."""
+    scopes = {q.where: scope(store, q.where, base) for q in queries}
+    dense = _dense_all(store, vectors, queries, scopes, embedded)
+    rankings = []
+    for query, found in zip(queries, dense, strict=True):
+        lexical = _lexical(store, query, scopes[query.where]) if query.lexical else []
+        both = query.dense and query.lexical
+        rankings.append(fuse(found, lexical, query.rrf_k) if both else single(found or lexical, lexical=query.lexical))
+    rows = store.chunks(sorted({r.chunk_id for ranking in rankings for r in ranking}))
+    hits = [to_hits(r, rows, q.text, q.k, q.min_score) for r, q in zip(rankings, queries, strict=True)]
+    return [_widen(store, q, h, rows) if q.context else h for q, h in zip(queries, hits, strict=True)]
+
+
+def _depth(query: Query) -> int:
+    """Candidates a query takes from each list: k, or more to fuse two lists."""
+    return max(query.k, HYBRID_DEPTH) if query.dense and query.lexical else query.k
+
+
+def _dense_all(
+    store: Store,
+    vectors: Callable[[], VectorIndex],
+    queries: Sequence[Query],
+    scopes: Mapping[Where | None, Scope | None],
+    embedded: Mapping[str, np.ndarray],
+) -> list[Candidates]:
+    """Dense candidates of each query (none for a lexical one), searched together per filter."""
+    found: list[Candidates] = [[] for _ in queries]
+    groups: dict[Where | None, list[int]] = {}
+    for number, query in enumerate(queries):
+        if query.dense:
+            groups.setdefault(query.where, []).append(number)
+    if not groups:
+        return found
+    index = vectors()
+    for where, numbers in groups.items():
+        depth = max(_depth(queries[n]) for n in numbers)
+        matrix = np.stack([embedded[queries[n].text] for n in numbers])
+        for number, row in zip(numbers, dense_candidates(index, store, matrix, depth, scopes[where]), strict=True):
+            found[number] = row[: _depth(queries[number])]
+    return found
+
+
+def _lexical(store: Store, query: Query, within: Scope | None) -> Candidates:
+    expression = match_expression(query.text)
+    if not expression or (within is not None and not within.documents):
+        return []
+    return store.lexical_search(expression, _depth(query), within.documents if within else None)
+
+
+def _widen(store: Store, query: Query, hits: list[Hit], rows: Mapping[int, Mapping[str, Any]]) -> list[Hit]:
+    """``hits`` as passages with ``query.context`` neighbouring chunks (see passages.py)."""
+    spans = passages.windows(hits, rows, query.context)
+    return passages.merge(hits, rows, store.neighbours(spans), query.context, query.text)
 
 
 def scope(store: Store, where: Where | None, base: str) -> Scope | None:
