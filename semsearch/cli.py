@@ -7,6 +7,7 @@ single ``Error:`` line and exit code 1. Heavy imports (torch, faiss) happen insi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import textwrap
@@ -82,6 +83,9 @@ def _main(
     ] = False,
 ) -> None:
     _state["debug"] = debug
+    # pypdf logs every repair it makes to a damaged PDF; the skip line already says what matters
+    if not debug:
+        logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 @contextmanager

@@ -121,3 +121,19 @@ def test_ingest_within_roots_never_follows_a_link_out(tmp_path: Path, tiny_model
         assert not index.search("机密", k=5, mode="lexical")
         report = index.ingest([outside], within=[root])
         assert report.files_added == 0 and [Path(s.path).name for s in report.skipped] == ["secret"]
+
+
+def test_the_cli_reports_a_damaged_pdf_in_one_line(tmp_path: Path, tiny_model: Path) -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("pypdf")
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<")
+    (folder / "notes.txt").write_text("正常的文本文件。", encoding="utf-8")
+    command = [sys.executable, "-m", "semsearch", "ingest", str(folder), "--index", str(tmp_path / "kb")]
+    result = subprocess.run([*command, "--model", str(tiny_model)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"skipped {folder / 'broken.pdf'}: not a readable PDF: ")
