@@ -46,6 +46,7 @@ MAX_QUERY_CHARS = 4_000
 MAX_K = 100
 MAX_CONTEXT = 10
 MAX_PATHS = 100
+MAX_BACKLOG = 1_000  # search requests waiting; beyond, new ones are turned away (503)
 LOCAL_HOSTS = ("localhost", "ip6-localhost")
 
 _STATUS = {  # the HTTP status of each library error; others are 500
@@ -170,6 +171,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "Request body too large",
         422: "A malformed request",
         500: "An internal error",
+        503: "Too many searches waiting",
     }.items()
 }
 
@@ -181,8 +183,10 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     _add_error_handlers(app)
 
     @app.post("/search", response_model=SearchResponse, responses=ERRORS)
-    async def search(request: SearchRequest) -> SearchResponse:
+    async def search(request: SearchRequest) -> Any:
         """The best passages for one query or a list of them."""
+        if service.backlog >= MAX_BACKLOG:
+            return _error(503, "overloaded", f"{service.backlog} searches are waiting; try again shortly")
         texts = [request.query] if isinstance(request.query, str) else request.query
         where = Where.of(request.where.model_dump()) if request.where else None
         queries = [

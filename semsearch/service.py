@@ -85,6 +85,11 @@ class Service:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def backlog(self) -> int:
+        """Requests waiting for the search thread."""
+        return self._queue.qsize()
+
     def search(self, queries: list[Query]) -> Future[Answer]:
         """Answer ``queries`` (checked here, so one bad request never fails a batch)."""
         for query in queries:

@@ -295,3 +295,17 @@ def test_an_ingest_by_another_process_never_breaks_a_query(server: Server, tiny_
     assert all(a.status_code == 200 for a in answered), [a.text for a in answered if a.status_code != 200]
     hits = server.post("/search", {"query": "分词与检索", "k": 3, "mode": "lexical"}).json()["results"][0]["hits"]
     assert len(hits) == 3 and all("/cli/" in h["source"] for h in hits)
+
+
+def test_an_overloaded_server_turns_searches_away_with_503() -> None:
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import MAX_BACKLOG, create_app
+
+    class Swamped:  # a service with more searches waiting than the server takes on
+        backlog, alive, roots = MAX_BACKLOG, True, ()
+
+    client = TestClient(create_app(Swamped()))  # type: ignore[arg-type]
+    response = client.post("/search", json={"query": "长城"})
+    assert response.status_code == 503 and response.json()["error"]["type"] == "overloaded"
+    assert client.get("/health").json()["status"] == "ok"
