@@ -159,9 +159,11 @@ def ingest(
     fp32: Fp32Option = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Chunk, embed and index text files (.txt .md .markdown .rst .text); re-running updates the index.
+    """Chunk, embed and index text, Markdown, PDF, Word and HTML files; re-running updates the index.
 
-    Ctrl-C stops after the current batch and keeps what was committed; run again to finish.
+    Reads .txt .md .markdown .rst .text, and with the docs extra (pip install 'semsearch\\[docs]')
+    .pdf .docx .html .htm .xhtml. Ctrl-C stops after the current batch and keeps what was
+    committed; run again to finish.
     """
     if not paths and not reindex:
         raise typer.BadParameter("give at least one file or folder", param_hint="PATHS")
@@ -489,7 +491,7 @@ def serve(
 ) -> None:
     """Serve the index over HTTP (POST /search, GET /info, GET /health, POST /ingest); schema at /openapi.json.
 
-    Needs the server extra: pip install 'semsearch[server]'. With SEMSEARCH_API_KEY set, every
+    Needs the server extra: pip install 'semsearch\\[server]'. With SEMSEARCH_API_KEY set, every
     route but /health wants 'Authorization: Bearer KEY'.
     """
     api_key = os.environ.get("SEMSEARCH_API_KEY") or None
