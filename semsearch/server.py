@@ -37,6 +37,7 @@ from .errors import (
 )
 from .filters import Where
 from .ranking import DEFAULT_MODE, RRF_K
+from .results import Hit
 from .search import Query
 from .service import Service
 
@@ -95,25 +96,9 @@ class SearchRequest(Strict):
     rrf_k: int = Field(default=RRF_K, ge=1, le=10_000)
 
 
-class HitOut(BaseModel):
-    rank: int
-    score: float
-    text: str
-    source: str
-    line: int
-    start: int
-    end: int
-    chunk_id: int
-    matched: str
-    highlights: list[tuple[int, int]]
-    page: int | None
-    heading: str | None
-    chunk_ids: list[int]
-
-
 class QueryResult(BaseModel):
     query: str
-    hits: list[HitOut]
+    hits: list[Hit]  # the library's own dataclass: one definition of a hit
 
 
 class SearchResponse(BaseModel):
@@ -194,10 +179,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
             for text in texts
         ]
         answer = await asyncio.wrap_future(service.search(queries))
-        results = [
-            QueryResult(query=text, hits=[HitOut(**hit.to_dict()) for hit in hits])
-            for text, hits in zip(texts, answer.hits, strict=True)
-        ]
+        results = [QueryResult(query=text, hits=hits) for text, hits in zip(texts, answer.hits, strict=True)]
         return SearchResponse(model=answer.model, results=results, notes=answer.notes)
 
     @app.get("/info", responses=ERRORS)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..engine import open_index
 from ..errors import MissingExtraError
 from ..filters import Where
 from ..results import Hit
+from . import metadata, options, over_path
 
 try:
     from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -68,12 +68,7 @@ class SemsearchRetriever(BaseRetriever):
     ) -> SemsearchRetriever:
         """A retriever over the existing index at ``path`` (IndexNotFoundError when there is none),
         with ``fields`` such as ``k`` and ``mode``; ``close`` closes the index too."""
-        index = open_index(path, model, device=device, create=False)
-        try:
-            retriever = cls(index=index, **fields)
-        except BaseException:
-            index.close()
-            raise
+        retriever = over_path(lambda index: cls(index=index, **fields), path, model, device)
         retriever._owns_index = True
         return retriever
 
@@ -83,31 +78,9 @@ class SemsearchRetriever(BaseRetriever):
             self.index.close()
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [to_document(hit) for hit in self.index.search(query, **self._options())]
-
-    def _options(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "mode": self.mode,
-            "where": self.where,
-            "context": self.context,
-            "min_score": self.min_score,
-        }
+        return [to_document(hit) for hit in self.index.search(query, **options(self))]
 
 
 def to_document(hit: Hit) -> Document:
     """A LangChain ``Document`` for a semsearch ``Hit``, its id the hit's chunk id."""
-    metadata = {
-        "source": hit.source,
-        "line": hit.line,
-        "page": hit.page,
-        "heading": hit.heading,
-        "score": hit.score,
-        "rank": hit.rank,
-        "chunk_id": hit.chunk_id,
-        "chunk_ids": list(hit.chunk_ids),
-        "matched": hit.matched,
-        "start": hit.start,
-        "end": hit.end,
-    }
-    return Document(page_content=hit.text, metadata=metadata, id=str(hit.chunk_id))
+    return Document(page_content=hit.text, metadata=metadata(hit), id=str(hit.chunk_id))

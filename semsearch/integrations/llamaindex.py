@@ -17,10 +17,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..engine import Index, open_index
+from ..engine import Index
 from ..errors import MissingExtraError
 from ..filters import Where
 from ..results import Hit
+from . import metadata, options, over_path
 
 try:
     from llama_index.core.callbacks import CallbackManager
@@ -73,12 +74,7 @@ class SemsearchRetriever(BaseRetriever):
     ) -> SemsearchRetriever:
         """A retriever over the existing index at ``path`` (IndexNotFoundError when there is none),
         with ``fields`` such as ``k`` and ``mode``; ``close`` closes the index too."""
-        index = open_index(path, model, device=device, create=False)
-        try:
-            retriever = cls(index, **fields)
-        except BaseException:
-            index.close()
-            raise
+        retriever = over_path(lambda index: cls(index, **fields), path, model, device)
         retriever._owns_index = True
         return retriever
 
@@ -88,42 +84,24 @@ class SemsearchRetriever(BaseRetriever):
             self.index.close()
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return [to_node(hit) for hit in self.index.search(query_bundle.query_str, **self._options())]
+        return [to_node(hit) for hit in self.index.search(query_bundle.query_str, **options(self))]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         # BaseRetriever's default calls _retrieve right in the event loop, blocking it for the search
         return await asyncio.to_thread(self._retrieve, query_bundle)
 
-    def _options(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "mode": self.mode,
-            "where": self.where,
-            "context": self.context,
-            "min_score": self.min_score,
-        }
-
 
 def to_node(hit: Hit) -> NodeWithScore:
     """A LlamaIndex ``NodeWithScore`` for a semsearch ``Hit``: a ``TextNode`` with the hit's score."""
-    metadata = {
-        "source": hit.source,
-        "line": hit.line,
-        "page": hit.page,
-        "heading": hit.heading,
-        "chunk_id": hit.chunk_id,
-        "chunk_ids": list(hit.chunk_ids),
-        "matched": hit.matched,
-        "start": hit.start,
-        "end": hit.end,
-    }
+    # the score and rank are the NodeWithScore's own
+    found = {key: value for key, value in metadata(hit).items() if key not in ("score", "rank")}
     node = TextNode(
         text=hit.text,
         id_=str(hit.chunk_id),
-        metadata=metadata,
+        metadata=found,
         # the passage is embedded already; an LLM needs only where it comes from
-        excluded_embed_metadata_keys=list(metadata),
-        excluded_llm_metadata_keys=[key for key in metadata if key not in _LLM_KEYS],
+        excluded_embed_metadata_keys=list(found),
+        excluded_llm_metadata_keys=[key for key in found if key not in _LLM_KEYS],
         relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.source)},
         start_char_idx=hit.start,
         end_char_idx=hit.end,
