@@ -272,3 +272,21 @@ def test_a_closed_index_says_so(index: semsearch.Index) -> None:
         index.search("长城")
     with pytest.raises(semsearch.IndexClosedError):
         index.info()
+
+
+def test_run_answers_mixed_queries_as_each_alone(index: semsearch.Index, docs: Path) -> None:
+    queries = [
+        semsearch.Query("大熊猫", k=3, mode="hybrid"),
+        semsearch.Query("长城", k=5, where=semsearch.Where(types=("md",))),
+        semsearch.Query("茶", k=2, mode="lexical", context=1),
+        semsearch.Query("大熊猫", k=4, where=semsearch.Where(paths=(str(docs / "science"),))),
+    ]
+    together = index.run(queries)
+    for query, hits in zip(queries, together, strict=True):
+        alone = index.search(query.text, query.k, mode=query.mode, where=query.where, context=query.context)
+        # embedded in one batch or alone, a vector can differ in its last bits: near-ties may swap
+        assert [h.score for h in hits] == pytest.approx([h.score for h in alone], abs=1e-5) and hits
+        clear = [h.chunk_id for h in hits if h.score > hits[-1].score + 1e-4]
+        assert set(clear) <= {h.chunk_id for h in alone}
+    assert all(h.source.endswith(".md") for h in together[1])
+    assert all("/science/" in h.source for h in together[3])

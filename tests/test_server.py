@@ -40,6 +40,14 @@ class Server:
         return httpx.post(self.url + path, json=body, timeout=60, **kwargs)  # type: ignore[arg-type]
 
 
+def assert_same_ranking(found: list[dict], expected: list[dict]) -> None:
+    """The same hits, up to near-ties: a query embedded in a batch or alone can differ in the
+    last bits of its vector, which may swap two hits scoring within 1e-5 of each other."""
+    assert [h["score"] for h in found] == pytest.approx([h["score"] for h in expected], abs=1e-5)
+    clear = [h["chunk_id"] for h in found if h["score"] > found[-1]["score"] + 1e-4]
+    assert found and set(clear) <= {h["chunk_id"] for h in expected}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -108,8 +116,7 @@ def test_search_answers_as_the_library_does(server: Server) -> None:
     with semsearch.open_index(server.index, create=False, device="cpu") as index:
         for result, query in zip(answer["results"], body["query"], strict=True):
             expected = [h.to_dict() for h in index.search(query, k=3, mode="hybrid")]
-            assert [h["chunk_id"] for h in result["hits"]] == [h["chunk_id"] for h in expected]
-            assert [h["score"] for h in result["hits"]] == pytest.approx([h["score"] for h in expected])
+            assert_same_ranking(result["hits"], expected)
     one = server.post("/search", {"query": "大熊猫", "k": 2, "mode": "lexical"}).json()
     assert len(one["results"]) == 1 and Path(one["results"][0]["hits"][0]["source"]).name == "大熊猫.md"
 
@@ -192,7 +199,7 @@ def test_fifty_concurrent_searches_are_batched_and_all_answered(server: Server) 
     assert all(a.status_code == 200 for a in answers)
     assert [a.json()["results"][0]["query"] for a in answers] == queries
     alone = server.post("/search", {"query": queries[7], "k": 3}).json()["results"][0]["hits"]
-    assert [h["chunk_id"] for h in answers[7].json()["results"][0]["hits"]] == [h["chunk_id"] for h in alone]
+    assert_same_ranking(answers[7].json()["results"][0]["hits"], alone)
     assert httpx.get(server.url + "/info").json()["server"]["largest_batch"] > 1
 
 
