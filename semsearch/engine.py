@@ -387,8 +387,8 @@ class Index:
         return ingest(self, paths, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes, within=within)
 
     def reopen(self) -> Index:
-        """Another handle on this index, with its options and its loaded model, for use in another
-        thread: a handle's database connection belongs to the thread that opened it."""
+        """Another handle on this index, with its options and its loaded model: one handle runs one
+        call at a time, so a thread that searches while another ingests needs its own."""
         other = Index(
             self.folder, self._requested, self._device, self._fp32, self._chunking, self._wait, self._index_type
         )

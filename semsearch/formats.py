@@ -77,18 +77,28 @@ def page_at(pages: tuple[int, ...], offset: int) -> int | None:
 
 
 def heading_at(headings: tuple[Heading, ...], offset: int) -> str | None:
-    """The headings in effect at ``offset``, outermost first, joined with " > "; None if none."""
-    last = bisect.bisect_right(headings, offset, key=lambda h: h.start)
-    path: list[str] = []
-    level = _MAX_LEVEL + 1
-    # going back, each heading of a smaller level than the last one taken encloses it
-    for heading in reversed(headings[:last]):
-        if heading.level < level:
-            path.append(heading.title)
-            level = heading.level
-            if level == 1:
-                break
-    return " > ".join(reversed(path)) or None
+    """The headings in effect at ``offset``, outermost first, joined with " > "; None if none.
+    For many offsets in one text, build a ``HeadingPaths`` once instead."""
+    return HeadingPaths(headings).at(offset)
+
+
+class HeadingPaths:
+    """The path of headings in effect anywhere in a text, worked out once for all its headings."""
+
+    def __init__(self, headings: tuple[Heading, ...]) -> None:
+        self.starts = [h.start for h in headings]
+        self.paths: list[str] = []
+        enclosing: list[Heading] = []  # the headings the current one sits under, and itself
+        for heading in headings:
+            while enclosing and enclosing[-1].level >= heading.level:
+                enclosing.pop()
+            enclosing.append(heading)
+            self.paths.append(" > ".join(h.title for h in enclosing))
+
+    def at(self, offset: int) -> str | None:
+        """The path of the last heading starting at or before ``offset``; None before the first."""
+        last = bisect.bisect_right(self.starts, offset)
+        return self.paths[last - 1] if last else None
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from typing import Any
 
 from .chunking import Chunk, TokenCounts, TokenSpans, chunk_text
 from .config import ChunkSettings
-from .formats import Extracted, extract, heading_at, missing_extra, page_at
+from .formats import Extracted, HeadingPaths, extract, missing_extra, page_at
 from .sources import CHANGED, NOT_REGULAR, Skipped, UnreadableError, os_error_reason, read_bytes, too_large
 
 
@@ -62,6 +62,8 @@ def prepare(
     info, digest, extracted = loaded
     text = extracted.text
     chunks: list[Chunk] = []
+    lines, counted = 0, 0  # line breaks before ``counted``: counted on, so many sections stay linear
+    headings = HeadingPaths(extracted.headings)
     for start, end in sections(extracted):
         found = chunk_text(
             text[start:end],
@@ -71,8 +73,8 @@ def prepare(
             max_tokens=max_tokens,
             token_counts=token_counts,
         )
-        lines = text.count("\n", 0, start)
-        chunks.extend(_placed(c, extracted, start, lines) for c in found)
+        lines, counted = lines + text.count("\n", counted, start), start
+        chunks.extend(_placed(c, extracted.pages, headings, start, lines) for c in found)
     if not chunks:
         return Skipped(str(path), "no text (a scanned PDF?)" if extracted.pages else "empty or only white space")
     document = {
@@ -114,12 +116,12 @@ def _only_headings(text: str, start: int, end: int, starts: set[int]) -> bool:
 _UNDERLINE = re.compile(r"=+|-+")
 
 
-def _placed(chunk: Chunk, extracted: Extracted, offset: int, lines: int) -> Chunk:
+def _placed(chunk: Chunk, pages: tuple[int, ...], headings: HeadingPaths, offset: int, lines: int) -> Chunk:
     """A chunk of the section at ``offset`` (after ``lines`` line breaks), placed in the whole
     text, with the page it is on and the headings it sits under (those at its end: any heading
     inside a chunk leads it, followed by the text it heads)."""
     start = chunk.start + offset
-    page, heading = page_at(extracted.pages, start), heading_at(extracted.headings, chunk.end + offset - 1)
+    page, heading = page_at(pages, start), headings.at(chunk.end + offset - 1)
     if not offset and page is None and heading is None:
         return chunk
     return replace(chunk, start=start, end=chunk.end + offset, line=chunk.line + lines, page=page, heading=heading)

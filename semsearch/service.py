@@ -1,8 +1,7 @@
 """A long-lived index behind a server: queries batched onto the encoder, ingests beside them.
 
-One thread owns the search handle (an ``Index``'s database connection belongs to the thread
-that opened it). Requests queue up while it works, and it answers everything queued in one
-``Index.run``, so concurrent queries are embedded in one batch. Ingests run one at a time in a
+One thread owns the search handle. Requests queue up while it works, and it answers everything
+queued in one ``Index.run``, so concurrent queries are embedded in one batch. Ingests run one at a time in a
 thread of their own, on another handle sharing the loaded model; the search handle sees each
 batch they commit (see engine.py on readers and writers). Knows nothing of HTTP.
 """
