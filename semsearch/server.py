@@ -1,6 +1,6 @@
 """semsearch over HTTP: a FastAPI app over ``Service`` (the ``server`` extra: fastapi, uvicorn).
 
-``POST /search``, ``GET /info``, ``GET /health``, ``POST /ingest``; the schema at
+``POST /search``, ``GET /info``, ``GET /health``, ``POST /ingest``, ``GET /ingest``; the schema at
 ``/openapi.json``. Requests are bounded (body size, queries, k, context); every error is JSON,
 ``{"error": {"status", "type", "message"}}``, with the status that fits. With an API key every
 route but ``/health`` wants it as a bearer token, compared in constant time.
@@ -110,6 +110,7 @@ class SearchResponse(BaseModel):
 class IngestRequest(Strict):
     paths: list[Pattern] = Field(min_length=1, max_length=MAX_PATHS, description="Within the server's roots.")
     exclude: list[Pattern] = Field(default=[], max_length=MAX_PATHS, description=".gitignore-style patterns.")
+    wait: bool = Field(default=True, description="Answer with the report when done; false: 202 at once (GET /ingest).")
 
 
 class SkippedOut(BaseModel):
@@ -143,6 +144,17 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class IngestState(BaseModel):
+    """The last ingest started through this server."""
+
+    state: Literal["idle", "running", "done", "failed"]
+    paths: list[str] = []
+    started: float | None = None
+    finished: float | None = None
+    report: IngestResponse | None = None
+    error: ErrorDetail | None = None
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -197,13 +209,43 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
             return _error(503, "unavailable", "The search thread has stopped")
         return Health(status="ok", version=__version__)
 
-    @app.post("/ingest", response_model=IngestResponse, responses=ERRORS)
-    async def ingest(request: IngestRequest) -> IngestResponse:
+    accepted: dict[int | str, dict[str, Any]] = {
+        202: {"model": IngestState, "description": "Started (with wait false); see GET /ingest"}
+    }
+
+    @app.post("/ingest", response_model=IngestResponse, responses={**ERRORS, **accepted})
+    async def ingest(request: IngestRequest) -> Any:
         """Ingest files or folders within the server's roots; one ingest at a time."""
-        report = await asyncio.wrap_future(service.ingest(request.paths, request.exclude))
+        running = service.ingest(request.paths, request.exclude)
+        if not request.wait:
+            return JSONResponse(_ingest_state(service).model_dump(), status_code=202)
+        report = await asyncio.wrap_future(running)
         return IngestResponse(**report.to_dict())
 
+    @app.get("/ingest", response_model=IngestState, responses=ERRORS)
+    async def ingest_state() -> IngestState:
+        """The last ingest started here: running, done (with its report) or failed (with the error)."""
+        return _ingest_state(service)
+
     return app
+
+
+def _ingest_state(service: Service) -> IngestState:
+    last = service.last_ingest
+    if last is None:
+        return IngestState(state="idle")
+    report = IngestResponse(**last.report.to_dict()) if last.report else None
+    error = None
+    if last.error is not None:
+        error = ErrorDetail(status=_status(last.error), type=type(last.error).__name__, message=str(last.error))
+    return IngestState(
+        state=last.state, paths=last.paths, started=last.started, finished=last.finished, report=report, error=error
+    )
+
+
+def _status(exc: BaseException) -> int:
+    """The HTTP status of a library error (500 for anything else)."""
+    return next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -218,8 +260,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SemsearchError)
     async def library_error(request: Request, exc: SemsearchError) -> JSONResponse:
-        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
-        return _error(status, type(exc).__name__, str(exc))
+        return _error(_status(exc), type(exc).__name__, str(exc))
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .engine import Index
 from .errors import IndexLockedError, PathNotAllowedError, SemsearchError
@@ -33,6 +34,19 @@ class Answer:
     hits: list[list[Hit]]
     model: str
     notes: list[str]
+
+
+@dataclass(frozen=True)
+class IngestStatus:
+    """The last ingest this service started: ``running``, ``done`` (with its report) or
+    ``failed`` (with the error)."""
+
+    state: Literal["running", "done", "failed"]
+    paths: list[str]
+    started: float
+    finished: float | None = None
+    report: IngestReport | None = None
+    error: BaseException | None = None
 
 
 @dataclass
@@ -67,6 +81,7 @@ class Service:
         self._ingesting = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="semsearch-search", daemon=True)
         self.batches: list[int] = []  # queries in each batch embedded together (the last 1,000)
+        self.last_ingest: IngestStatus | None = None
 
     def start(self) -> Service:
         """Open the index and load its model; raises what opening raised."""
@@ -110,15 +125,20 @@ class Service:
         if not self._ingesting.acquire(blocking=False):
             raise IndexLockedError("An ingest is already running; try again when it has finished")
         future: Future[IngestReport] = Future()
+        started = IngestStatus("running", [str(t) for t in targets], time.time())
+        self.last_ingest = started
 
         def work() -> None:
             try:
                 handle = self._require_index().reopen()
                 try:
-                    future.set_result(handle.ingest(targets, exclude=exclude, within=self.roots))
+                    report = handle.ingest(targets, exclude=exclude, within=self.roots)
                 finally:
                     handle.close()
+                self.last_ingest = replace(started, state="done", finished=time.time(), report=report)
+                future.set_result(report)
             except BaseException as exc:
+                self.last_ingest = replace(started, state="failed", finished=time.time(), error=exc)
                 future.set_exception(exc)
             finally:
                 self._ingesting.release()

@@ -316,3 +316,24 @@ def test_an_overloaded_server_turns_searches_away_with_503() -> None:
     response = client.post("/search", json={"query": "长城"})
     assert response.status_code == 503 and response.json()["error"]["type"] == "overloaded"
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_an_ingest_can_run_without_holding_the_request(server: Server) -> None:
+    later = server.root / "later"
+    later.mkdir()
+    for n in range(10):
+        (later / f"later{n}.txt").write_text(f"稍后查看的第{n}篇。" + "异步导入。" * 50, encoding="utf-8")
+    started = server.post("/ingest", {"paths": ["later"], "wait": False})
+    assert started.status_code == 202 and started.json()["state"] == "running"
+    assert started.json()["paths"] == [str(later.resolve())]
+    deadline = time.monotonic() + 60
+    while (state := httpx.get(server.url + "/ingest").json())["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert state["state"] == "done" and state["report"]["files_added"] == 10 and state["finished"] >= state["started"]
+    failed = server.post("/ingest", {"paths": ["later/none"], "wait": False})
+    assert failed.status_code == 202
+    while (state := httpx.get(server.url + "/ingest").json())["state"] == "running":
+        time.sleep(0.1)
+    assert state["state"] == "failed" and state["report"] is None
+    assert state["error"]["status"] == 404 and "No such file" in state["error"]["message"]
