@@ -38,6 +38,7 @@ from .locking import WriteLock, is_locked
 from .ranking import DEFAULT_MODE, RRF_K
 from .results import Check, Hit, IndexInfo, RemoveReport
 from .search import Query
+from .sources import is_within
 from .store import Store, guard
 from .vectors import VectorIndex, choose, gpu_available
 
@@ -491,7 +492,7 @@ class Index:
                 matched: list[str] = []
                 for given in paths:
                     target = os.path.abspath(given)
-                    hits = [p for p in documents if p == target or p.startswith(target.rstrip("/") + "/")]
+                    hits = [p for p in documents if is_within(p, target)]
                     if not hits:
                         raise SourceNotFoundError(f"Nothing indexed at {given}")
                     matched.extend(h for h in hits if h not in matched)

@@ -28,7 +28,7 @@ from .errors import Interrupted, NothingToIngestError
 from .layout import DATABASE, build_folder, discard, pending_builds, publish
 from .prepare import Prepared, Unchanged, prepare
 from .results import IngestReport
-from .sources import Skipped, Walk, walk
+from .sources import Skipped, Walk, is_within, walk
 from .store import Store, guard
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def _kept_despite_skip(path: str, skipped: list[Skipped]) -> bool:
     not be read) keeps its indexed copy: a passing problem must not delete anything."""
     if not os.path.lexists(path):
         return False
-    return any(path == s.path or path.startswith(s.path.rstrip("/") + "/") for s in skipped)
+    return any(is_within(path, s.path) for s in skipped)
 
 
 class _ReadAhead:

@@ -22,6 +22,7 @@ from .engine import Index
 from .errors import IndexLockedError, PathNotAllowedError, SemsearchError
 from .results import Hit, IngestReport
 from .search import Query
+from .sources import is_within
 
 T = TypeVar("T")
 MAX_BATCH = 64  # queries embedded together at most
@@ -153,7 +154,7 @@ class Service:
         targets = []
         for given in paths:
             real = Path(os.path.realpath(self.roots[0] / os.path.expanduser(given)))
-            if not any(real == root or root in real.parents for root in self.roots):
+            if not any(is_within(str(real), str(root)) for root in self.roots):
                 raise PathNotAllowedError(f"{given} is outside the folders this server may ingest")
             targets.append(real)
         return targets

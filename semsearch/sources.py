@@ -111,7 +111,7 @@ class _Walker:
         if not self.within:
             return True
         real = os.path.realpath(path)
-        if any(real == top or real.startswith(top.rstrip("/") + "/") for top in self.within):
+        if any(is_within(real, top) for top in self.within):
             return True
         self.skip(path, OUTSIDE)
         return False
@@ -232,6 +232,11 @@ def glob_component(part: str) -> str:
         else:
             out.append(re.escape(char))
     return "".join(out)
+
+
+def is_within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (as strings: resolve links first)."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def os_error_reason(exc: OSError, path: Path) -> str:
