@@ -90,12 +90,14 @@ def main() -> int:
     gpu = args.device.startswith("cuda") or (args.device == "auto" and _cuda())
     model = args.model or build_shape(work, args.shape or ("full" if gpu else "tiny"))
     files = make_files(work / "corpus", args.chars or (20_000_000 if gpu else 1_000_000), args.file_chars)
-    timed(ingest_module, "prepare", READ)
+    timed(ingest_module, "read", READ)
+    timed(ingest_module, "cut", READ)
     if args.accelerator:
         simulate_accelerator(Encoder, args.accelerator)
     timed(Encoder, "encode_tokenized", "embed")
     timed(Encoder, "tokenize", TOKENIZE)
     timed(Store, "put_document", "SQLite writes")
+    timed(Store, "stage", "SQLite writes")
     timed(VectorIndex, "add", "vector index")
     timed(VectorIndex, "save", "vector index")
     ingest_runs, encoder_runs = [], []

@@ -6,56 +6,107 @@ single ``Error:`` line and exit code 1. Heavy imports (torch, faiss) happen insi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from .config import DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings
 from .errors import Interrupted, MissingExtraError, SemsearchError, SourceNotFoundError
 from .filters import Where
 from .ranking import DEFAULT_MODE, RRF_K
 from .results import IngestReport
+from .sources import UNSUPPORTED, Skipped
 
 if TYPE_CHECKING:
     from .engine import Index
     from .results import Check, Hit
 
+
+class _Command(TyperCommand):
+    """typer's command, with help that reads like a classic CLI's: arguments by their metavar
+    alone (not their Python type), ``--help`` as a flag."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+                param.get_usage_pieces = functools.partial(_usage, param)  # type: ignore[method-assign]
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+def _usage(argument: TyperArgument, ctx: Any) -> list[str]:
+    """An argument in the usage line as classic CLIs write it: ``NAME``, ``[NAME]``, ``NAME...``."""
+    name = argument.display_name_raw
+    name = name if argument.required else f"[{name}]"
+    return [name + ("..." if argument.nargs != 1 else "")]
+
+
+class _Group(TyperGroup):
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Chinese-first semantic search over your files, with an embedded index.",
 )
+command = functools.partial(app.command, cls=_Command)
 _state = {"debug": False}
 
+Mode = Literal["dense", "lexical", "hybrid"]  # ranking.MODES
+IndexType = Literal["auto", "flat", "ivf", "hnsw"]  # vectors.INDEX_TYPES
+
 IndexOption = Annotated[
-    Path, typer.Option("--index", envvar="SEMSEARCH_INDEX", help="Index folder.", show_default=True)
+    Path,
+    typer.Option("--index", envvar="SEMSEARCH_INDEX", metavar="DIR", help="Index folder.", show_default=True),
 ]
 ModelOption = Annotated[
     Optional[str],
     typer.Option(
         "--model",
         envvar="SEMSEARCH_MODEL",
+        metavar="MODEL",
         help=f"Hub id or local sentence-transformers folder (default: the index's, else {DEFAULT_MODEL}).",
         show_default=False,
     ),
 ]
-DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
-Fp32Option = Annotated[bool, typer.Option("--fp32", help="Run the model in float32 on CUDA too.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+DeviceOption = Annotated[
+    str, typer.Option("--device", metavar="DEVICE", help="auto (CUDA when present), cpu, cuda or cuda:N.")
+]
+Fp32Option = Annotated[bool, typer.Option("--fp32", metavar="", help="Run the model in float32 on CUDA too.")]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")]
 WaitOption = Annotated[
-    bool, typer.Option("--wait", help="If another process is writing to the index, wait for it instead of failing.")
+    bool,
+    typer.Option(
+        "--wait", metavar="", help="If another process is writing to the index, wait for it instead of failing."
+    ),
 ]
 IndexTypeOption = Annotated[
-    Optional[str],
+    Optional[IndexType],
     typer.Option(
         "--index-type",
         help="Vector structure: auto (exact while fast enough, then IVF), flat, ivf or hnsw. "
@@ -76,10 +127,13 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _main(
     debug: Annotated[
-        bool, typer.Option("--debug", envvar="SEMSEARCH_DEBUG", help="Show tracebacks on errors.")
+        bool, typer.Option("--debug", envvar="SEMSEARCH_DEBUG", metavar="", help="Show tracebacks on errors.")
     ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, metavar="", help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     _state["debug"] = debug
@@ -89,12 +143,12 @@ def _main(
 
 
 @contextmanager
-def _errors(as_json: bool = False) -> Iterator[None]:
+def _errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
     try:
         yield
     except Interrupted as exc:
         if isinstance(exc.report, IngestReport):
-            _print_report(exc.report, as_json)
+            _print_report(exc.report, as_json, verbose)
         typer.echo(f"Interrupted: {exc}", err=True)
         raise typer.Exit(130) from None
     except SemsearchError as exc:
@@ -125,55 +179,74 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False))
 
 
-@app.command()
+@command()
 def ingest(
     paths: Annotated[
         Optional[list[Path]],
-        typer.Argument(help="Files or folders to index (folders recursively).", show_default=False),
+        typer.Argument(help="Files or folders to index (folders recursively).", metavar="PATH", show_default=False),
     ] = None,
     index: IndexOption = Path(DEFAULT_INDEX),
     model: ModelOption = None,
     device: DeviceOption = "auto",
     chunk_tokens: Annotated[
-        Optional[int], typer.Option("--chunk-tokens", min=1, help="Tokens per chunk (default 256).")
+        Optional[int],
+        typer.Option(
+            "--chunk-tokens", min=1, metavar="N", help="Tokens per chunk (default 256, or the model's limit)."
+        ),
     ] = None,
     overlap_tokens: Annotated[
-        Optional[int], typer.Option("--overlap-tokens", min=0, help="Tokens shared by neighbour chunks (default 32).")
+        Optional[int],
+        typer.Option("--overlap-tokens", min=0, metavar="N", help="Tokens shared by neighbour chunks (default 32)."),
     ] = None,
     exclude: Annotated[
         Optional[list[str]],
-        typer.Option("--exclude", "-x", help=".gitignore-style pattern of paths to leave out; repeatable."),
+        typer.Option(
+            "--exclude",
+            "-x",
+            metavar="PATTERN",
+            help=".gitignore-style pattern of paths to leave out (applied after the ignore files); repeatable.",
+        ),
     ] = None,
+    no_ignore: Annotated[
+        bool,
+        typer.Option("--no-ignore", metavar="", help="Do not honour .gitignore and .ignore files."),
+    ] = False,
     max_file_mb: Annotated[
-        float, typer.Option("--max-file-mb", min=0, help="Skip files larger than this (0: no limit).")
+        float, typer.Option("--max-file-mb", min=0, metavar="MB", help="Skip files larger than this (0: no limit).")
     ] = DEFAULT_MAX_FILE_BYTES / 1e6,
     reindex: Annotated[
         bool,
         typer.Option(
             "--reindex",
+            metavar="",
             help="Re-embed every indexed document (and PATHS) with --model; the old index serves until done.",
         ),
     ] = False,
     index_type: IndexTypeOption = None,
     wait: WaitOption = False,
     fp32: Fp32Option = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", metavar="", help="List every skipped file, each with its reason.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Chunk, embed and index text, Markdown, PDF, Word and HTML files; re-running updates the index.
 
-    Reads .txt .md .markdown .rst .text, and with the docs extra (pip install 'semsearch\\[docs]')
-    .pdf .docx .html .htm .xhtml. Ctrl-C stops after the current batch and keeps what was
-    committed; run again to finish.
+    Reads .txt .md .markdown .rst .text, and with the docs extra (pip install 'semsearch[docs]')
+    .pdf .docx .html .htm .xhtml. Honours .gitignore and .ignore files (--no-ignore: not).
+    Commits every 256 embedded chunks: Ctrl-C or a crash keeps them, and running the same
+    command again goes on from there, inside a large file too.
     """
     if not paths and not reindex:
-        raise typer.BadParameter("give at least one file or folder", param_hint="PATHS")
+        raise typer.BadParameter("give at least one file or folder", param_hint="PATH")
     chunking = _chunking(chunk_tokens, overlap_tokens)
     options: dict[str, Any] = {
         "progress": None,
         "exclude": exclude or [],
         "max_file_bytes": int(max_file_mb * 1e6) or None,
+        "ignore_files": not no_ignore,
     }
-    with _errors(as_json):
+    with _errors(as_json, verbose):
         if reindex:
             with _open(index, None, device, fp32, wait=wait, index_type=index_type) as idx:
                 report = idx.reindex(paths or [], model, chunking=chunking, **options)
@@ -182,7 +255,7 @@ def ingest(
             with _open(index, model, device, fp32, chunking=chunking, wait=wait, index_type=index_type) as idx:
                 report = idx.ingest(paths or [], **options)
                 _print_notes(idx)
-    _print_report(report, as_json)
+    _print_report(report, as_json, verbose)
 
 
 def _chunking(chunk_tokens: int | None, overlap_tokens: int | None) -> ChunkSettings | None:
@@ -195,64 +268,114 @@ def _chunking(chunk_tokens: int | None, overlap_tokens: int | None) -> ChunkSett
     )
 
 
-def _print_report(report: IngestReport, as_json: bool) -> None:
+def _print_report(report: IngestReport, as_json: bool, verbose: bool = False) -> None:
     if as_json:
         _print_json(report.to_dict())
         return
-    for skipped in report.skipped:
-        typer.echo(f"skipped {_display(skipped.path)}: {skipped.reason}", err=True)
+    for line in skip_lines(report.skipped, verbose):
+        typer.echo(line, err=True)
     reused = f" ({report.files_reused} from identical indexed content)" if report.files_reused else ""
+    resumed = f", {report.chunks_resumed} more taken from an interrupted run" if report.chunks_resumed else ""
+    rate = (
+        f" ({report.chunks_embedded / report.seconds:,.1f} chunks/s)"
+        if report.chunks_embedded and report.seconds
+        else ""
+    )
     typer.echo(
         f"{report.files_added} added, {report.files_updated} updated{reused}, {report.files_unchanged} unchanged, "
         f"{report.files_removed} removed, {report.files_skipped} skipped; "
-        f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index ({report.seconds:.1f} s)"
+        f"{_count(report.chunks_embedded, 'chunk')} embedded in {report.seconds:.1f} s{rate}{resumed}; "
+        f"{report.chunks_total:,} in the index"
     )
 
 
-@app.command()
+def skip_lines(skipped: list[Skipped], verbose: bool = False) -> list[str]:
+    """What to say of the skipped files: one line for each problem with a file semsearch reads;
+    files of types it does not read in one line (one per reason for types needing an extra);
+    ``verbose``: every file on a line of its own."""
+    if verbose:
+        return [f"skipped {_display(s.path)}: {s.reason}" for s in skipped]
+    lines = [f"skipped {_display(s.path)}: {s.reason}" for s in skipped if s.kind != UNSUPPORTED]
+    groups: dict[str, list[str]] = {}
+    for s in skipped:
+        if s.kind == UNSUPPORTED:
+            reason = "" if s.reason.startswith("unsupported file type") else s.reason
+            groups.setdefault(reason, []).append(os.path.splitext(s.path)[1].lower() or "(no suffix)")
+    for reason, suffixes in groups.items():
+        counts = ", ".join(f"{suffix} {n}" for suffix, n in Counter(suffixes).most_common())
+        what = f"skipped {_count(len(suffixes), 'file')}"
+        if reason:
+            lines.append(f"{what} ({counts}): {reason}")
+        else:
+            lines.append(f"{what} of types semsearch does not read ({counts}); --verbose lists them")
+    return lines
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 document``, ``2 documents``, ``1,234 chunks``."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+@command()
 def query(
     text: Annotated[
-        Optional[str], typer.Argument(help="The query; '-' or none reads one query per line from stdin.")
+        Optional[str],
+        typer.Argument(help="The query; '-' or none reads one query per line from stdin.", metavar="TEXT"),
     ] = None,
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=10_000, help="How many passages.")] = 10,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop passages scoring below this.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=10_000, metavar="N", help="How many passages.")] = 10,
+    min_score: Annotated[
+        Optional[float], typer.Option("--min-score", metavar="SCORE", help="Drop passages scoring below this.")
+    ] = None,
     file: Annotated[
-        Optional[Path], typer.Option("--file", "-f", help="Read queries from a file, one per line.")
+        Optional[Path],
+        typer.Option("--file", "-f", metavar="FILE", help="Read queries from a file, one per line ('-': stdin)."),
     ] = None,
     index: IndexOption = Path(DEFAULT_INDEX),
     mode: Annotated[
-        str,
+        Mode,
         typer.Option(
             "--mode",
             help="dense (embeddings), lexical (BM25 over Chinese-segmented terms) or hybrid (both, fused by rank).",
         ),
-    ] = DEFAULT_MODE,
+    ] = DEFAULT_MODE,  # type: ignore[assignment]
     rrf_k: Annotated[
-        int, typer.Option("--rrf-k", min=1, help="Hybrid: the rank fusion constant; larger flattens the top ranks.")
+        int,
+        typer.Option(
+            "--rrf-k", min=1, metavar="N", help="Hybrid: the rank fusion constant; larger flattens the top ranks."
+        ),
     ] = RRF_K,
     path: Annotated[
         Optional[list[str]],
         typer.Option(
             "--path",
+            metavar="GLOB",
             help="Only documents under this folder or file, or matching this glob ('docs/**/*.md'); repeatable.",
         ),
     ] = None,
     file_type: Annotated[
-        Optional[list[str]], typer.Option("--type", help="Only files of this type (pdf, md, html…); repeatable.")
+        Optional[list[str]],
+        typer.Option("--type", metavar="TYPE", help="Only files of this type (pdf, md, html…); repeatable."),
     ] = None,
     modified_after: Annotated[
         Optional[str],
         typer.Option(
-            "--modified-after", help="Only files modified since: 2024-05-01, 2024-05-01T09:30 or an age (7d)."
+            "--modified-after",
+            metavar="WHEN",
+            help="Only files modified since: 2024-05-01, 2024-05-01T09:30 or an age (7d).",
         ),
     ] = None,
     modified_before: Annotated[
-        Optional[str], typer.Option("--modified-before", help="Only files modified before this (same forms).")
+        Optional[str],
+        typer.Option("--modified-before", metavar="WHEN", help="Only files modified before this (same forms)."),
     ] = None,
     context: Annotated[
         int,
         typer.Option(
-            "--context", min=0, max=20, help="Widen each hit by N chunks either side; touching hits merge into one."
+            "--context",
+            min=0,
+            max=20,
+            metavar="N",
+            help="Widen each hit by N chunks either side; touching hits merge into one.",
         ),
     ] = 0,
     model: ModelOption = None,
@@ -314,10 +437,29 @@ def _print_hits(hits: list[Hit], show_matched: bool = False, whole: bool = False
         place += f"  § {hit.heading}" if hit.heading else ""
         matched = f"  [{hit.matched}]" if show_matched else ""
         typer.echo(f"{hit.rank:>2}. {hit.score:.4f}  {place}{matched}")
+        text, highlights = _body(hit)
         if whole:
-            typer.echo(textwrap.indent(_styled(_pieces(hit.text, hit.highlights)), "    ") + "\n")
+            typer.echo(textwrap.indent(_styled(_pieces(text, highlights)), "    ") + "\n")
         else:
-            typer.echo(f"    {_passage(hit.text, hit.highlights)}")
+            typer.echo(f"    {_passage(text, highlights)}")
+
+
+def _body(hit: Hit) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The hit's text without the heading lines it starts with when the ``§`` path above already
+    shows them, and its highlights moved to match."""
+    titles = {part.strip() for part in (hit.heading or "").split(">")}
+    start = 0
+    lines = hit.text.splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        underline = number and set(stripped) <= {"=", "-"}  # a Markdown setext heading's (or a blank line)
+        if not (underline or stripped.strip("#").strip() in titles):
+            break
+        start += len(line)
+    if not titles - {""} or not hit.text[start:].strip():
+        return hit.text, hit.highlights
+    moved = tuple((max(s - start, 0), e - start) for s, e in hit.highlights if e > start)
+    return hit.text[start:], moved
 
 
 def _pieces(text: str, highlights: tuple[tuple[int, int], ...]) -> list[tuple[str, bool]]:
@@ -356,10 +498,12 @@ def _styled(pieces: list[tuple[str, bool]]) -> str:
     return "".join(typer.style(text, fg="yellow", bold=True) if marked and text else text for text, marked in pieces)
 
 
-@app.command()
+@command()
 def info(
     index: IndexOption = Path(DEFAULT_INDEX),
-    check: Annotated[bool, typer.Option("--check", help="Verify the index's invariants; exit 1 if any fails.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", metavar="", help="Verify the index's invariants; exit 1 if any fails.")
+    ] = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -376,12 +520,16 @@ def info(
     for key, value in details.to_dict().items():
         if key == "size_bytes":
             key, value = "size", f"{value / 1e6:.1f} MB"
+        elif key == "revision" and value is None:
+            value = "- (a local model folder)"
         elif isinstance(value, list):
             value = ", ".join(map(str, value)) or "-"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value:,}"
         typer.echo(f"{key.replace('_', ' ')}: {value}")
 
 
-@app.command()
+@command()
 def repair(
     index: IndexOption = Path(DEFAULT_INDEX),
     index_type: IndexTypeOption = None,
@@ -404,9 +552,11 @@ def _report_checks(checks: list[Check], as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def remove(
-    paths: Annotated[list[Path], typer.Argument(help="Indexed files, or folders to remove everything under.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Indexed files, or folders to remove everything under.", metavar="PATH")
+    ],
     index: IndexOption = Path(DEFAULT_INDEX),
     wait: WaitOption = False,
     as_json: JsonOption = False,
@@ -417,28 +567,50 @@ def remove(
     if as_json:
         _print_json(report.to_dict())
         return
-    typer.echo(f"removed {report.files_removed} documents, {report.chunks_removed} chunks")
+    typer.echo(f"removed {_count(report.files_removed, 'document')}, {_count(report.chunks_removed, 'chunk')}")
 
 
-@app.command("eval")
+def _modes(values: list[str] | None) -> list[str] | None:
+    from .ranking import MODES
+
+    for value in values or ():
+        if value not in MODES:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, MODES))}")
+    return values
+
+
+@command("eval")
 def evaluate(
-    dataset: Annotated[Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
+    dataset: Annotated[
+        Path,
+        typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.", metavar="DATASET"),
+    ],
     mode: Annotated[
         Optional[list[str]],
-        typer.Option("--mode", help="Search mode to evaluate: dense, lexical or hybrid; repeatable (default: all)."),
+        typer.Option(
+            "--mode",
+            metavar="[dense|lexical|hybrid]",
+            callback=_modes,
+            help="Search mode to evaluate; repeatable (default: all three).",
+            show_default=False,
+        ),
     ] = None,
-    rrf_k: Annotated[int, typer.Option("--rrf-k", min=1, help="Hybrid: the rank fusion constant.")] = RRF_K,
+    rrf_k: Annotated[
+        int, typer.Option("--rrf-k", min=1, metavar="N", help="Hybrid: the rank fusion constant.")
+    ] = RRF_K,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
     limit: Annotated[
-        Optional[int], typer.Option("--limit", min=1, help="Only the first N judged queries (a quick check).")
+        Optional[int],
+        typer.Option("--limit", min=1, metavar="N", help="Only the first N judged queries (a quick check)."),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="Which qrels file: qrels/<split>.tsv.")] = "test",
+    split: Annotated[str, typer.Option("--split", metavar="NAME", help="Which qrels file: qrels/NAME.tsv.")] = "test",
     workdir: Annotated[
         Optional[Path],
         typer.Option(
             "--workdir",
+            metavar="DIR",
             help="Keep the corpus files and the index here, and reuse them next time (default: a temporary folder).",
             show_default=False,
         ),
@@ -471,28 +643,36 @@ def evaluate(
         typer.echo(f"{report.mode:<8}{scores}{latency['p50']:>9.1f}{latency['p95']:>9.1f}")
 
 
-@app.command()
+@command()
 def serve(
     index: IndexOption = Path(DEFAULT_INDEX),
     host: Annotated[
-        str, typer.Option("--host", help="Address to bind; beyond loopback SEMSEARCH_API_KEY must be set.")
+        str,
+        typer.Option("--host", metavar="HOST", help="Address to bind; beyond loopback SEMSEARCH_API_KEY must be set."),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port to listen on.")] = 8000,
     root: Annotated[
         Optional[list[Path]],
-        typer.Option("--root", help="A folder POST /ingest may read (repeatable); without one, ingest is refused."),
+        typer.Option(
+            "--root",
+            metavar="DIR",
+            help="A folder POST /ingest may read (repeatable); without one, ingest is refused.",
+        ),
     ] = None,
     max_batch: Annotated[
-        int, typer.Option("--max-batch", min=1, max=1024, help="Most queries embedded together (1: no batching).")
+        int,
+        typer.Option(
+            "--max-batch", min=1, max=1024, metavar="N", help="Most queries embedded together (1: no batching)."
+        ),
     ] = 64,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
 ) -> None:
-    """Serve the index over HTTP (POST /search, GET /info, GET /health, POST /ingest); schema at /openapi.json.
+    """Serve the index over HTTP (POST /search, GET /info, GET /health, POST /ingest); docs at /docs.
 
-    Needs the server extra: pip install 'semsearch\\[server]'. With SEMSEARCH_API_KEY set, every
-    route but /health wants 'Authorization: Bearer KEY'.
+    Needs the server extra: pip install 'semsearch[server]'. With SEMSEARCH_API_KEY set, every
+    route but /health and the docs wants 'Authorization: Bearer KEY'.
     """
     api_key = os.environ.get("SEMSEARCH_API_KEY") or None
     with _errors():

@@ -373,19 +373,32 @@ class Index:
         exclude: Sequence[str] = (),
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
         within: Sequence[str | os.PathLike[str]] = (),
+        ignore_files: bool = True,
     ) -> IngestReport:
         """Add, update and remove documents so the index matches ``paths`` (files or folders).
 
         Unchanged files (same size and mtime, or same content) are not embedded again, nor are
         files whose content is indexed under another path (renamed or copied); files gone from
-        an ingested folder are removed. ``exclude`` takes .gitignore-style patterns; files over
-        ``max_file_bytes`` are skipped. ``progress`` shows a bar on stderr (None: on a terminal
-        only). Ctrl-C stops at the next batch with ``Interrupted``, keeping what was committed.
-        With ``within``, nothing outside those folders is read, symbolic links included.
+        an ingested folder are removed. ``exclude`` takes .gitignore-style patterns, applied after
+        the ``.gitignore`` and ``.ignore`` files found in the folders (unless ``ignore_files`` is
+        False); files over ``max_file_bytes`` are skipped. ``progress`` shows a bar on stderr
+        (None: on a terminal only). Work is committed every 256 embedded chunks, a large file's
+        included (it is published whole at its end); Ctrl-C stops at the next batch with
+        ``Interrupted``, and the next run goes on from there. The model is loaded only when
+        something needs embedding. With ``within``, nothing outside those folders is read,
+        symbolic links included.
         """
         from .ingest import ingest
 
-        return ingest(self, paths, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes, within=within)
+        return ingest(
+            self,
+            paths,
+            progress=progress,
+            exclude=exclude,
+            max_file_bytes=max_file_bytes,
+            within=within,
+            ignore_files=ignore_files,
+        )
 
     def reopen(self) -> Index:
         """Another handle on this index, with its options and its loaded model: one handle runs one
@@ -407,13 +420,23 @@ class Index:
         progress: bool | None = False,
         exclude: Sequence[str] = (),
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+        ignore_files: bool = True,
     ) -> IngestReport:
         """Re-embed every indexed document that still exists, plus ``paths``, with ``model``
         (default: the index's) into a new copy, then switch to it atomically. The old index
         answers queries until the switch; an interrupted reindex resumes when run again."""
         from .ingest import reindex
 
-        return reindex(self, paths, model, chunking, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes)
+        return reindex(
+            self,
+            paths,
+            model,
+            chunking,
+            progress=progress,
+            exclude=exclude,
+            max_file_bytes=max_file_bytes,
+            ignore_files=ignore_files,
+        )
 
     def search(
         self,
@@ -460,15 +483,19 @@ class Index:
         for query in queries:
             query.check()
         self._follow()
-        if self._store is None or self.manifest is None:
-            return [[] for _ in queries]
+        store, _ = self._require()  # no index yet: say so, rather than find nothing
         dense_texts = list(dict.fromkeys(q.text for q in queries if q.dense))
         if dense_texts:
             self._note_long_queries(dense_texts)
             vectors = dict(zip(dense_texts, self.encoder.encode(dense_texts), strict=True))
-        store, folder = self._store, os.fspath(base if base is not None else os.getcwd())
+        folder = os.fspath(base if base is not None else os.getcwd())
         with guard(store.path), store.snapshot():
             hits = search.answer(store, self._current_vectors, queries, vectors if dense_texts else {}, folder)
+            for where in dict.fromkeys(
+                q.where for q, found in zip(queries, hits, strict=True) if q.where and not found
+            ):
+                if (why := search.unmatched(store, where, folder)) and why not in self.notes:
+                    self.notes.append(why)
         if dense_texts:
             self._save_vectors()
         return hits

@@ -15,7 +15,7 @@ from .errors import ModelLoadError
 # Formats semsearch never reads: skip them so a hub download fetches one copy of the weights.
 _IGNORE = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "tf_model*", "flax_model*", "rust_model*"]
 _HINT = (
-    "pass --model with a local sentence-transformers folder or a hub id "
+    "pass --model with a local sentence-transformers folder (see 'Offline quickstart' in the README) or a hub id "
     "(HF_ENDPOINT selects a mirror; HF_HUB_OFFLINE=1 uses the local cache only)"
 )
 
@@ -47,10 +47,26 @@ def resolve(name: str, revision: str | None = None) -> ModelFolder:
         try:
             path = snapshot_download(name, revision=revision, ignore_patterns=_IGNORE)
         except Exception as exc:  # network, auth, not found, offline: all one message
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"Cannot load model '{name}': {reason}; {_HINT}") from exc
+            raise ModelLoadError(f"Cannot load model '{name}': {_reason(exc)}; {_HINT}") from exc
     folder = Path(path)
     return ModelFolder(name=name, path=folder, revision=folder.name)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a download failed, in a few words: the hub unreachable, or the error's first line."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, LocalEntryNotFoundError) and cause is not None:
+        # huggingface_hub's message here is "Got: <the network error>" and a paragraph of advice
+        return f"the Hugging Face hub cannot be reached ({type(cause).__name__}: {first_line(cause)})"
+    return first_line(exc)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message, first line only (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def fingerprint(folder: Path) -> str:

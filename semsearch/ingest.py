@@ -1,10 +1,14 @@
 """Ingest and reindex: walk the sources, prepare each file, embed new chunks in batches, commit.
 
-Each batch is one SQLite transaction (documents, chunks and their vectors together) and then goes
-into the in-memory vector index; the vector file is saved at the end, or at a stop. A file whose
-content is already indexed under another path (renamed or copied) takes its chunks and vectors
-from there instead of being embedded. Ctrl-C asks for a stop at the next encoder batch: batches
-committed so far are kept, and running the same command again skips them.
+Work is committed every ``FLUSH_CHUNKS`` embedded chunks, in one SQLite transaction: the files
+whose every chunk is embedded are published (documents, chunks and vectors together, then added
+to the in-memory vector index), and the embedded part of a file not yet finished is staged,
+keyed by its content hash and chunk position. A reader sees each file whole, old or new; a stop
+or a crash loses at most one batch, and the next run takes a large file up where it stopped.
+The vector file is saved at the end, or at a stop. A file whose content is already indexed under
+another path (renamed or copied) takes its chunks and vectors from there instead of being
+embedded. The model is loaded only when something needs embedding. Ctrl-C asks for a stop at the
+next encoder batch.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,7 +30,7 @@ from .chunking import Chunk
 from .config import DEFAULT_MAX_FILE_BYTES, SUFFIXES, ChunkSettings, tqdm_disable
 from .errors import Interrupted, NothingToIngestError
 from .layout import DATABASE, build_folder, discard, pending_builds, publish
-from .prepare import Prepared, Unchanged, prepare
+from .prepare import Loaded, Prepared, Unchanged, cut, read
 from .results import IngestReport
 from .sources import Skipped, Walk, is_within, walk
 from .store import Store, guard
@@ -48,10 +52,17 @@ def ingest(
     exclude: Sequence[str] = (),
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
     within: Sequence[str | os.PathLike[str]] = (),
+    ignore_files: bool = True,
 ) -> IngestReport:
     """See ``Index.ingest``."""
     started = time.perf_counter()
-    found = walk([Path(p) for p in paths], exclude=[index.folder], patterns=exclude, within=[Path(w) for w in within])
+    found = walk(
+        [Path(p) for p in paths],
+        exclude=[index.folder],
+        patterns=exclude,
+        within=[Path(w) for w in within],
+        ignore_files=ignore_files,
+    )
     return _ingest_walked(index, found, started, progress, max_file_bytes)
 
 
@@ -73,14 +84,18 @@ def _ingest_walked(
             index._save_vectors()
             report.seconds = round(time.perf_counter() - started, 3)
             report.chunks_total = index._store.counts()["chunks"] if index._store else 0
-            done = report.files_added + report.files_updated
-            raise Interrupted(
-                f"{done} files ({report.chunks_embedded} chunks) were committed before the stop; "
-                "run the same command again to finish",
-                report,
-            ) from None
+            raise Interrupted(_stopped(report), report) from None
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _stopped(report: IngestReport) -> str:
+    done = report.files_added + report.files_updated
+    staged = f", {report.chunks_staged} of them in files not finished yet" if report.chunks_staged else ""
+    return (
+        f"{report.chunks_embedded} chunks embedded and committed{staged} ({done} files complete); "
+        "run the same command again to finish: it goes on from there"
+    )
 
 
 def _run(
@@ -91,49 +106,46 @@ def _run(
     stop: Callable[[], bool],
     max_bytes: int | None,
 ) -> None:
-    from tqdm.auto import tqdm
-
-    known = index._store.documents(found.folders) if index._store else {}
     store = index._writable_store()
+    known = store.documents(found.folders)
     given = {str(f) for f in found.files}
     known.update({p: d for p, d in store.documents().items() if p in given})
-    encoder, settings = index.encoder, index.manifest.chunking if index.manifest else ChunkSettings()
-    batch = _Batch(store, index._current_vectors(), encoder, report, stop)
-    kept: set[str] = set()
+    settings = index.manifest.chunking if index.manifest else ChunkSettings()
+    model = _Model(index)
 
     def prepared(path: Path) -> Prepared | Unchanged | Skipped:
-        item = prepare(
-            path,
-            known.get(str(path)),
-            encoder.token_spans,
-            settings,
-            encoder.max_text_tokens,
-            max_bytes=max_bytes,
-            token_counts=encoder.token_counts,
-        )
-        if isinstance(item, Prepared):  # tokenized for the model here too, off the encoder's path
-            return replace(item, inputs=encoder.tokenize([c.text for c in item.chunks]))
-        return item
+        item = read(path, known.get(str(path)), max_bytes)
+        if not isinstance(item, Loaded):
+            return item
+        encoder = model.get()  # something changed: now the model is needed
+        chunks = cut(item, encoder.token_spans, settings, encoder.max_text_tokens, encoder.token_counts)
+        if isinstance(chunks, Prepared):  # tokenized for the model here too, off the encoder's path
+            return replace(chunks, inputs=encoder.tokenize([c.text for c in chunks.chunks]))
+        return chunks
 
-    bar = tqdm(total=len(found.files), desc="Ingesting", unit="file", disable=tqdm_disable(progress))
-    with bar, _ReadAhead(prepared, found.files, stop) as items:
+    def committed() -> None:
+        index._synced, index._unsaved = store.generation(), True
+
+    kept: set[str] = set()
+    with _Progress(found.files, known, progress) as bar, _ReadAhead(prepared, found.files, stop) as items:
+        batch = _Batch(store, index._current_vectors(), model, report, stop, bar, committed)
         for path, item in items:
-            bar.update()
             if isinstance(item, Skipped):
                 report.skipped.append(item)
+                bar.read(path, 0, done=True)
                 continue
             kept.add(str(path))
             if isinstance(item, Unchanged):
                 report.files_unchanged += 1
-            elif batch.add(item) >= FLUSH_CHUNKS:
+                bar.read(path, 0, done=True)
+            else:
+                bar.read(path, batch.add(item), done=False)
                 batch.flush()
-                index._synced, index._unsaved = store.generation(), True
-                bar.set_postfix(chunks=report.chunks_embedded)
-    batch.flush()
-    index._synced, index._unsaved = store.generation(), True
+        batch.flush(final=True)
     stale = [p for p in known if p not in kept and not _kept_despite_skip(p, report.skipped)]
     index._delete(stale)
     report.files_removed = len(stale)
+    _clean_staged(store, found, report.skipped)
     index._save_vectors()
     report.chunks_total = store.counts()["chunks"]
 
@@ -144,6 +156,101 @@ def _kept_despite_skip(path: str, skipped: list[Skipped]) -> bool:
     if not os.path.lexists(path):
         return False
     return any(is_within(path, s.path) for s in skipped)
+
+
+def _clean_staged(store: Store, found: Walk, skipped: list[Skipped]) -> None:
+    """Drop staged chunks no file needs any more: after a whole run every file it walked is
+    published, so what is still staged under those paths (or under paths gone from disk) is of
+    content that has since changed. A file skipped this time keeps its staged work."""
+    given = {str(f) for f in found.files}
+    passed = {s.path for s in skipped}
+    stale: set[str] = set()
+    for path, hashes in store.staged_files().items():
+        walked = path in given or any(is_within(path, str(folder)) for folder in found.folders)
+        if (walked or not os.path.lexists(path)) and path not in passed:
+            stale |= hashes
+    if stale:
+        with store.db.atomic():
+            store.unstage(sorted(stale))
+
+
+class _Model:
+    """The index's encoder, loaded on first use by whichever thread needs it first: an ingest
+    with nothing to embed never imports torch."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self.lock = threading.Lock()
+
+    def get(self) -> Encoder:
+        with self.lock:
+            return self.index._load_encoder()
+
+
+class _Progress:
+    """The ingest's progress bar: chunks embedded against the chunks to embed, with the rate, the
+    time left and the files done beside it.
+
+    The chunks of files read so far are known exactly; the rest are estimated from the bytes of
+    the files still to read that may have changed (size or mtime differs from the indexed copy),
+    at the chunks per byte seen so far, so the time left means something from the first file on.
+    """
+
+    def __init__(self, files: list[Path], known: dict[str, dict[str, Any]], progress: bool | None) -> None:
+        from tqdm.auto import tqdm
+
+        disable = tqdm_disable(progress)
+        self.bar = tqdm(total=0, desc="Embedding", unit="chunk", disable=disable, dynamic_ncols=True)
+        self.files = len(files)
+        self.done = 0
+        self.queued = 0  # chunks to embed of the files read so far
+        self.bytes_read = 0
+        self.sizes = {} if self.bar.disable else _changed_sizes(files, known)
+        self.bytes_left = sum(self.sizes.values())
+        self._show()
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def read(self, path: Path, chunks: int, done: bool) -> None:
+        """A file came out of reading with ``chunks`` to embed (``done``: nothing more to do)."""
+        size = self.sizes.pop(str(path), 0)
+        self.bytes_left -= size
+        self.bytes_read += size
+        self.queued += chunks
+        self.done += done
+        self._show()
+
+    def embedded(self, chunks: int, files: int) -> None:
+        """``chunks`` more were embedded and ``files`` more published."""
+        self.done += files
+        self.bar.update(chunks)
+        self._show()
+
+    def _show(self) -> None:
+        if self.bar.disable:
+            return
+        rate = self.queued / self.bytes_read if self.bytes_read else 0.0
+        self.bar.total = max(self.bar.n, self.queued + round(rate * self.bytes_left))
+        self.bar.set_postfix_str(f"files {self.done}/{self.files}", refresh=False)
+        self.bar.refresh()
+
+
+def _changed_sizes(files: list[Path], known: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Sizes of the files whose size or mtime differ from their indexed copy (or that have none)."""
+    sizes: dict[str, int] = {}
+    for path in files:
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        row = known.get(str(path))
+        if row is None or (row["size"], row["mtime"]) != (info.st_size, info.st_mtime):
+            sizes[str(path)] = info.st_size
+    return sizes
 
 
 class _ReadAhead:
@@ -211,54 +318,129 @@ class _ReadAhead:
 _CHUNK_FIELDS = ("text", "start", "end", "line", "tokens", "page", "heading")
 
 
+@dataclass
+class _File:
+    """A file queued to be published: its chunks' vectors so far, and what is still to embed."""
+
+    item: Prepared
+    vectors: np.ndarray  # (chunks, dimension); the rows of ``missing`` are not filled yet
+    missing: list[int]  # positions of the chunks still to embed, in order
+    reused: bool = False  # chunks and vectors taken from an indexed copy of the same content
+    staged: int = 0  # chunks this run embedded and staged, not yet published
+
+
 class _Batch:
-    """Prepared files waiting to be embedded and committed together."""
+    """Files waiting to be embedded and published, and the commits that keep the work."""
 
     def __init__(
-        self, store: Store, vectors: VectorIndex, encoder: Encoder, report: IngestReport, stop: Callable[[], bool]
+        self,
+        store: Store,
+        vectors: VectorIndex,
+        model: _Model,
+        report: IngestReport,
+        stop: Callable[[], bool],
+        progress: _Progress,
+        committed: Callable[[], None],
     ) -> None:
-        self.store, self.vectors, self.encoder, self.report, self.stop = store, vectors, encoder, report, stop
-        self.items: list[tuple[Prepared, np.ndarray | None]] = []
-        self.to_embed = 0
+        self.store, self.vectors, self.model, self.report, self.stop = store, vectors, model, report, stop
+        self.progress, self.committed = progress, committed
+        self.files: deque[_File] = deque()
+        self.to_embed = 0  # chunks of the queued files still to embed
+        self.ready = 0  # chunks of queued files with nothing left to embed
 
     def add(self, item: Prepared) -> int:
-        """Queue a file; returns how many chunks wait to be embedded."""
+        """Queue a file; returns how many of its chunks it needs embedded (none when its
+        content is indexed elsewhere, fewer when an earlier run staged some)."""
+        dimension = self.vectors.dimension
+        content = item.document["content_hash"]
         # read an indexed copy's vectors now, before this batch replaces any document
-        copy = self.store.find_content(item.document["content_hash"], self.vectors.dimension)
-        if copy is None:
-            self.items.append((item, None))
-            self.to_embed += len(item.chunks)
-        else:
+        copy = self.store.find_content(content, dimension)
+        if copy is not None:
             rows, matrix = copy
             chunks = [Chunk(**{key: r[key] for key in _CHUNK_FIELDS}) for r in rows]
-            self.items.append((Prepared(item.document, chunks, item.is_update), matrix))
-        return self.to_embed
+            self.files.append(_File(Prepared(item.document, chunks, item.is_update), matrix, [], reused=True))
+            self.ready += len(chunks)
+            return 0
+        matrix = np.zeros((len(item.chunks), dimension), dtype=np.float32)
+        staged = self.store.staged(content, dimension)
+        missing = []
+        for seq, chunk in enumerate(item.chunks):
+            found = staged.get(seq)
+            if found is not None and found[:2] == (chunk.start, chunk.end):
+                matrix[seq] = found[2]
+            else:
+                missing.append(seq)
+        self.report.chunks_resumed += len(item.chunks) - len(missing)
+        self.files.append(_File(item, matrix, missing))
+        self.to_embed += len(missing)
+        self.ready += 0 if missing else len(item.chunks)
+        return len(missing)
 
-    def flush(self) -> None:
-        """Embed, then commit documents, chunks and vectors in one transaction, then add to FAISS."""
-        if not self.items:
-            return
-        to_embed = [item for item, matrix in self.items if matrix is None]
-        inputs = [e for item in to_embed for e in item.inputs or self.encoder.tokenize([c.text for c in item.chunks])]
-        embedded = iter(self.encoder.encode_tokenized(inputs, stop=self.stop) if inputs else [])
-        blocks = [matrix if matrix is not None else _take(embedded, len(item.chunks)) for item, matrix in self.items]
-        old = self.store.chunk_ids_of([item.document["path"] for item, _ in self.items])
+    def flush(self, final: bool = False) -> None:
+        """Embed and commit ``FLUSH_CHUNKS`` chunks at a time while that many wait or that many
+        are ready to publish; ``final``: until nothing is left."""
+        while self.files and (final or self.to_embed >= FLUSH_CHUNKS or self.ready >= FLUSH_CHUNKS):
+            self._commit(self._embed_next())
+
+    def _embed_next(self) -> list[tuple[_File, list[int]]]:
+        """Embed the next ``FLUSH_CHUNKS`` chunks still to embed, in queue order, into their files."""
+        taken: list[tuple[_File, list[int]]] = []
+        room = FLUSH_CHUNKS
+        for file in self.files:
+            if room == 0:
+                break
+            if file.missing:
+                taken.append((file, file.missing[:room]))
+                room -= len(taken[-1][1])
+        if not taken:
+            return taken
+        encoder = self.model.get()
+        inputs: list[Any] = []
+        for file, part in taken:
+            tokenized = file.item.inputs or encoder.tokenize([c.text for c in file.item.chunks])
+            inputs.extend(tokenized[seq] for seq in part)
+        embedded = encoder.encode_tokenized(inputs, stop=self.stop)
+        at = 0
+        for file, part in taken:
+            file.vectors[part] = embedded[at : at + len(part)]
+            at += len(part)
+            del file.missing[: len(part)]
+            self.ready += 0 if file.missing else len(file.item.chunks)
+        self.to_embed -= len(inputs)
+        return taken
+
+    def _commit(self, taken: list[tuple[_File, list[int]]]) -> None:
+        """One transaction: publish every queued file with nothing left to embed, and stage the
+        chunks just embedded of files that still miss some."""
+        done = [file for file in self.files if not file.missing]
+        partial = [(file, part) for file, part in taken if file.missing]
+        old = self.store.chunk_ids_of([file.item.document["path"] for file in done])
         added: list[int] = []
-        with self.store.transaction():
-            for (item, _), block in zip(self.items, blocks, strict=True):
-                added.extend(self.store.put_document(item.document, [asdict(c) for c in item.chunks], block))
-        self.vectors.remove(np.array(old, dtype=np.int64))
-        self.vectors.add(np.array(added, dtype=np.int64), np.concatenate(blocks))
+        with self.store.transaction() if done else self.store.db.atomic():
+            for file in done:
+                chunks = [asdict(c) for c in file.item.chunks]
+                added.extend(self.store.put_document(file.item.document, chunks, file.vectors))
+            self.store.unstage([file.item.document["content_hash"] for file in done if not file.reused])
+            for file, part in partial:
+                rows = [(seq, file.item.chunks[seq].start, file.item.chunks[seq].end) for seq in part]
+                path = file.item.document["path"]
+                self.store.stage(file.item.document["content_hash"], path, rows, file.vectors[part])
+        if done:
+            self.vectors.remove(np.array(old, dtype=np.int64))
+            self.vectors.add(np.array(added, dtype=np.int64), np.concatenate([file.vectors for file in done]))
+            self.committed()
+        self.files = deque(file for file in self.files if file.missing)
+        self.ready -= sum(len(file.item.chunks) for file in done)
+        embedded = sum(len(part) for _, part in taken)
+        for file, part in partial:
+            file.staged += len(part)
         report = self.report
-        report.chunks_embedded += len(inputs)
-        report.files_reused += sum(1 for _, matrix in self.items if matrix is not None)
-        report.files_updated += sum(1 for item, _ in self.items if item.is_update)
-        report.files_added += sum(1 for item, _ in self.items if not item.is_update)
-        self.items, self.to_embed = [], 0
-
-
-def _take(rows: Iterator[np.ndarray], count: int) -> np.ndarray:
-    return np.stack([next(rows) for _ in range(count)])
+        report.chunks_embedded += embedded
+        report.chunks_staged += sum(len(part) for _, part in partial) - sum(file.staged for file in done)
+        report.files_reused += sum(1 for file in done if file.reused)
+        report.files_updated += sum(1 for file in done if file.item.is_update)
+        report.files_added += sum(1 for file in done if not file.item.is_update)
+        self.progress.embedded(embedded, len(done))
 
 
 @contextmanager
@@ -293,6 +475,7 @@ def reindex(
     progress: bool | None = False,
     exclude: Sequence[str] = (),
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+    ignore_files: bool = True,
 ) -> IngestReport:
     """See ``Index.reindex``."""
     from .engine import Index
@@ -312,7 +495,7 @@ def reindex(
             limit = new.encoder.max_text_tokens
             new._chunking = ChunkSettings(min(base.chunk_tokens, limit), min(base.overlap_tokens, limit // 2))
         sources = [Path(p) for p in [*paths, *(p for p in old_paths if os.path.exists(p))]]
-        found = walk(sources, exclude=[index.folder], patterns=exclude)
+        found = walk(sources, exclude=[index.folder], patterns=exclude, ignore_files=ignore_files)
         report = _ingest_walked(new, found, time.perf_counter(), progress, max_file_bytes)
         assert new._store is not None
         walked = {str(p) for p in found.files}

@@ -16,7 +16,7 @@ from typing import Any
 from .chunking import Chunk, TokenCounts, TokenSpans, chunk_text
 from .config import ChunkSettings
 from .formats import Extracted, HeadingPaths, extract, missing_extra, page_at
-from .sources import CHANGED, NOT_REGULAR, Skipped, UnreadableError, os_error_reason, read_bytes, too_large
+from .sources import CHANGED, NOT_REGULAR, UNSUPPORTED, Skipped, UnreadableError, os_error_reason, read_bytes, too_large
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,17 @@ class Unchanged:
 UNCHANGED = Unchanged()
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A changed or new file, read: its stat, sha256 and extracted text."""
+
+    path: Path
+    info: os.stat_result
+    digest: str
+    extracted: Extracted
+    is_update: bool
+
+
 def prepare(
     path: Path,
     known: dict[str, Any] | None,
@@ -46,11 +57,24 @@ def prepare(
     max_bytes: int | None = None,
     token_counts: TokenCounts | None = None,
 ) -> Prepared | Unchanged | Skipped:
-    """Prepare ``path``; ``known`` is its current ``documents`` row, if any.
+    """Prepare ``path``; ``known`` is its current ``documents`` row, if any: ``read``, then ``cut``.
 
     A file that is not a regular one, is over ``max_bytes``, cannot be read, changes while it
     is read or is not text comes back as Skipped, with the reason.
     """
+    loaded = read(path, known, max_bytes)
+    if not isinstance(loaded, Loaded):
+        return loaded
+    return cut(loaded, token_spans, settings, max_tokens, token_counts)
+
+
+def read(path: Path, known: dict[str, Any] | None, max_bytes: int | None = None) -> Loaded | Unchanged | Skipped:
+    """``path`` read and its text extracted, or UNCHANGED when ``known`` (its ``documents`` row)
+    is current, or Skipped with the reason. Needs no tokenizer: an ingest that finds nothing
+    changed never loads the model."""
+    missing = missing_extra(path.suffix)
+    if missing:  # a type read with an extra that is not installed: grouped with unsupported types
+        return Skipped(str(path), missing, UNSUPPORTED)
     try:
         loaded = _load(path, known, max_bytes)
     except UnreadableError as exc:  # decoding errors included
@@ -60,6 +84,18 @@ def prepare(
     if isinstance(loaded, Unchanged):
         return loaded
     info, digest, extracted = loaded
+    return Loaded(path, info, digest, extracted, is_update=known is not None)
+
+
+def cut(
+    loaded: Loaded,
+    token_spans: TokenSpans,
+    settings: ChunkSettings,
+    max_tokens: int,
+    token_counts: TokenCounts | None = None,
+) -> Prepared | Skipped:
+    """A read file's chunks (cut apart at pages and headings) and its ``documents`` row."""
+    extracted, path = loaded.extracted, loaded.path
     text = extracted.text
     chunks: list[Chunk] = []
     lines, counted = 0, 0  # line breaks before ``counted``: counted on, so many sections stay linear
@@ -79,12 +115,12 @@ def prepare(
         return Skipped(str(path), "no text (a scanned PDF?)" if extracted.pages else "empty or only white space")
     document = {
         "path": str(path),
-        "content_hash": digest,
-        "size": info.st_size,
-        "mtime": info.st_mtime,
+        "content_hash": loaded.digest,
+        "size": loaded.info.st_size,
+        "mtime": loaded.info.st_mtime,
         "encoding": extracted.encoding,
     }
-    return Prepared(document, chunks, is_update=known is not None)
+    return Prepared(document, chunks, is_update=loaded.is_update)
 
 
 def sections(extracted: Extracted) -> list[tuple[int, int]]:
@@ -134,9 +170,6 @@ def _load(
 
     The bytes are dropped on return: only the text is held while it is chunked.
     """
-    missing = missing_extra(path.suffix)
-    if missing:
-        raise UnreadableError(missing)
     before = path.stat()
     if not stat.S_ISREG(before.st_mode):  # a FIFO would block the read forever
         raise UnreadableError(NOT_REGULAR)

@@ -48,7 +48,9 @@ class IngestReport:
     files_unchanged: int = 0
     files_removed: int = 0
     files_reused: int = 0  # of those added or updated: content found indexed elsewhere, not embedded
-    chunks_embedded: int = 0
+    chunks_embedded: int = 0  # embedded by this run, published or staged
+    chunks_resumed: int = 0  # embedded by an earlier, interrupted run and taken from its staged work
+    chunks_staged: int = 0  # of those embedded: kept for files not finished yet (after a stop)
     chunks_total: int = 0
     seconds: float = 0.0
     skipped: list[Skipped] = field(default_factory=list)

@@ -152,6 +152,33 @@ def scope(store: Store, where: Where | None, base: str) -> Scope | None:
     return None if len(found) == total else Scope(found, chunks)
 
 
+def unmatched(store: Store, where: Where, base: str) -> str | None:
+    """Why ``where`` lets no document through, naming each filter that matches none; None when
+    some document passes it."""
+    if _passes(store, where, base):
+        return None
+    parts: list[tuple[Where, str]] = []
+    if where.paths:
+        patterns = ", ".join(repr(p) for p in where.paths)
+        parts.append((Where(paths=where.paths), f"the path filter {patterns}"))
+    if where.types:
+        indexed = ", ".join(store.suffixes()) or "none"
+        types = ", ".join(repr(t) for t in where.types)
+        parts.append((Where(types=where.types), f"the type filter {types} (types indexed: {indexed})"))
+    if where.modified_after is not None or where.modified_before is not None:
+        span = Where(modified_after=where.modified_after, modified_before=where.modified_before)
+        parts.append((span, "the modification-time filter"))
+    empty = [text for part, text in parts if not _passes(store, part, base)]
+    if empty:
+        return f"No indexed document matches {'; nor '.join(empty)}"
+    return "No indexed document passes all the filters together"
+
+
+def _passes(store: Store, where: Where, base: str) -> bool:
+    found = scope(store, where, base)
+    return found is None or bool(found.documents)
+
+
 def dense_candidates(
     vectors: VectorIndex, store: Store, embedded: np.ndarray, depth: int, within: Scope | None
 ) -> list[Candidates]:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,6 +49,8 @@ MAX_CONTEXT = 10
 MAX_PATHS = 100
 MAX_BACKLOG = 1_000  # search requests waiting; beyond, new ones are turned away (503)
 LOCAL_HOSTS = ("localhost", "ip6-localhost")
+DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's scripts, served from the package
+PUBLIC = frozenset({"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 _STATUS = {  # the HTTP status of each library error; others are 500
     InvalidOptionError: 400,
@@ -174,10 +176,27 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(service: Service, api_key: str | None = None) -> FastAPI:
-    """The HTTP app over a started ``service``; with ``api_key``, bearer authentication."""
-    app = FastAPI(title="semsearch", version=__version__, description="Chinese-first semantic search over an index.")
+    """The HTTP app over a started ``service``; with ``api_key``, bearer authentication.
+
+    ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from this package
+    (fastapi-offline ships them), not from a CDN, so they work offline; ``/`` leads there.
+    """
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(
+        title="semsearch",
+        version=__version__,
+        description="Chinese-first semantic search over an index.",
+        static_url=DOCS_ASSETS,
+    )
     app.add_middleware(_Guard, api_key=api_key)
     _add_error_handlers(app)
+    if api_key:
+        _declare_bearer(app)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/docs")
 
     @app.post("/search", response_model=SearchResponse, responses=ERRORS)
     async def search(request: SearchRequest) -> Any:
@@ -228,6 +247,22 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         return _ingest_state(service)
 
     return app
+
+
+def _declare_bearer(app: FastAPI) -> None:
+    """Say in the schema that every route wants the bearer token, so /docs offers 'Authorize'."""
+    build = app.openapi
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            document.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            document["security"] = [{"bearer": []}]
+            document["paths"].get("/health", {}).get("get", {})["security"] = []
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = schema  # type: ignore[method-assign]
 
 
 def _ingest_state(service: Service) -> IngestState:
@@ -287,7 +322,7 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if self.key is not None and scope["path"] != "/health" and not self._authorized(headers):
+        if self.key is not None and not _public(scope["path"]) and not self._authorized(headers):
             await _error(401, "unauthorized", "Send the API key as 'Authorization: Bearer KEY'")(scope, receive, send)
             return
         length = headers.get(b"content-length", b"0")
@@ -318,6 +353,12 @@ class _Guard:
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
         return scheme.lower() == b"bearer" and self.key is not None and hmac.compare_digest(token.strip(), self.key)
+
+
+def _public(path: str) -> bool:
+    """Routes open without the API key: health, and the API's own documentation (its pages,
+    their scripts and the schema they read), which hold none of the index's data."""
+    return path in PUBLIC or path.startswith(DOCS_ASSETS + "/")
 
 
 def is_local(host: str) -> bool:

@@ -8,6 +8,7 @@ The raw float32 vectors are kept here so FAISS can always be rebuilt without re-
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -86,6 +87,25 @@ def m004_page_heading(db: sqlite_utils.Database) -> None:
     # where a chunk is in its source: the PDF page it starts on, the headings it sits under
     db.execute("ALTER TABLE chunks ADD COLUMN page INTEGER")
     db.execute("ALTER TABLE chunks ADD COLUMN heading TEXT")
+
+
+@migrations()
+def m005_staged(db: sqlite_utils.Database) -> None:
+    # embedded chunks of a file not yet published: a large file is embedded over many commits and
+    # published in one, and an interrupted run resumes it. Keyed by content, so a rename between
+    # runs still finds them; start and end confirm the chunk is the same one
+    db.execute(
+        """CREATE TABLE staged (
+            content_hash TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (content_hash, seq)
+        )"""
+    )
+    db.execute("CREATE INDEX staged_path ON staged(path)")
 
 
 def _fill_lexical(db: sqlite_utils.Database) -> None:
@@ -238,6 +258,40 @@ class Store:
         self.db.conn.executemany("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)", terms)
         return ids
 
+    # -- staged embeddings of files not yet published -------------------------------------
+
+    def stage(self, content_hash: str, path: str, rows: Sequence[tuple[int, int, int]], vectors: np.ndarray) -> None:
+        """Keep the vectors of chunks (seq, start, end) of the content ``content_hash`` (now at
+        ``path``) until the whole file is embedded. Call inside a transaction."""
+        blobs = [
+            (content_hash, seq, start, end, path, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+            for (seq, start, end), v in zip(rows, vectors, strict=True)
+        ]
+        self.db.conn.executemany(
+            'INSERT OR REPLACE INTO staged (content_hash, seq, start, "end", path, vector) VALUES (?, ?, ?, ?, ?, ?)',
+            blobs,
+        )
+
+    def staged(self, content_hash: str, dimension: int) -> dict[int, tuple[int, int, np.ndarray]]:
+        """The staged chunks of this content: seq -> (start, end, vector)."""
+        sql = 'SELECT seq, start, "end", vector FROM staged WHERE content_hash = ?'
+        return {
+            int(seq): (int(start), int(end), np.frombuffer(blob, dtype=np.float32))
+            for seq, start, end, blob in self.db.execute(sql, [content_hash])
+            if len(blob) == 4 * dimension
+        }
+
+    def unstage(self, content_hashes: Sequence[str]) -> None:
+        """Drop the staged chunks of these contents (published, or no longer wanted)."""
+        self.db.conn.executemany("DELETE FROM staged WHERE content_hash = ?", [(h,) for h in content_hashes])
+
+    def staged_files(self) -> dict[str, set[str]]:
+        """Paths with staged chunks -> the content hashes staged under them."""
+        found: dict[str, set[str]] = {}
+        for path, content_hash in self.db.execute("SELECT DISTINCT path, content_hash FROM staged"):
+            found.setdefault(path, set()).add(content_hash)
+        return found
+
     def chunk_ids_of(self, paths: Sequence[str]) -> list[int]:
         ids: list[int] = []
         for path in paths:
@@ -281,6 +335,11 @@ class Store:
         rows = self.db.execute(f"SELECT d.id, d.chunks FROM documents d WHERE {condition}", params).fetchall()
         total = int(self.db.execute("SELECT count(*) FROM documents").fetchone()[0])
         return [int(r[0]) for r in rows], sum(int(r[1]) for r in rows), total
+
+    def suffixes(self) -> list[str]:
+        """The file types of the indexed documents (suffixes without the dot), sorted."""
+        rows = self.db.execute("SELECT path FROM documents")
+        return sorted({os.path.splitext(path)[1].lower().lstrip(".") or "(none)" for (path,) in rows})
 
     def chunks_among(self, ids: Sequence[int], documents: Sequence[int]) -> set[int]:
         """Those of the chunk ``ids`` that belong to ``documents``."""
@@ -406,3 +465,7 @@ class Store:
             name: int(self.db.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
             for name in ("documents", "chunks", "vectors")
         }
+
+    def staged_count(self) -> int:
+        """Chunks embedded and kept for files not yet published."""
+        return int(self.db.execute("SELECT count(*) FROM staged").fetchone()[0])

@@ -70,14 +70,17 @@ def ingest_command(corpus: Path, index: Path, model: Path | None) -> list[str]:
 def run_and_kill(command: list[str], delay: float, index: Path | None = None, after_commit: bool = False) -> int:
     """Run ``command`` and SIGKILL it ``delay`` seconds after it starts; with ``index``, after it
     takes the index's writer lock; with ``after_commit`` too, after its first commit. Returns its
-    return code, -9 when killed."""
+    return code, -9 when killed.
+
+    A commit is a move of the database's generation past where it stood: a new database starts at
+    generation 0 (created, with no manifest yet), so its first commit is generation 1."""
     from semsearch.locking import holder_pid
 
-    start_generation = generation(index)[0] if index is not None else -1
+    committed = max(generation(index)[0], 0) if index is not None else 0
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment())
     while index is not None and process.poll() is None and holder_pid(index) != process.pid:
         time.sleep(0.01)
-    while after_commit and index is not None and process.poll() is None and generation(index)[0] <= start_generation:
+    while after_commit and index is not None and process.poll() is None and generation(index)[0] <= committed:
         time.sleep(0.01)
     try:
         process.wait(timeout=delay)
@@ -96,18 +99,37 @@ class Round:
     generation: int
     chunks: int
     mid_ingest: bool  # killed after committing part of its work
+    state: str  # what the kill left: "no index" (nothing committed yet) or "index"
     problems: list[str] = field(default_factory=list)
 
 
+def state_of(index: Path) -> str:
+    """ "index" once a manifest is committed; "no index" before (no database, or a new one that
+    the kill caught before its first commit)."""
+    try:
+        with sqlite3.connect(f"{(index / 'semsearch.db').as_uri()}?mode=ro", uri=True) as db:
+            found = db.execute("SELECT count(*) FROM meta WHERE key = 'manifest'").fetchone()[0]
+    except sqlite3.Error:
+        return "no index"
+    return "index" if found else "no index"
+
+
 def check_after_kill(index: Path) -> list[str]:
-    """The invariants that must hold right after a kill, before any repair."""
+    """The invariants that must hold right after a kill, before any repair: either there is no
+    index, and every command says exactly that, or there is a sound one."""
     problems: list[str] = []
-    if not (index / "semsearch.db").exists():
-        return problems  # killed before the index was created: nothing to check
     info = subprocess.run(
         [str(SEMSEARCH), "info", "--index", str(index), "--json"], capture_output=True, text=True, env=environment()
     )
-    if info.returncode != 0 or "Traceback" in info.stderr:
+    if "Traceback" in info.stderr:
+        problems.append(f"info crashed: {info.stderr.strip()[-300:]}")
+    if state_of(index) == "no index":
+        if info.returncode != 1 or not info.stderr.startswith("Error: No index at"):
+            problems.append(f"no index yet, but info did not say so: {info.stderr.strip()[-300:]}")
+        if (index / "semsearch.db").exists():
+            problems += _sqlite_problems(index)
+        return problems
+    if info.returncode != 0:
         problems.append(f"info failed: {info.stderr.strip()[-300:]}")
     problems += _sqlite_problems(index)
     problems += _search_problems(index)
@@ -140,8 +162,6 @@ def _search_problems(index: Path) -> list[str]:
             hits = opened.search("宝玉", k=50)
             vectors = opened._current_vectors()
             chunk_ids = opened._store.chunk_ids() if opened._store else []
-    except semsearch.IndexNotFoundError:
-        return []  # killed after creating the database but before the manifest: an empty index
     except semsearch.SemsearchError as exc:
         return [f"search failed: {exc}"]
     problems = []
@@ -211,11 +231,12 @@ def kill_loop(
         if code == 0 and mode == "lock":  # finished first: aim the next kills earlier
             max_delay = max(1.0, min(max_delay, 0.8 * delay))
         committed = code != 0 and gen > max(before, 0)
+        state = state_of(index)
         problems = check_after_kill(index)
-        rounds.append(Round(round(delay, 2), code, gen, chunks, committed, problems))
+        rounds.append(Round(round(delay, 2), code, gen, chunks, committed, state, problems))
         when = {"startup": "after start", "lock": "after taking the lock", "commit": "after its first commit"}[mode]
         log(
             f"kill {number + 1}/{kills} {delay:.2f} s {when} (rc {code}, generation {before}->{gen}, {chunks} chunks, "
-            f"round {time.perf_counter() - started:.1f} s): {'; '.join(problems) or 'ok'}"
+            f"{state}, round {time.perf_counter() - started:.1f} s): {'; '.join(problems) or 'ok'}"
         )
     return rounds

@@ -306,3 +306,86 @@ def test_reindex_re_embeds_into_a_new_copy(built: tuple[Path, Path], own_copy: P
     info = json.loads(run("info", "--index", own_copy, "--json", cwd=work).stdout)
     assert info["model"] == str(minilm_model) and info["dimension"] == 384 and info["documents"] == 12
     assert run("info", "--check", "--index", own_copy, cwd=work).returncode == 0
+
+
+# -- first contact: help, skipped files, ignore files, small output ------------------------------
+
+
+@pytest.mark.parametrize("command", [[], ["ingest"], ["query"], ["info"], ["repair"], ["remove"], ["eval"], ["serve"]])
+def test_help_reads_like_a_well_made_cli(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], prog_name="semsearch", terminal_width=100)
+    assert result.exit_code == 0, result.output
+    text = result.output
+    for python_type in ("<bool>", "<str>", "<int", "<float>", "<path>", "list[", "Path]", "--k "):
+        assert python_type not in text, (python_type, text)
+    for flag in ("--help", "--json", "--wait", "--fp32", "--debug", "--reindex", "--no-ignore", "--verbose"):
+        for line in text.splitlines():
+            if line.strip().startswith(flag + " ") or line.strip() == flag:
+                assert not line.strip()[len(flag) :].lstrip().startswith("<"), line  # a flag takes no value
+    if command == ["query"]:
+        assert "-k N" in text and "--mode <dense|lexical|hybrid>" in text and "[default: dense]" in text
+        assert "--index DIR" in text and "--path GLOB" in text and "Usage: semsearch query [OPTIONS] [TEXT]" in text
+    if command == ["ingest"]:
+        assert "--index-type <auto|flat|ivf|hnsw>" in text and "Usage: semsearch ingest [OPTIONS] [PATH]..." in text
+
+
+def test_a_new_user_s_folder(built: tuple[Path, Path], tmp_path: Path) -> None:
+    work, _ = built
+    folder = tmp_path / "repo"
+    shutil.copytree(work / "docs", folder / "docs")
+    (folder / ".gitignore").write_text("secret.txt\n*.egg-info/\n", encoding="utf-8")
+    (folder / "secret.txt").write_text("密码是一二三四。", encoding="utf-8")
+    (folder / "pkg.egg-info").mkdir()
+    (folder / "pkg.egg-info" / "SOURCES.txt").write_text("docs/大熊猫.md", encoding="utf-8")
+    for n in range(5):
+        (folder / f"tool{n}.py").write_text("print('x')", encoding="utf-8")
+    (folder / "data.json").write_text("{}", encoding="utf-8")
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    model = json.loads(run("info", "--json", cwd=work).stdout)["model"]
+    index = tmp_path / "index"
+    result = run("ingest", folder, "--index", index, "--model", model, cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"skipped {folder / 'empty.txt'}: empty or only white space",  # a file meant to be read: its own line
+        "skipped 6 files of types semsearch does not read (.py 5, .json 1); --verbose lists them",
+    ]
+    summary = result.stdout.strip()
+    assert summary.startswith("12 added, 0 updated, 0 unchanged, 0 removed, 7 skipped; ")
+    assert "chunks embedded in" in summary and "chunks/s)" in summary and "in the index" in summary
+    verbose = run("ingest", folder, "--index", index, "--verbose", cwd=work)
+    assert len(verbose.stderr.splitlines()) == 7 and f"skipped {folder / 'tool0.py'}: unsupported" in verbose.stderr
+    assert "0 chunks embedded in" in verbose.stdout and "chunks/s" not in verbose.stdout
+    sources = {
+        h["source"]
+        for h in json.loads(run("query", "密码", "--index", index, "--json", "-k", "50", cwd=work).stdout)["results"]
+    }
+    assert not any("secret" in s or "egg-info" in s for s in sources)  # git-ignored files stay out
+    unignored = json.loads(run("ingest", folder, "--index", index, "--no-ignore", "--json", cwd=work).stdout)
+    assert unignored["files_added"] == 2  # secret.txt and SOURCES.txt
+    assert {s["kind"] for s in unignored["skipped"]} == {"unsupported", "problem"} and len(unignored["skipped"]) == 7
+
+
+def test_small_output_says_things_right(built: tuple[Path, Path], own_copy: Path) -> None:
+    work, _ = built
+    info = run("info", "--index", own_copy, cwd=work).stdout
+    assert "None" not in info and "revision: - (a local model folder)" in info
+    removed = run("remove", "docs/大熊猫.md", "--index", own_copy, cwd=work)
+    assert removed.stdout.startswith("removed 1 document, ") and "chunks" in removed.stdout
+    for flags, named in (
+        (["--type", "foo"], "the type filter 'foo'"),
+        (["--path", "nowhere/"], "the path filter 'nowhere/'"),
+    ):
+        found = run("query", "熊猫", "--index", own_copy, *flags, cwd=work)
+        assert found.returncode == 0 and found.stdout.strip() == "No results."
+        assert f"Note: No indexed document matches {named}" in found.stderr
+
+
+def test_a_passage_does_not_repeat_the_heading_shown_above_it(built: tuple[Path, Path]) -> None:
+    work, _ = built
+    result = run("query", "大熊猫 竹子", "--mode", "lexical", "--type", "md", "-k", "10", cwd=work)
+    lines = result.stdout.splitlines()
+    shown = [(lines[i], lines[i + 1].strip()) for i in range(0, len(lines) - 1, 2) if "§" in lines[i]]
+    assert shown
+    for place, passage in shown:
+        title = place.split("§", 1)[1].split("[")[0].split(">")[-1].strip()
+        assert not passage.lstrip("# ").startswith(title), (place, passage)

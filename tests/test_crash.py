@@ -7,12 +7,25 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from faults import SEMSEARCH, check_final, environment, ingest_command, kill_loop, make_corpus
+from faults import (
+    SEMSEARCH,
+    check_after_kill,
+    check_final,
+    environment,
+    generation,
+    ingest_command,
+    kill_loop,
+    make_corpus,
+    run_and_kill,
+    state_of,
+)
 
 import semsearch
 from semsearch.locking import holder_pid, is_locked
@@ -39,6 +52,22 @@ def test_kill_9_at_random_moments_loses_and_corrupts_nothing(corpus: Path, tmp_p
     assert [r.problems for r in rounds] == [[]] * len(rounds)
     assert any(r.mid_ingest for r in rounds)  # a kill landed between commits, not only before or after
     finish = subprocess.run(ingest_command(corpus, index, None), capture_output=True, text=True, env=environment())
+    assert finish.returncode == 0, finish.stderr
+    assert check_final(index, corpus, fresh_index(corpus, tmp_path / "reference", tiny_model)) == []
+
+
+def test_a_kill_before_the_first_commit_leaves_no_index_and_every_command_says_so(
+    corpus: Path, tmp_path: Path, tiny_model: Path
+) -> None:
+    index = tmp_path / "index"
+    code = run_and_kill(ingest_command(corpus, index, tiny_model), 0.0, index)  # as soon as it holds the lock
+    assert code == -9 and generation(index)[0] <= 0 and state_of(index) == "no index"
+    assert check_after_kill(index) == []  # info: "No index at ..."
+    query = run_cli("query", "宝玉", "--index", index)
+    assert query.returncode == 1 and query.stderr.startswith("Error: No index at"), query.stderr
+    finish = subprocess.run(
+        ingest_command(corpus, index, tiny_model), capture_output=True, text=True, env=environment()
+    )
     assert finish.returncode == 0, finish.stderr
     assert check_final(index, corpus, fresh_index(corpus, tmp_path / "reference", tiny_model)) == []
 
@@ -83,7 +112,8 @@ def test_ctrl_c_stops_at_a_batch_keeps_the_work_and_the_next_run_resumes(tmp_pat
     assert process.returncode == 130, err
     assert "Interrupted:" in err and "run the same command again" in err and "Traceback" not in err
     stopped = json.loads(out)
-    assert 0 < stopped["chunks_total"] < 3000 and stopped["chunks_total"] == stopped["chunks_embedded"]
+    assert 0 < stopped["chunks_total"] < 3000
+    assert stopped["chunks_total"] + stopped["chunks_staged"] == stopped["chunks_embedded"]
     with semsearch.open_index(index, create=False) as opened:
         assert failed(opened.check()) == {}  # the vector file was saved at the stop
     again = subprocess.run(
@@ -91,6 +121,7 @@ def test_ctrl_c_stops_at_a_batch_keeps_the_work_and_the_next_run_resumes(tmp_pat
     )
     resumed = json.loads(again.stdout)
     assert resumed["files_unchanged"] == stopped["files_added"]  # committed work is not embedded again
+    assert resumed["chunks_resumed"] == stopped["chunks_staged"]
     assert resumed["chunks_embedded"] + stopped["chunks_embedded"] == resumed["chunks_total"]
 
 
@@ -143,4 +174,48 @@ def test_wait_waits_for_the_running_writer(corpus: Path, tmp_path: Path, tiny_mo
     assert writer.wait() == 0
     with semsearch.open_index(index, create=False) as opened:
         assert opened.info().documents == 59  # the remove came after the whole ingest, not in the middle
+        assert failed(opened.check()) == {}
+
+
+def staged_count(index: Path) -> int:
+    try:
+        with sqlite3.connect(f"{(index / 'semsearch.db').as_uri()}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT count(*) FROM staged").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_in_a_large_file_then_the_rerun_embeds_only_the_rest(tmp_path: Path, tiny_model: Path) -> None:
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus, files=1, chars=40_000)  # about 2,600 chunks of 16 tokens: one big file
+    index = tmp_path / "index"
+    command = [*ingest_command(corpus, index, tiny_model), "--chunk-tokens", "16", "--overlap-tokens", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment())
+    try:
+        deadline = time.monotonic() + 120
+        while staged_count(index) < 300:  # past the first commit, well before the file's end
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    finally:
+        process.kill()
+        process.communicate()
+    staged = staged_count(index)
+    assert generation(index)[1] == 0  # nothing published: the file is not in the index yet
+    with semsearch.open_index(index, device="cpu", create=False) as opened:
+        assert opened.search("宝玉", mode="lexical") == []  # the staged chunks are nobody's hits
+        encoder = opened.encoder
+        counted: list[int] = []
+        encode = encoder.encode_tokenized
+        encoder.encode_tokenized = lambda inputs, **kw: counted.append(len(inputs)) or encode(inputs, **kw)
+        report = opened.ingest([corpus])
+        total = report.chunks_total
+        assert 0 < staged < total
+        assert sum(counted) == report.chunks_embedded == total - staged  # only the rest was embedded
+        assert report.chunks_resumed == staged and report.files_added == 1
+        assert opened._store.staged_count() == 0
+        rows = opened._store.chunks(opened._store.chunk_ids().tolist())
+        texts = [rows[i]["text"] for i in sorted(rows)]
+        stored = np.concatenate([m for _, m in opened._store.iter_vectors(encoder.dimension)])
+        assert np.allclose(stored, encode(encoder.tokenize(texts)), atol=1e-5)  # staged vectors are the right ones
         assert failed(opened.check()) == {}

@@ -193,7 +193,8 @@ def test_errors(tmp_path: Path, tiny_model: Path) -> None:
     with pytest.raises(semsearch.IndexNotFoundError, match="No index at"):
         semsearch.open_index(tmp_path / "none", create=False)
     idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model))
-    assert idx.search("anything") == []  # nothing ingested yet
+    with pytest.raises(semsearch.IndexNotFoundError, match="No index at"):
+        idx.search("anything")  # nothing ingested yet: no index to search, and it says so
     (tmp_path / "empty").mkdir()
     with pytest.raises(semsearch.NothingToIngestError):
         idx.ingest([tmp_path / "empty"])
@@ -290,3 +291,34 @@ def test_run_answers_mixed_queries_as_each_alone(index: semsearch.Index, docs: P
         assert set(clear) <= {h.chunk_id for h in alone}
     assert all(h.source.endswith(".md") for h in together[1])
     assert all("/science/" in h.source for h in together[3])
+
+
+def test_a_search_where_there_is_no_index_raises_but_the_handle_can_create_one(
+    tmp_path: Path, tiny_model: Path, docs: Path
+) -> None:
+    typo = semsearch.open_index(tmp_path / "no-such-index", model=str(tiny_model), device="cpu")
+    for call in (
+        lambda: typo.search("bread"),
+        lambda: typo.search("bread", mode="lexical"),
+        lambda: typo.search_many(["bread", "面包"]),
+        lambda: typo.info(),
+        lambda: typo.check(),
+        lambda: typo.remove([docs]),
+    ):
+        with pytest.raises(semsearch.IndexNotFoundError, match="No index at"):
+            call()
+    typo.ingest([docs])  # the same handle creates the index
+    assert typo.search("熊猫", mode="lexical")
+    typo.close()
+
+
+def test_a_filter_that_matches_no_document_says_which(index: semsearch.Index, docs: Path) -> None:
+    assert index.search("熊猫", where={"types": ["foo"]}) == []
+    assert index.notes[-1] == ("No indexed document matches the type filter 'foo' (types indexed: md, rst, txt)")
+    assert index.search("熊猫", where={"paths": [str(docs / "nowhere"), "**/*.pdf"]}) == []
+    assert "the path filter" in index.notes[-1] and "'**/*.pdf'" in index.notes[-1]
+    assert index.search("熊猫", where={"paths": ["**/大熊猫.md"], "types": ["txt"]}) == []
+    assert index.notes[-1] == "No indexed document passes all the filters together"
+    before = list(index.notes)
+    assert index.search("熊猫", where={"types": ["md"]}, mode="lexical")  # found: no note
+    assert index.notes == before

@@ -95,7 +95,7 @@ def test_cli_query_modes_print_what_matched_and_json_highlights(index: semsearch
     first = next(r for r in results if "lexical" in r["matched"])
     assert all(first["text"][s:e] == "大熊猫" for s, e in first["highlights"])
     bad = runner.invoke(app, ["query", "熊猫", "--index", kb, "--mode", "fuzzy"])
-    assert bad.exit_code == 1 and "Error: Unknown search mode 'fuzzy'" in bad.output
+    assert bad.exit_code == 2 and "'fuzzy' is not one of 'dense', 'lexical', 'hybrid'" in bad.output  # a usage error
 
 
 def test_passage_shows_highlights_and_stays_on_one_line() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import semsearch
+from semsearch.config import ChunkSettings
 from semsearch.layout import CURRENT
 from semsearch.vectors import saved_files
 
@@ -88,13 +90,17 @@ def test_ctrl_c_in_process_raises_interrupted_with_the_report(
     with pytest.raises(semsearch.Interrupted, match="run the same command again") as caught:
         idx.ingest([docs])
     report = caught.value.report
-    # the stop came before the second batch was embedded: only the first was committed
-    assert report.chunks_embedded == calls[0] == report.chunks_total
+    # the stop came before the second batch was embedded: only the first was committed, as whole
+    # files published and the embedded part of the next one staged
+    assert report.chunks_embedded == calls[0] == report.chunks_total + report.chunks_staged
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
     assert failed(idx.check()) == {}
     monkeypatch.undo()
     resumed = idx.ingest([docs])
     assert resumed.files_unchanged == report.files_added and resumed.files_added == 12 - report.files_added
+    assert resumed.chunks_resumed == report.chunks_staged  # nothing committed is embedded twice
+    assert resumed.chunks_embedded + resumed.chunks_resumed + report.chunks_total == resumed.chunks_total
+    assert idx._store.staged_count() == 0
 
 
 def test_reindex_with_another_model_switches_atomically(
@@ -243,3 +249,106 @@ def test_a_file_denied_to_us_is_skipped_and_keeps_its_indexed_copy(
     report = index.ingest([docs])
     assert [(s.path, s.reason) for s in report.skipped] == [(str(denied), "permission denied")]
     assert report.files_removed == 0 and index.info().chunks == chunks
+
+
+def test_an_ingest_with_nothing_to_embed_never_loads_the_model(index: semsearch.Index, docs: Path) -> None:
+    import subprocess
+    import sys
+
+    os.utime(docs / "大熊猫.md", (1, 1))  # touched: read and hashed, still unchanged
+    (docs / "红烧肉做法.txt").unlink()  # gone: removed, nothing to embed
+    index.close()
+    script = (
+        "import sys, semsearch\n"
+        f"index = semsearch.open_index({str(index.folder)!r}, create=False)\n"
+        f"report = index.ingest([{str(docs)!r}])\n"
+        "print(report.files_unchanged, report.files_removed, report.chunks_embedded, "
+        "'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["11", "1", "0", "False", "False"]
+
+
+def bar_states(stderr: str) -> list[tuple[int, int, str]]:
+    """(done, total, the whole line) of every render of the Embedding bar in ``stderr``."""
+    import re
+
+    states = []
+    for piece in re.split(r"[\r\n]", stderr):
+        found = re.search(r"Embedding:.*?\| *(\d+)/(\d+) ", piece)
+        if found:
+            states.append((int(found[1]), int(found[2]), piece))
+    return states
+
+
+def test_the_progress_bar_counts_chunks_embedded_with_the_files_beside(
+    tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import semsearch.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 8)
+    (docs / "长篇.txt").write_text("很长的一段话，讲了许多事情。" * 400, encoding="utf-8")  # one file, most chunks
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu", chunking=ChunkSettings(32, 0))
+    encode = idx.encoder.encode_tokenized
+    monkeypatch.setattr(idx.encoder, "encode_tokenized", lambda inputs, **kw: time.sleep(0.12) or encode(inputs, **kw))
+    report = idx.ingest([docs], progress=True)
+    states = bar_states(capfd.readouterr().err)
+    total = report.chunks_embedded
+    assert states[-1][:2] == (total, total) and "files 13/13" in states[-1][2] and "chunk/s" in states[-1][2]
+    # the bar was never full before the embedding was done, and moved in between
+    assert all(done == total for done, whole, _ in states if done == whole and whole)
+    assert any(0 < done < total for done, _, _ in states)
+    assert any("files 0/13" in line or "files 1/13" in line for _, _, line in states)
+    # once the big file was read its chunks counted in the total: the time left meant something
+    assert max(whole for _, whole, _ in states[:-1]) >= 0.9 * total
+    monkeypatch.undo()
+    idx.close()
+
+
+def test_reindex_shows_the_same_bar(index: semsearch.Index, capfd: pytest.CaptureFixture[str]) -> None:
+    capfd.readouterr()
+    report = index.reindex(progress=True)
+    states = bar_states(capfd.readouterr().err)
+    assert states[-1][:2] == (report.chunks_embedded, report.chunks_embedded) and "files 12/12" in states[-1][2]
+
+
+def test_staged_work_no_file_needs_is_dropped_and_other_work_is_kept(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    import semsearch.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 4)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "big.txt").write_text(f"{folder.name}的长文，讲了许多事情。" * 200, encoding="utf-8")
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu", chunking=ChunkSettings(16, 0))
+    encode = idx.encoder.encode_tokenized
+
+    def stop_after_two(inputs, **kwargs):
+        stop_after_two.calls += 1
+        if stop_after_two.calls == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return encode(inputs, **kwargs)
+
+    stop_after_two.calls = 0
+    monkeypatch.setattr(idx.encoder, "encode_tokenized", stop_after_two)
+    for folder in (first, second):  # each big file stopped part-way, its first batches staged
+        stop_after_two.calls = 0
+        with pytest.raises(semsearch.Interrupted, match="in files not finished yet"):
+            idx.ingest([folder])
+    store = idx._store
+    assert set(store.staged_files()) == {str(first / "big.txt"), str(second / "big.txt")}
+    (first / "big.txt").write_text("改过的内容。" * 300, encoding="utf-8")  # its staged work is now of no use
+    monkeypatch.setattr(idx.encoder, "encode_tokenized", encode)
+    report = idx.ingest([first])
+    assert report.chunks_resumed == 0
+    # a's old content is dropped; b, not walked this time, keeps its staged work for its own rerun
+    assert set(store.staged_files()) == {str(second / "big.txt")}
+    again = idx.ingest([second])
+    assert again.chunks_resumed > 0 and store.staged_count() == 0
+    assert failed(idx.check()) == {}
+    idx.close()

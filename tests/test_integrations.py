@@ -273,3 +273,28 @@ def test_llamaindex_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "semsearch.integrations.llamaindex", raising=False)
     with pytest.raises(MissingExtraError, match=r"pip install 'semsearch\[llamaindex\]'"):
         importlib.import_module("semsearch.integrations.llamaindex")
+
+
+def test_both_retrievers_take_the_index_positionally_or_by_name(index: Index) -> None:
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from semsearch.integrations.langchain import SemsearchRetriever as LangChainRetriever
+    from semsearch.integrations.llamaindex import SemsearchRetriever as LlamaIndexRetriever
+
+    for make in (LangChainRetriever, LlamaIndexRetriever):
+        positional, named = make(index, k=2, mode="lexical"), make(index=index, k=2, mode="lexical")
+        assert positional.index is named.index is index and positional.k == named.k == 2
+    langchain = LangChainRetriever(index, k=2, mode="lexical").invoke(QUERY)
+    assert Path(langchain[0].metadata["source"]).name == "大熊猫.md"
+    with pytest.raises(TypeError, match="both"):
+        LangChainRetriever(index, index=index)
+
+
+def test_a_retriever_over_a_folder_with_no_index_raises_instead_of_finding_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("langchain_core")
+    from semsearch.integrations.langchain import SemsearchRetriever
+
+    typo = semsearch.open_index(tmp_path / "no-such-index")
+    with pytest.raises(IndexNotFoundError, match="No index at"):
+        SemsearchRetriever(typo, k=2).invoke(QUERY)
+    typo.close()

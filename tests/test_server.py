@@ -55,6 +55,21 @@ def free_port() -> int:
 
 
 def start(index: Path, root: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """A server process, up and answering; another port is tried when the one picked was taken
+    meanwhile (tests run in parallel workers)."""
+    for _ in range(5):
+        try:
+            return _start(index, root, log, *extra, env=env)
+        except PortTaken:
+            continue
+    raise AssertionError("no free port found in five tries")
+
+
+class PortTaken(Exception):
+    pass
+
+
+def _start(index: Path, root: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     command = [sys.executable, "-m", "semsearch", "serve", "--index", str(index), "--port", str(port)]
     command += ["--root", str(root), "--device", "cpu", *extra]
@@ -64,6 +79,8 @@ def start(index: Path, root: Path, log: Path, *extra: str, env: dict[str, str] |
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if "address already in use" in log.read_text().lower():
+                raise PortTaken
             raise AssertionError(f"the server exited with {process.returncode}: {log.read_text()}")
         try:
             if httpx.get(server.url + "/health", timeout=2).status_code == 200:
@@ -224,7 +241,7 @@ def test_searches_keep_working_during_an_ingest(server: Server) -> None:
     assert len(hits) == 5 and all("/more/" in h["source"] for h in hits)
 
 
-def test_an_api_key_guards_every_route_but_health(built: tuple[Path, Path], tmp_path: Path) -> None:
+def test_an_api_key_guards_every_route_but_health_and_the_docs(built: tuple[Path, Path], tmp_path: Path) -> None:
     index, root = built
     keyed = start(index, root, tmp_path / "keyed.log", env={"SEMSEARCH_API_KEY": KEY})
     try:
@@ -234,10 +251,31 @@ def test_an_api_key_guards_every_route_but_health(built: tuple[Path, Path], tmp_
             response = keyed.post("/search", body, headers=headers)
             assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
             assert response.json()["error"]["type"] == "unauthorized"
-        assert httpx.get(keyed.url + "/openapi.json").status_code == 401
+        for route in ("/info", "/ingest"):
+            assert httpx.get(keyed.url + route).status_code == 401
+        # the docs hold no data: a browser (which sends no key) can read them, and 'Authorize' sends it
+        assert httpx.get(keyed.url + "/docs").status_code == 200
+        schema = httpx.get(keyed.url + "/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
         assert keyed.post("/search", body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
     finally:
         stop(keyed)
+
+
+def test_the_docs_pages_work_offline_from_the_package(server: Server) -> None:
+    import re
+
+    home = httpx.get(server.url + "/", follow_redirects=False)
+    assert home.status_code in (302, 307) and home.headers["location"] == "/docs"
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(server.url + page).text
+        assert "https://" not in html and "http://" not in html
+        sources = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+        sources += re.findall(r"""url:\s*['"]([^'"]+)['"]""", html)
+        assert sources and all(s.startswith("/") for s in sources), sources  # nothing from a CDN
+        for source in sources:
+            response = httpx.get(server.url + source)
+            assert response.status_code == 200 and len(response.content) > 1000, source
 
 
 def test_serving_beyond_loopback_needs_a_key(built: tuple[Path, Path]) -> None:

@@ -402,3 +402,72 @@ def test_read_bytes_refuses_a_fifo_without_waiting_for_a_writer(tmp_path: Path) 
     os.mkfifo(tmp_path / "pipe.txt")
     with pytest.raises(UnreadableError, match="not a regular file"):
         read_bytes(tmp_path / "pipe.txt")
+
+
+# -- walk: .gitignore and .ignore files -------------------------------------------------------
+
+
+def names(found, root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in found.files)
+
+
+def test_walk_honours_gitignore_files_at_every_depth(tmp_path: Path) -> None:
+    for rel in ("notes.txt", "secret.txt", "pkg.egg-info/PKG-INFO.txt", "build/out.txt", "sub/keep.md", "sub/draft.md"):
+        touch(tmp_path / rel)
+    (tmp_path / ".gitignore").write_text("secret.txt\n*.egg-info/\n/build\n# a comment\n", encoding="utf-8")
+    (tmp_path / "sub" / ".gitignore").write_text("draft.md\n", encoding="utf-8")
+    found = walk([tmp_path])
+    assert names(found, tmp_path) == ["notes.txt", "sub/keep.md"]
+    assert found.skipped == []  # left out silently
+    every = walk([tmp_path], ignore_files=False)
+    assert len(every.files) == 6
+
+
+def test_a_deeper_ignore_file_and_ignore_over_gitignore_decide(tmp_path: Path) -> None:
+    for rel in ("a.log.txt", "sub/b.log.txt", "sub/c.log.txt", "d.tmp.txt"):
+        touch(tmp_path / rel)
+    (tmp_path / ".gitignore").write_text("*.log.txt\n*.tmp.txt\n", encoding="utf-8")
+    (tmp_path / "sub" / ".gitignore").write_text("!b.log.txt\n", encoding="utf-8")  # the deeper file wins
+    (tmp_path / ".ignore").write_text("!d.tmp.txt\n", encoding="utf-8")  # .ignore over .gitignore
+    assert names(walk([tmp_path]), tmp_path) == ["d.tmp.txt", "sub/b.log.txt"]
+
+
+def test_exclude_patterns_come_after_the_ignore_files(tmp_path: Path) -> None:
+    for rel in ("secret.txt", "public.txt", "other.md"):
+        touch(tmp_path / rel)
+    (tmp_path / ".gitignore").write_text("secret.txt\n", encoding="utf-8")
+    assert names(walk([tmp_path], patterns=["*.md"]), tmp_path) == ["public.txt"]
+    assert names(walk([tmp_path], patterns=["!secret.txt"]), tmp_path) == ["other.md", "public.txt", "secret.txt"]
+
+
+def test_ignore_files_above_the_root_count_up_to_the_repository_top(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".gitignore").write_text("*.bak.txt\ndocs/private/\n", encoding="utf-8")
+    (tmp_path / ".gitignore").write_text("*.txt\n", encoding="utf-8")  # outside the repository: not read
+    for rel in ("docs/a.txt", "docs/a.bak.txt", "docs/private/p.txt", "docs/public/q.txt"):
+        touch(repo / rel)
+    assert names(walk([repo / "docs"]), repo / "docs") == ["a.txt", "public/q.txt"]
+    # a folder named to be walked is walked even where an ignore file above leaves it out
+    assert names(walk([repo / "docs" / "private"]), repo / "docs" / "private") == ["p.txt"]
+    outside = tmp_path / "plain"
+    touch(outside / "x.txt")
+    assert names(walk([outside]), outside) == ["x.txt"]  # not in a repository: nothing above is read
+
+
+def test_an_ignored_folder_is_never_entered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keep = touch(tmp_path / "keep.txt")
+    touch(tmp_path / "node_modules" / "pkg" / "readme.md")
+    (tmp_path / ".gitignore").write_text("node_modules/\n", encoding="utf-8")
+    entered: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: entered.append(str(path)) or scandir(path))
+    assert walk([tmp_path]).files == [keep]
+    assert entered == [str(tmp_path)]
+
+
+def test_unsupported_types_are_marked_so_they_can_be_grouped(tmp_path: Path) -> None:
+    touch(tmp_path / "a.py")
+    touch(tmp_path / "keep.txt")
+    (skipped,) = walk([tmp_path]).skipped
+    assert skipped.kind == "unsupported" and "'.py'" in skipped.reason

@@ -56,6 +56,15 @@ class SemsearchRetriever(BaseRetriever):
 
     _owns_index: bool = PrivateAttr(default=False)
 
+    def __init__(self, index: Any = None, /, **fields: Any) -> None:
+        # the index may be given positionally, as for the LlamaIndex retriever:
+        # SemsearchRetriever(index, k=2)
+        if index is not None:
+            if "index" in fields:
+                raise TypeError("SemsearchRetriever got the index both positionally and as index=")
+            fields["index"] = index
+        super().__init__(**fields)
+
     @field_validator("where")
     @classmethod
     def _check_where(cls, value: Any) -> Where | None:
