@@ -73,6 +73,8 @@ def open_index(
     """
     if index_type is not None:
         choose(index_type, 0, 1, False)  # refuse an unknown type before anything is opened
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise IndexNotFoundError(f"{path} is a file, not an index folder; give --index a folder")
     index = Index(Path(path), model, device, fp32, chunking, wait, index_type)
     index._open_data()
     if index.manifest is None and not create:

@@ -192,6 +192,9 @@ def test_vector_file_behind_the_database_is_brought_up_to_date(index: semsearch.
 def test_errors(tmp_path: Path, tiny_model: Path) -> None:
     with pytest.raises(semsearch.IndexNotFoundError, match="No index at"):
         semsearch.open_index(tmp_path / "none", create=False)
+    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
+    with pytest.raises(semsearch.IndexNotFoundError, match="is a file, not an index folder"):
+        semsearch.open_index(tmp_path / "notes.txt")
     idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model))
     with pytest.raises(semsearch.IndexNotFoundError, match="No index at"):
         idx.search("anything")  # nothing ingested yet: no index to search, and it says so

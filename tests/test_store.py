@@ -74,6 +74,7 @@ def test_reopen_keeps_data_and_applies_migrations_once(tmp_path: Path) -> None:
             "m002_content_hash_index",
             "m003_lexical",
             "m004_page_heading",
+            "m005_staged",
         ]
     finally:
         again.close()
