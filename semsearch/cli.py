@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
 import textwrap
 from collections import Counter
@@ -149,12 +150,12 @@ def _errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
     except Interrupted as exc:
         if isinstance(exc.report, IngestReport):
             _print_report(exc.report, as_json, verbose)
-        typer.echo(f"Interrupted: {exc}", err=True)
+        typer.echo(f"Interrupted: {printable(str(exc))}", err=True)
         raise typer.Exit(130) from None
     except SemsearchError as exc:
         if _state["debug"]:
             raise
-        typer.echo(f"Error: {exc}", err=True)
+        typer.echo(f"Error: {printable(str(exc))}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         typer.echo("Interrupted", err=True)
@@ -165,6 +166,7 @@ def _errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
         if _state["debug"]:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = printable(message)
         typer.echo(f"Error: unexpected {type(exc).__name__}: {message} (rerun with --debug for details)", err=True)
         raise typer.Exit(1) from None
 
@@ -176,7 +178,13 @@ def _open(index: Path, model: str | None, device: str = "auto", fp32: bool = Fal
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False))
+    typer.echo(json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as JSON, valid UTF-8 whatever the file names: a name's undecodable bytes (lone
+    surrogates) are written as JSON escapes (``\\udcff``), which read back to the same name."""
+    return json.dumps(data, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @command()
@@ -294,8 +302,8 @@ def skip_lines(skipped: list[Skipped], verbose: bool = False) -> list[str]:
     files of types it does not read in one line (one per reason for types needing an extra);
     ``verbose``: every file on a line of its own."""
     if verbose:
-        return [f"skipped {_display(s.path)}: {s.reason}" for s in skipped]
-    lines = [f"skipped {_display(s.path)}: {s.reason}" for s in skipped if s.kind != UNSUPPORTED]
+        return [f"skipped {_display(s.path)}: {printable(s.reason)}" for s in skipped]
+    lines = [f"skipped {_display(s.path)}: {printable(s.reason)}" for s in skipped if s.kind != UNSUPPORTED]
     groups: dict[str, list[str]] = {}
     for s in skipped:
         if s.kind == UNSUPPORTED:
@@ -305,9 +313,9 @@ def skip_lines(skipped: list[Skipped], verbose: bool = False) -> list[str]:
         counts = ", ".join(f"{suffix} {n}" for suffix, n in Counter(suffixes).most_common())
         what = f"skipped {_count(len(suffixes), 'file')}"
         if reason:
-            lines.append(f"{what} ({counts}): {reason}")
+            lines.append(f"{what} ({printable(counts)}): {printable(reason)}")
         else:
-            lines.append(f"{what} of types semsearch does not read ({counts}); --verbose lists them")
+            lines.append(f"{what} of types semsearch does not read ({printable(counts)}); --verbose lists them")
     return lines
 
 
@@ -399,7 +407,7 @@ def query(
             _print_json({"query": question, "model": model_name, "results": [h.to_dict() for h in hits]})
             continue
         if len(queries) > 1:
-            typer.echo(("\n" if number else "") + f"# {question}")
+            typer.echo(("\n" if number else "") + f"# {printable(question)}")
         _print_hits(hits, show_matched=mode != "dense", whole=context > 0)
 
 
@@ -424,7 +432,7 @@ def _read_file(file: Path) -> str:
     try:
         return file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        typer.echo(f"Error: cannot read {file}: {exc}", err=True)
+        typer.echo(f"Error: cannot read {printable(str(file))}: {printable(str(exc))}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -434,7 +442,7 @@ def _print_hits(hits: list[Hit], show_matched: bool = False, whole: bool = False
         typer.echo("No results.")
     for hit in hits:
         place = f"{_display(hit.source)}:{hit.line}" + (f" (page {hit.page})" if hit.page else "")
-        place += f"  § {hit.heading}" if hit.heading else ""
+        place += f"  § {printable(hit.heading)}" if hit.heading else ""
         matched = f"  [{hit.matched}]" if show_matched else ""
         typer.echo(f"{hit.rank:>2}. {hit.score:.4f}  {place}{matched}")
         text, highlights = _body(hit)
@@ -495,7 +503,10 @@ def _passage(text: str, highlights: tuple[tuple[int, int], ...], width: int = 24
 
 
 def _styled(pieces: list[tuple[str, bool]]) -> str:
-    return "".join(typer.style(text, fg="yellow", bold=True) if marked and text else text for text, marked in pieces)
+    """The pieces joined, highlighted ones in bold yellow, control characters escaped (the
+    passage's own line breaks kept)."""
+    shown = [(printable(text, lines=True), marked) for text, marked in pieces]
+    return "".join(typer.style(text, fg="yellow", bold=True) if marked and text else text for text, marked in shown)
 
 
 @command()
@@ -526,7 +537,7 @@ def info(
             value = ", ".join(map(str, value)) or "-"
         elif isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"
-        typer.echo(f"{key.replace('_', ' ')}: {value}")
+        typer.echo(f"{key.replace('_', ' ')}: {printable(str(value))}")
 
 
 @command()
@@ -547,7 +558,7 @@ def _report_checks(checks: list[Check], as_json: bool) -> None:
         _print_json({"ok": ok, "checks": [c.to_dict() for c in checks]})
     else:
         for c in checks:
-            typer.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}" + (f": {c.detail}" if c.detail else ""))
+            typer.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}" + (f": {printable(c.detail)}" if c.detail else ""))
     if not ok:
         raise typer.Exit(1)
 
@@ -704,13 +715,35 @@ def _server_module() -> Any:
 
 def _print_notes(idx: Index) -> None:
     for note in idx.notes:
-        typer.echo(f"Note: {note}", err=True)
+        typer.echo(f"Note: {printable(note)}", err=True)
 
 
 def _display(path: str) -> str:
     # paths are stored absolute; show them relative to where the user stands when inside it
     relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
+    return printable(path if relative.startswith("..") else relative)
+
+
+# control characters (C0 and C1), the bidirectional overrides that reorder a line, and lone
+# surrogates (a file name's undecodable bytes): what must never reach a terminal raw
+_UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE_IN_LINE = re.compile(f"[{_UNSAFE}\t\n]")
+_UNSAFE_IN_TEXT = re.compile(f"[{_UNSAFE}]")
+
+
+def printable(text: str, lines: bool = False) -> str:
+    """``text`` safe to print for a human: control characters (escape sequences, and with
+    ``lines`` False also tabs and line breaks, which could forge output lines), bidirectional
+    overrides and undecodable bytes written as visible escapes (``\\x1b``, ``\\xff``).
+    ``--json`` output is exact instead."""
+    return (_UNSAFE_IN_TEXT if lines else _UNSAFE_IN_LINE).sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 in a file name (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from functools import lru_cache
 from typing import Any
 
 from .errors import InvalidOptionError
-from .sources import glob_component
 
 GLOB_FUNCTION = "semsearch_glob"  # the SQL function the store registers: (regex, path) -> 0/1
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -24,6 +23,8 @@ _TYPE = re.compile(r"^[a-z0-9]{1,16}$")
 # suffixes that name one type of file
 _ALIASES = {"md": ("md", "markdown"), "markdown": ("md", "markdown"), "htm": ("html", "htm", "xhtml")}
 _ALIASES |= {"html": _ALIASES["htm"], "xhtml": _ALIASES["htm"], "txt": ("txt", "text"), "text": ("txt", "text")}
+MAX_PATTERNS = 64  # path patterns in one filter
+MAX_PATTERN_CHARS = 1_000  # characters in one path pattern
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -54,6 +55,13 @@ class Where:
                 object.__setattr__(self, name, tuple(value))
         if any(not isinstance(p, str) or not p.strip() for p in self.paths):
             raise InvalidOptionError("A path filter must be a non-empty string")
+        if len(self.paths) > MAX_PATTERNS:
+            raise InvalidOptionError(f"At most {MAX_PATTERNS} path filters may be given; {len(self.paths)} were")
+        for pattern in self.paths:
+            if len(pattern) > MAX_PATTERN_CHARS:
+                raise InvalidOptionError(f"A path filter may be at most {MAX_PATTERN_CHARS} characters long")
+            if _GLOB_CHARS.search(pattern):
+                compiled(glob_regex(pattern))  # an invalid pattern fails here, as the user's error
         if any(not isinstance(t, str) or not _TYPE.match(t.lower().lstrip(".")) for t in self.types):
             raise InvalidOptionError("A type filter is a file suffix such as 'pdf' or 'md'")
 
@@ -119,9 +127,10 @@ def to_sql(where: Where, base: str) -> tuple[str, list[Any]]:
                 params.append(glob_regex(_absolute(pattern, base)))
             else:
                 prefix = os.path.normpath(os.path.join(base, os.path.expanduser(pattern)))
-                folder = prefix.rstrip("/") + "/"
-                either.append("(d.path = ? OR substr(d.path, 1, ?) = ?)")
-                params.extend([prefix, len(folder), folder])
+                folder = os.fsencode(prefix.rstrip("/") + "/")
+                # compared as bytes: a path that is not UTF-8 is kept as a BLOB of its bytes
+                either.append("(CAST(d.path AS BLOB) = ? OR substr(CAST(d.path AS BLOB), 1, ?) = ?)")
+                params.extend([os.fsencode(prefix), len(folder), folder])
         clauses.append("(" + " OR ".join(either) + ")")
     if where.types:
         suffixes = sorted(
@@ -146,9 +155,11 @@ def _absolute(pattern: str, base: str) -> str:
 
 
 def glob_regex(pattern: str) -> str:
-    """A regular expression for a path glob: ``*`` and ``?`` within one folder, ``[...]`` a
-    character class, ``**`` a whole component standing for any number of folders."""
+    """An RE2 regular expression for a path glob: ``*`` and ``?`` within one folder, ``[...]`` a
+    character class, ``**`` a whole component standing for any number of folders (several in a
+    row count as one). RE2 matches in time linear in the path, whatever the pattern."""
     parts = pattern.split("/")
+    parts = [p for i, p in enumerate(parts) if not (p == "**" and i and parts[i - 1] == "**")]
     out: list[str] = []
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
@@ -156,14 +167,80 @@ def glob_regex(pattern: str) -> str:
             out.append(".*" if last else "(?:[^/]*/)*")
         else:
             out.append(glob_component(part) + ("" if last else "/"))
-    return "".join(out) + r"\Z"
+    return "(?s)" + "".join(out)
+
+
+def glob_component(part: str) -> str:
+    """One path component of a glob as RE2 syntax: ``*``, ``?``, ``[...]`` (``[!...]`` or
+    ``[^...]`` negated), ``\\x`` a literal x; nothing matches '/'."""
+    out, i = [], 0
+    while i < len(part):
+        char, i = part[i], i + 1
+        if char in "*?":
+            out.append("[^/]*" if char == "*" else "[^/]")
+        elif char == "\\" and i < len(part):
+            out.append(re.escape(part[i]))
+            i += 1
+        elif char == "[" and (end := part.find("]", i + 1 + (part[i : i + 1] in ("!", "^")))) > 0:
+            negate = part[i] in ("!", "^")
+            out.append(_char_class(part[i + negate : end], negate))
+            i = end + 1
+        else:
+            out.append(re.escape(char))
+    return "".join(out)
+
+
+def _char_class(body: str, negate: bool) -> str:
+    """A glob's ``[...]`` as an RE2 class that never matches '/'; a reversed range is an error."""
+    items: list[tuple[str, str]] = []  # (first, last) characters
+    at = 0
+    while at < len(body):
+        if at + 2 < len(body) and body[at + 1] == "-":
+            first, last = body[at], body[at + 2]
+            if first > last:
+                raise InvalidOptionError(f"Invalid path pattern: the range {first}-{last} in [{body}] is reversed")
+            items.append((first, last))
+            at += 3
+        else:
+            items.append((body[at], body[at]))
+            at += 1
+    if negate:
+        return "[^" + "".join(_range(a, b) for a, b in items) + "/]"
+    kept: list[tuple[str, str]] = []
+    for first, last in items:  # cut '/' out of every range that holds it
+        if first <= "/" <= last:
+            kept += [(first, chr(ord("/") - 1))] if first < "/" else []
+            kept += [(chr(ord("/") + 1), last)] if last > "/" else []
+        else:
+            kept.append((first, last))
+    return "[" + "".join(_range(a, b) for a, b in kept) + "]" if kept else NOTHING
+
+
+NOTHING = r"[^\x00-\x{10FFFF}]"  # an RE2 class no character is in
+
+
+def _range(first: str, last: str) -> str:
+    escape = lambda c: "\\" + c if c in "\\]^-[" else c  # noqa: E731
+    return escape(first) if first == last else f"{escape(first)}-{escape(last)}"
 
 
 @lru_cache(maxsize=256)
-def _compiled(regex: str) -> re.Pattern[str]:
-    return re.compile(regex, re.DOTALL)
+def compiled(regex: str) -> Any:
+    """``regex`` compiled by RE2; InvalidOptionError when it is not a valid pattern."""
+    import re2
+
+    try:
+        return re2.compile(regex.translate(_SURROGATES))
+    except re2.error as exc:
+        raise InvalidOptionError(f"Invalid path pattern ({exc})") from None
 
 
-def glob_match(regex: str, path: str) -> int:
+# A file name's undecodable bytes are lone surrogates (U+DC80-U+DCFF), which RE2 cannot take:
+# both patterns and paths carry them as private-use characters instead, one for one.
+_SURROGATES = {0xDC80 + n: 0xF780 + n for n in range(128)}
+
+
+def glob_match(regex: str, path: str | bytes) -> int:
     """The SQL function: 1 when ``path`` matches the whole of ``regex`` (from ``glob_regex``)."""
-    return int(_compiled(regex).match(path) is not None)
+    text = os.fsdecode(path) if isinstance(path, bytes) else path
+    return int(compiled(regex).fullmatch(text.translate(_SURROGATES)) is not None)

@@ -171,10 +171,56 @@ def _outline(reader: Any, text: str, pages: tuple[int, ...]) -> tuple[Heading, .
 # -- DOCX ---------------------------------------------------------------------------------------
 
 
+MAX_UNZIPPED = 50_000_000  # bytes a zip-based document (DOCX) may expand to, all parts together
+MAX_RATIO = 100  # how many times its compressed size one part may expand to (beyond 1 MB)
+_RATIO_FROM = 1_000_000
+
+
+def check_zip(data: bytes, label: str) -> None:
+    """Refuse a zip-based document that would expand past the limits (a decompression bomb)
+    before any parser opens it: the sizes its directory declares, then the bytes each part
+    really inflates to (a directory can lie), read in bounded pieces."""
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise UnreadableError(f"not a readable {label}: {exc}") from exc
+    with archive:
+        declared = 0
+        for info in archive.infolist():
+            declared += info.file_size
+            if declared > MAX_UNZIPPED:
+                raise UnreadableError(_too_big(label, "expands to more than", MAX_UNZIPPED))
+            if info.file_size > max(_RATIO_FROM, MAX_RATIO * info.compress_size):
+                raise UnreadableError(
+                    f"{label} part {info.filename} expands {info.file_size // max(1, info.compress_size)} times "
+                    f"(the limit is {MAX_RATIO} times, beyond {_RATIO_FROM // 1_000_000} MB): a decompression bomb?"
+                )
+        inflated = 0
+        for info in archive.infolist():
+            try:
+                with archive.open(info) as part:
+                    while piece := part.read(1 << 20):
+                        inflated += len(piece)
+                        if inflated > MAX_UNZIPPED:
+                            raise UnreadableError(_too_big(label, "expands to more than", MAX_UNZIPPED))
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+                raise UnreadableError(f"not a readable {label}: {exc}") from exc
+
+
+def _too_big(label: str, what: str, limit: int) -> str:
+    from .sources import human_size
+
+    return f"{label} {what} the {human_size(limit)} limit for unpacked documents"
+
+
 def _docx(data: bytes) -> Extracted:
     with _reading("DOCX"):
         import docx
         from docx.table import Table
+
+        check_zip(data, "DOCX")
 
         lines: list[str] = []
         headings: list[tuple[int, int]] = []  # (line index, level)

@@ -32,7 +32,7 @@ from .errors import Interrupted, NothingToIngestError
 from .layout import DATABASE, build_folder, discard, pending_builds, publish
 from .prepare import Loaded, Prepared, Unchanged, cut, read
 from .results import IngestReport
-from .sources import Skipped, Walk, is_within, walk
+from .sources import REFUSED, Skipped, Walk, is_within, walk
 from .store import Store, guard
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def _run(
     model = _Model(index)
 
     def prepared(path: Path) -> Prepared | Unchanged | Skipped:
-        item = read(path, known.get(str(path)), max_bytes)
+        item = read(path, known.get(str(path)), max_bytes, found.within)
         if not isinstance(item, Loaded):
             return item
         encoder = model.get()  # something changed: now the model is needed
@@ -152,8 +152,9 @@ def _run(
 
 def _kept_despite_skip(path: str, skipped: list[Skipped]) -> bool:
     """A file that still exists but could not be read this time (or lies in a folder that could
-    not be read) keeps its indexed copy: a passing problem must not delete anything."""
-    if not os.path.lexists(path):
+    not be read) keeps its indexed copy: a passing problem must not delete anything. One now
+    refused (it leads outside the folders that may be read) keeps nothing."""
+    if not os.path.lexists(path) or any(is_within(path, s.path) for s in skipped if s.kind == REFUSED):
         return False
     return any(is_within(path, s.path) for s in skipped)
 

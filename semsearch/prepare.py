@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,19 @@ from typing import Any
 from .chunking import Chunk, TokenCounts, TokenSpans, chunk_text
 from .config import ChunkSettings
 from .formats import Extracted, HeadingPaths, extract, missing_extra, page_at
-from .sources import CHANGED, NOT_REGULAR, UNSUPPORTED, Skipped, UnreadableError, os_error_reason, read_bytes, too_large
+from .sources import (
+    CHANGED,
+    NOT_REGULAR,
+    REFUSED,
+    UNSUPPORTED,
+    OutsideError,
+    Skipped,
+    UnreadableError,
+    check_file,
+    os_error_reason,
+    read_bytes,
+    too_large,
+)
 
 
 @dataclass(frozen=True)
@@ -68,15 +81,20 @@ def prepare(
     return cut(loaded, token_spans, settings, max_tokens, token_counts)
 
 
-def read(path: Path, known: dict[str, Any] | None, max_bytes: int | None = None) -> Loaded | Unchanged | Skipped:
+def read(
+    path: Path, known: dict[str, Any] | None, max_bytes: int | None = None, within: Sequence[str] = ()
+) -> Loaded | Unchanged | Skipped:
     """``path`` read and its text extracted, or UNCHANGED when ``known`` (its ``documents`` row)
     is current, or Skipped with the reason. Needs no tokenizer: an ingest that finds nothing
-    changed never loads the model."""
+    changed never loads the model. With ``within``, a file that is not, once opened, within
+    those folders is refused (see ``sources.read_bytes``)."""
     missing = missing_extra(path.suffix)
     if missing:  # a type read with an extra that is not installed: grouped with unsupported types
         return Skipped(str(path), missing, UNSUPPORTED)
     try:
-        loaded = _load(path, known, max_bytes)
+        loaded = _load(path, known, max_bytes, within)
+    except OutsideError as exc:
+        return Skipped(str(path), str(exc), REFUSED)
     except UnreadableError as exc:  # decoding errors included
         return Skipped(str(path), str(exc))
     except OSError as exc:
@@ -126,16 +144,19 @@ def cut(
 def sections(extracted: Extracted) -> list[tuple[int, int]]:
     """(start, end) of the parts of the text chunked apart: split at each page and heading, so a
     chunk's page and headings are those of all of it; a heading with no text of its own before
-    the next one stays with what follows."""
+    the next one stays with what follows. Linear in the text: each line is looked at once."""
     text, pages = extracted.text, set(extracted.pages)
     starts = {h.start for h in extracted.headings}
     cuts = sorted(c for c in {len(text)} | pages | starts if 0 < c <= len(text))
-    parts, begin = [], 0
+    parts, begin, at = [], 0, 0
+    bare = True  # text[begin:at] is nothing but heading lines
     for cut in cuts:
-        if cut < len(text) and cut not in pages and _only_headings(text, begin, cut, starts):
+        bare = bare and _only_headings(text, at, cut, starts)
+        at = cut
+        if cut < len(text) and cut not in pages and bare:
             continue
         parts.append((begin, cut))
-        begin = cut
+        begin, bare = cut, True
     return parts
 
 
@@ -164,7 +185,7 @@ def _placed(chunk: Chunk, pages: tuple[int, ...], headings: HeadingPaths, offset
 
 
 def _load(
-    path: Path, known: dict[str, Any] | None, max_bytes: int | None
+    path: Path, known: dict[str, Any] | None, max_bytes: int | None, within: Sequence[str] = ()
 ) -> tuple[os.stat_result, str, Extracted] | Unchanged:
     """The file's stat, sha256 and extracted text, or UNCHANGED; raises for a file to pass over.
 
@@ -174,10 +195,12 @@ def _load(
     if not stat.S_ISREG(before.st_mode):  # a FIFO would block the read forever
         raise UnreadableError(NOT_REGULAR)
     if known and known["size"] == before.st_size and known["mtime"] == before.st_mtime:
+        if within:
+            check_file(path, within)  # an unchanged name may now be a link leading out
         return UNCHANGED
     if max_bytes is not None and before.st_size > max_bytes:
         raise UnreadableError(too_large(before.st_size, max_bytes))
-    data, digest = read_bytes(path, max_bytes)
+    data, digest = read_bytes(path, max_bytes, within)
     after = path.stat()
     if len(data) != before.st_size or _version(after) != _version(before):
         raise UnreadableError(CHANGED)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import json
 import sys
 import traceback
 from datetime import datetime
@@ -62,6 +63,15 @@ _STATUS = {  # the HTTP status of each library error; others are 500
     IndexLockedError: 409,
     ModelMismatchError: 409,
 }
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that stays valid UTF-8 when a file name is not: its undecodable bytes (lone
+    surrogates) are written as JSON escapes (``\\udcff``), which read back to the same name."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
 
 
 class Strict(BaseModel):
@@ -188,6 +198,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         version=__version__,
         description="Chinese-first semantic search over an index.",
         static_url=DOCS_ASSETS,
+        default_response_class=SafeJSONResponse,
     )
     app.add_middleware(_Guard, api_key=api_key)
     _add_error_handlers(app)
@@ -237,7 +248,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         """Ingest files or folders within the server's roots; one ingest at a time."""
         running = service.ingest(request.paths, request.exclude)
         if not request.wait:
-            return JSONResponse(_ingest_state(service).model_dump(), status_code=202)
+            return SafeJSONResponse(_ingest_state(service).model_dump(), status_code=202)
         report = await asyncio.wrap_future(running)
         return IngestResponse(**report.to_dict())
 
@@ -306,7 +317,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _error(status: int, kind: str, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     body = ErrorResponse(error=ErrorDetail(status=status, type=kind, message=message))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return SafeJSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 class _Guard:

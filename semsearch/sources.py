@@ -6,8 +6,8 @@ import codecs
 import errno
 import hashlib
 import os
-import re
 import stat
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,24 +15,29 @@ from pathlib import Path
 import pathspec
 
 from .config import SUFFIXES
-from .errors import SourceNotFoundError
+from .errors import InvalidOptionError, SourceNotFoundError
 
 _SNIFF = 8192  # bytes looked at to tell binary from text
 NOT_REGULAR = "not a regular file"
 CHANGED = "changed while being read; ingest it again"
 OUTSIDE = "outside the folders that may be ingested"
+HARD_LINK = "a file with other hard links, which may lie outside the folders that may be ingested"
 
 
 UNSUPPORTED = "unsupported"  # Skipped.kind of a file of a type semsearch does not read
 PROBLEM = "problem"  # Skipped.kind of a file semsearch reads but could not this time
+REFUSED = "refused"  # Skipped.kind of a file outside the folders that may be read: never kept
 IGNORE_FILES = (".gitignore", ".ignore")  # in increasing precedence, as ripgrep has them
 MAX_IGNORE_FILE = 1_000_000  # bytes of an ignore file read; the rest is left out
+MAX_PATTERNS = 1_000  # exclude patterns given at once
+MAX_PATTERN_CHARS = 1_000  # characters in one pattern (longer lines of an ignore file are passed over)
 
 
 @dataclass(frozen=True)
 class Skipped:
     """A file that was not ingested, and why; ``kind`` is ``unsupported`` for a type semsearch
-    does not read (or reads only with an extra), ``problem`` for one it could not read."""
+    does not read (or reads only with an extra), ``problem`` for one it could not read this
+    time (an indexed copy is kept), ``refused`` for one outside the folders it may read."""
 
     path: str
     reason: str
@@ -46,6 +51,7 @@ class Walk:
     files: list[Path]
     skipped: list[Skipped]
     folders: list[Path]  # the folders walked: documents gone from them are removed
+    within: tuple[str, ...] = ()  # real paths of the only folders files may be read from, if any
 
 
 class UnreadableError(ValueError):
@@ -54,6 +60,10 @@ class UnreadableError(ValueError):
 
 class DecodeError(UnreadableError):
     "The bytes are not text in any encoding semsearch reads"
+
+
+class OutsideError(UnreadableError):
+    "A file that, opened, is not within the folders that may be read"
 
 
 def walk(
@@ -85,6 +95,7 @@ def walk(
     missing = [str(p) for p in roots if not os.path.lexists(p)]
     if missing:
         raise SourceNotFoundError(f"No such file or folder: {', '.join(missing)}")
+    check_patterns(patterns)
     walker = _Walker(_folder_keys(exclude), ignore_files=ignore_files)
     walker.within = tuple(os.path.realpath(p) for p in within)
     command_line = _spec(patterns)
@@ -108,7 +119,7 @@ def walk(
                 files.add(path)
             else:
                 walker.skip(path, f"unsupported file type '{path.suffix or '(none)'}'", UNSUPPORTED)
-    return Walk(files=sorted(files), skipped=walker.skipped, folders=folders)
+    return Walk(files=sorted(files), skipped=walker.skipped, folders=folders, within=walker.within)
 
 
 def _folder_keys(paths: Iterable[Path]) -> set[tuple[int, int]]:
@@ -137,8 +148,18 @@ class _Rules:
 
 
 def _spec(lines: Sequence[str]) -> _Rules | None:
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    # RE2 matches in linear time: no pattern can make the walk backtrack for ever
+    spec = pathspec.GitIgnoreSpec.from_lines([line for line in lines if len(line) <= MAX_PATTERN_CHARS], backend="re2")
     return _Rules(spec) if spec.patterns else None
+
+
+def check_patterns(patterns: Sequence[str]) -> None:
+    """Refuse more exclude patterns, or longer ones, than the limits; InvalidOptionError says which."""
+    if len(patterns) > MAX_PATTERNS:
+        raise InvalidOptionError(f"At most {MAX_PATTERNS} exclude patterns may be given; {len(patterns)} were")
+    for pattern in patterns:
+        if len(pattern) > MAX_PATTERN_CHARS:
+            raise InvalidOptionError(f"An exclude pattern may be at most {MAX_PATTERN_CHARS} characters long")
 
 
 def _read_rules(path: Path, base: str, lead: str = "") -> _Rules | None:
@@ -192,7 +213,7 @@ class _Walker:
         real = os.path.realpath(path)
         if any(is_within(real, top) for top in self.within):
             return True
-        self.skip(path, OUTSIDE)
+        self.skip(path, OUTSIDE, REFUSED)
         return False
 
     def skip(self, path: Path, reason: str, kind: str = PROBLEM) -> None:
@@ -282,26 +303,6 @@ def ignored(rules: Sequence[_Rules], rel: str, folder: bool) -> bool:
 _Folder = tuple[Path, str, tuple[int, int], tuple[tuple[int, int], ...], tuple[_Rules, ...]]
 
 
-def glob_component(part: str) -> str:
-    """One path component of a pattern: ``*``, ``?``, ``[...]``, ``\\x``; nothing matches '/'."""
-    out, i = [], 0
-    while i < len(part):
-        char, i = part[i], i + 1
-        if char in "*?":
-            out.append("[^/]*" if char == "*" else "[^/]")
-        elif char == "\\" and i < len(part):
-            out.append(re.escape(part[i]))
-            i += 1
-        elif char == "[" and (end := part.find("]", i + 1 + (part[i : i + 1] in ("!", "^")))) > 0:
-            negate = part[i] in ("!", "^")
-            body = "".join(c if c == "-" else re.escape(c) for c in part[i + negate : end])
-            out.append(f"(?!/)[{'^' if negate else ''}{body}]")
-            i = end + 1
-        else:
-            out.append(re.escape(char))
-    return "".join(out)
-
-
 def is_within(path: str, folder: str) -> bool:
     """Whether ``path`` is ``folder`` or lies under it (as strings: resolve links first)."""
     return path == folder or path.startswith(folder.rstrip("/") + "/")
@@ -332,20 +333,60 @@ def too_large(size: int, limit: int) -> str:
     return f"larger than the {human_size(limit)} limit (size {human_size(size)})"
 
 
-def read_bytes(path: Path, limit: int | None = None) -> tuple[bytes, str]:
+def read_bytes(path: Path, limit: int | None = None, within: Sequence[str] = ()) -> tuple[bytes, str]:
     """A regular file's bytes and their sha256, reading at most ``limit`` bytes.
 
     Raises UnreadableError for a file that is not a regular one (opened without blocking, so a
     FIFO put in its place is refused, not waited on) or that holds more than ``limit`` bytes.
+    With ``within`` (real paths of folders), the file opened is checked, by its descriptor,
+    to lie within them, so a link swapped in after the walk cannot lead out; a file with
+    other hard links is refused too (they may lie outside): OutsideError.
     """
     with open(path, "rb", opener=_open_nonblocking) as file:
         info = os.fstat(file.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise UnreadableError(NOT_REGULAR)
+        if within:
+            _check_opened(file.fileno(), info, path, within)
         data = file.read() if limit is None else file.read(limit + 1)
     if limit is not None and len(data) > limit:
         raise UnreadableError(too_large(max(len(data), info.st_size), limit))
     return data, hashlib.sha256(data).hexdigest()
+
+
+def check_file(path: Path, within: Sequence[str]) -> None:
+    """Open ``path`` (without blocking) and check, by its descriptor, that it lies within
+    ``within`` and has no other hard links; OutsideError if not."""
+    with open(path, "rb", opener=_open_nonblocking) as file:
+        _check_opened(file.fileno(), os.fstat(file.fileno()), path, within)
+
+
+def _check_opened(fd: int, info: os.stat_result, path: Path, within: Sequence[str]) -> None:
+    real = _opened_path(fd)
+    if real is None:  # no way to ask the descriptor: the path, resolved, must be the same file
+        real = os.path.realpath(path)
+        again = os.stat(real)
+        if (again.st_dev, again.st_ino) != (info.st_dev, info.st_ino):
+            raise OutsideError(CHANGED)
+    if not any(is_within(real, top) for top in within):
+        raise OutsideError(OUTSIDE)
+    if info.st_nlink > 1:
+        raise OutsideError(HARD_LINK)
+
+
+def _opened_path(fd: int) -> str | None:
+    """The real path of the file open on ``fd``, from the kernel; None where it cannot say."""
+    try:
+        if sys.platform.startswith("linux"):
+            return os.readlink(f"/proc/self/fd/{fd}")
+        if sys.platform == "darwin":
+            import fcntl
+
+            name = fcntl.fcntl(fd, 50, b"\0" * 1024)  # F_GETPATH
+            return os.fsdecode(name.rstrip(b"\0"))
+    except OSError:
+        return None
+    return None
 
 
 def _open_nonblocking(path: str, flags: int) -> int:

@@ -115,6 +115,28 @@ def _fill_lexical(db: sqlite_utils.Database) -> None:
     db.conn.executemany("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)", rows)
 
 
+def stored(path: str) -> str | bytes:
+    """How a path is kept: as text, or, for a name that is not valid UTF-8 (its undecodable bytes
+    held as lone surrogates, Python's surrogateescape), as its raw bytes in a BLOB: lossless."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def loaded(value: str | bytes) -> str:
+    """A stored path back as the str the file system gave."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def prefix_condition(column: str, folder: str) -> tuple[str, list[Any]]:
+    """SQL for "``column`` (a stored path) lies under ``folder``": compared as bytes, so text and
+    BLOB paths alike."""
+    prefix = os.fsencode(folder.rstrip("/") + "/")
+    return f"substr(CAST({column} AS BLOB), 1, ?) = ?", [len(prefix), prefix]
+
+
 @contextmanager
 def guard(path: Path) -> Iterator[None]:
     """Turn SQLite's errors about ``path`` into semsearch's, naming the file."""
@@ -228,12 +250,12 @@ class Store:
         """Indexed documents by path: all, or those inside any folder of ``under``."""
         table = self.db.table("documents")
         if not under:
-            return {row["path"]: row for row in table.rows}
+            return {loaded(row["path"]): {**row, "path": loaded(row["path"])} for row in table.rows}
         rows: dict[str, dict[str, Any]] = {}
         for folder in under:
-            prefix = str(folder).rstrip("/") + "/"
-            for row in table.rows_where("substr(path, 1, ?) = ?", [len(prefix), prefix]):
-                rows[row["path"]] = row
+            condition, params = prefix_condition("path", str(folder))
+            for row in table.rows_where(condition, params):
+                rows[loaded(row["path"])] = {**row, "path": loaded(row["path"])}
         return rows
 
     def put_document(self, document: dict[str, Any], chunks: list[dict[str, Any]], vectors: np.ndarray) -> list[int]:
@@ -241,8 +263,9 @@ class Store:
 
         Call inside ``transaction()``; the old chunks and vectors go with the old row.
         """
-        self.db.execute("DELETE FROM documents WHERE path = ?", [document["path"]])
-        doc_id = self.db.table("documents").insert({**document, "chunks": len(chunks)}).last_pk
+        self.db.execute("DELETE FROM documents WHERE path = ?", [stored(document["path"])])
+        row = {**document, "path": stored(document["path"]), "chunks": len(chunks)}
+        doc_id = self.db.table("documents").insert(row).last_pk
         ids: list[int] = []
         insert = (
             'INSERT INTO chunks (document_id, seq, start, "end", line, tokens, text, page, heading) '
@@ -264,7 +287,7 @@ class Store:
         """Keep the vectors of chunks (seq, start, end) of the content ``content_hash`` (now at
         ``path``) until the whole file is embedded. Call inside a transaction."""
         blobs = [
-            (content_hash, seq, start, end, path, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+            (content_hash, seq, start, end, stored(path), np.ascontiguousarray(v, dtype=np.float32).tobytes())
             for (seq, start, end), v in zip(rows, vectors, strict=True)
         ]
         self.db.conn.executemany(
@@ -289,21 +312,21 @@ class Store:
         """Paths with staged chunks -> the content hashes staged under them."""
         found: dict[str, set[str]] = {}
         for path, content_hash in self.db.execute("SELECT DISTINCT path, content_hash FROM staged"):
-            found.setdefault(path, set()).add(content_hash)
+            found.setdefault(loaded(path), set()).add(content_hash)
         return found
 
     def chunk_ids_of(self, paths: Sequence[str]) -> list[int]:
         ids: list[int] = []
         for path in paths:
             rows = self.db.execute(
-                "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.path = ?", [path]
+                "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.path = ?", [stored(path)]
             )
             ids.extend(int(r[0]) for r in rows)
         return ids
 
     def delete_documents(self, paths: Sequence[str]) -> None:
         """Delete documents with their chunks and vectors. Call inside ``transaction()``."""
-        self.db.conn.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in paths])
+        self.db.conn.executemany("DELETE FROM documents WHERE path = ?", [(stored(p),) for p in paths])
 
     # -- chunks and vectors ----------------------------------------------------------------
 
@@ -319,14 +342,19 @@ class Store:
             return {}
         sql = f"{self._CHUNK_SELECT} WHERE c.id IN (SELECT value FROM json_each(?))"
         rows = self.db.execute(sql, [json.dumps([int(i) for i in ids])])
-        return {row[0]: dict(zip(self._CHUNK_COLUMNS, row, strict=True)) for row in rows}
+        return {row[0]: self._chunk_row(row) for row in rows}
+
+    def _chunk_row(self, row: Sequence[Any]) -> dict[str, Any]:
+        found = dict(zip(self._CHUNK_COLUMNS, row, strict=True))
+        found["path"] = loaded(found["path"])
+        return found
 
     def neighbours(self, windows: Sequence[tuple[int, int, int]]) -> list[dict[str, Any]]:
         """The chunk rows of each (document id, first seq, last seq) window, in source order."""
         rows: list[dict[str, Any]] = []
         sql = f"{self._CHUNK_SELECT} WHERE c.document_id = ? AND c.seq BETWEEN ? AND ? ORDER BY c.seq"
         for window in windows:
-            rows.extend(dict(zip(self._CHUNK_COLUMNS, row, strict=True)) for row in self.db.execute(sql, window))
+            rows.extend(self._chunk_row(row) for row in self.db.execute(sql, window))
         return rows
 
     def matching_documents(self, condition: str, params: Sequence[Any]) -> tuple[list[int], int, int]:
@@ -339,7 +367,7 @@ class Store:
     def suffixes(self) -> list[str]:
         """The file types of the indexed documents (suffixes without the dot), sorted."""
         rows = self.db.execute("SELECT path FROM documents")
-        return sorted({os.path.splitext(path)[1].lower().lstrip(".") or "(none)" for (path,) in rows})
+        return sorted({os.path.splitext(loaded(path))[1].lower().lstrip(".") or "(none)" for (path,) in rows})
 
     def chunks_among(self, ids: Sequence[int], documents: Sequence[int]) -> set[int]:
         """Those of the chunk ``ids`` that belong to ``documents``."""

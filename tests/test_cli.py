@@ -389,3 +389,46 @@ def test_a_passage_does_not_repeat_the_heading_shown_above_it(built: tuple[Path,
     for place, passage in shown:
         title = place.split("§", 1)[1].split("[")[0].split(">")[-1].strip()
         assert not passage.lstrip("# ").startswith(title), (place, passage)
+
+
+def test_names_and_passages_reach_the_terminal_escaped_and_json_stays_exact(tmp_path: Path, tiny_model: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    hostile = "x\x1b]0;PWNED\x07\x1b[2J\n 1. 9.9999  forged.txt:1\u202e.md"
+    (docs / hostile).write_text(
+        "# 标题\x1b[31m红\n\n熊猫吃竹子。\x1b]8;;http://evil\x07链接\x1b]8;;\x07", encoding="utf-8"
+    )
+    runner = CliRunner()
+    kb = str(tmp_path / "kb")
+    assert runner.invoke(app, ["ingest", str(docs), "--index", kb, "--model", str(tiny_model)]).exit_code == 0
+    for extra in ([], ["--context", "1"]):
+        shown = runner.invoke(app, ["query", "熊猫", "--index", kb, "--mode", "lexical", *extra]).output
+        assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown, shown
+        assert "\\x1b]0;PWNED\\x07" in shown and "\\x0a 1. 9.9999  forged.txt:1\\u202e.md" in shown
+        assert len([line for line in shown.splitlines() if line.lstrip().startswith("1.")]) == 1  # no forged line
+    exact = json.loads(runner.invoke(app, ["query", "熊猫", "--index", kb, "--mode", "lexical", "--json"]).output)
+    assert exact["results"][0]["source"] == str(docs / hostile) and "\x1b[31m" in exact["results"][0]["text"]
+
+
+def test_a_name_that_is_not_utf8_gives_valid_json_and_an_escaped_line(tmp_path: Path, tiny_model: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    raw = os.fsencode(docs) + b"/bad\xff\xfename.txt"
+    with open(raw, "wb") as handle:
+        handle.write("熊猫吃竹子。".encode())
+    with open(os.fsencode(docs) + b"/empty\xff.txt", "wb"):
+        pass  # skipped: its name is in the report
+    index = tmp_path / "index"
+    result = subprocess.run(
+        [str(SEMSEARCH), "ingest", str(docs), "--index", str(index), "--model", str(tiny_model), "--json"],
+        capture_output=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.decode("utf-8"))  # valid UTF-8, whatever the names
+    assert [os.fsencode(s["path"]) for s in report["skipped"]] == [os.fsencode(docs) + b"/empty\xff.txt"]
+    found = run("query", "熊猫", "--index", index, "--mode", "lexical", cwd=tmp_path)
+    assert found.returncode == 0 and "bad\\xff\\xfename.txt" in found.stdout
+    hits = json.loads(run("query", "熊猫", "--index", index, "--mode", "lexical", "--json", cwd=tmp_path).stdout)
+    assert os.fsencode(hits["results"][0]["source"]) == raw

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -16,13 +17,13 @@ import semsearch
 from semsearch import search
 from semsearch.cli import app
 from semsearch.errors import InvalidOptionError
-from semsearch.filters import Where, glob_regex, parse_time
+from semsearch.filters import Where, glob_match, glob_regex, parse_time
 from semsearch.store import Store
 from semsearch.vectors import VectorIndex, normalize
 
 
 def matches(pattern: str, path: str) -> bool:
-    return re.match(glob_regex(pattern), path) is not None
+    return bool(glob_match(glob_regex(pattern), path))
 
 
 def test_globs_keep_star_within_a_folder_and_let_double_star_span_folders() -> None:
@@ -183,3 +184,40 @@ def test_query_command_filters(index: semsearch.Index, corpus: Path, tmp_path: P
     assert result.exit_code == 0 and len(sources) == 8 and all(s.endswith(".txt") for s in sources)
     bad = runner.invoke(app, [*base, "--modified-after", "yesterday-ish"])
     assert bad.exit_code == 1 and "Not a time" in bad.stderr
+
+
+def run_with_timeout(code: str, seconds: float = 30) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter, killed after ``seconds``: a regex that backtracks for
+    minutes holds the GIL, so only another process can time it out."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=seconds)
+
+
+def test_a_pattern_built_to_backtrack_is_matched_in_linear_time() -> None:
+    done = run_with_timeout(
+        "from semsearch.filters import glob_match, glob_regex\n"
+        "deep = '/' + '/'.join(['a'] * 60) + '/yyy'\n"
+        "for pattern in ['/' + '**/' * 150 + 'zzz', '/' + 'a/**/' * 40 + 'zzz', '/' + '*a' * 60 + '*b']:\n"
+        "    assert not glob_match(glob_regex(pattern), deep)\n"
+        "print('ok')\n"
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+    assert glob_regex("/d/**/**/**/*.md") == glob_regex("/d/**/*.md")  # repeated ** are one
+
+
+def test_invalid_or_oversized_path_patterns_are_the_users_error() -> None:
+    with pytest.raises(InvalidOptionError, match="reversed"):
+        Where(paths=("/d/[z-a].txt",))
+    with pytest.raises(InvalidOptionError, match="at most 1000 characters"):
+        Where(paths=("/" + "a" * 1000,))
+    with pytest.raises(InvalidOptionError, match="At most 64 path filters"):
+        Where(paths=tuple(f"/d{n}/" for n in range(65)))
+    assert matches("/d/[!-~]", "/d/x") and not matches("/d/[!-~]", "/d//")  # a class never matches '/'
+    assert not matches("/d/[.-0]x", "/d//x") and matches("/d/[.-0]x", "/d/0x")
+
+
+def test_the_cli_says_an_invalid_pattern_is_invalid_not_corrupt(tmp_path: Path, tiny_model: Path, docs: Path) -> None:
+    runner = CliRunner()
+    kb = str(tmp_path / "kb")
+    assert runner.invoke(app, ["ingest", str(docs), "--index", kb, "--model", str(tiny_model)]).exit_code == 0
+    bad = runner.invoke(app, ["query", "熊猫", "--index", kb, "--path", "[z-a]*", "--mode", "lexical"])
+    assert bad.exit_code == 1 and "Invalid path pattern" in bad.output and "corrupt" not in bad.output.lower()

@@ -6,6 +6,7 @@ import importlib.util
 import io
 import re
 import sys
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -320,6 +321,45 @@ def test_docx_that_is_another_zip_is_unreadable(tmp_path: Path) -> None:
         archive.writestr("notes.txt", "not a Word document")
     with pytest.raises(UnreadableError, match="^not a readable DOCX: "):
         read(tmp_path, "fake.docx", out.getvalue())
+
+
+def swollen_docx(paragraphs: int, lying_size: int | None = None) -> bytes:
+    """A real DOCX whose body is ``paragraphs`` identical paragraphs: tiny zipped, huge unzipped.
+    ``lying_size``: the directory claims that size for the body instead of the true one."""
+    docx = pytest.importorskip("docx")
+    plain = io.BytesIO()
+    docx.Document().save(plain)
+    body = "<w:p><w:r><w:t>炸弹</w:t></w:r></w:p>" * paragraphs
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(plain.getvalue())) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "word/document.xml":
+                text = data.decode("utf-8")
+                data = text.replace("<w:body>", "<w:body>" + body, 1).encode("utf-8")
+            target.writestr(info.filename, data)
+    packed = out.getvalue()
+    if lying_size is not None:  # patch the central directory's uncompressed size of the body
+        at = packed.rfind(b"word/document.xml")
+        header = packed.rfind(b"PK\x01\x02", 0, at)
+        packed = packed[: header + 24] + lying_size.to_bytes(4, "little") + packed[header + 28 :]
+    return packed
+
+
+def test_a_docx_that_unzips_past_the_limits_is_refused_before_parsing(tmp_path: Path) -> None:
+    bomb = swollen_docx(300_000)  # 12 MB of XML zipped into a few tens of kB
+    assert len(bomb) < 200_000
+    started = time.perf_counter()
+    with pytest.raises(UnreadableError, match="decompression bomb"):
+        read(tmp_path, "bomb.docx", bomb)
+    assert time.perf_counter() - started < 30  # refused, not parsed (that took a minute and more)
+    liar = swollen_docx(300_000, lying_size=1000)  # the directory says 1 kB
+    with pytest.raises(UnreadableError):
+        read(tmp_path, "liar.docx", liar)
+    assert "炸弹" in read(tmp_path, "small.docx", swollen_docx(20)).text  # an ordinary one still reads
 
 
 # -- HTML ---------------------------------------------------------------------------------------

@@ -352,3 +352,53 @@ def test_staged_work_no_file_needs_is_dropped_and_other_work_is_kept(
     assert again.chunks_resumed > 0 and store.staged_count() == 0
     assert failed(idx.check()) == {}
     idx.close()
+
+
+def test_a_file_name_that_is_not_utf8_is_kept_losslessly(tmp_path: Path, tiny_model: Path, docs: Path) -> None:
+    raw = os.fsencode(docs) + b"/bad\xff\xfename.txt"
+    with open(raw, "wb") as handle:
+        handle.write("名字坏了的文件，内容讲熊猫。".encode())
+    name = os.fsdecode(raw)
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
+    report = idx.ingest([docs])
+    assert report.files_added == 13 and report.skipped == []
+    hits = idx.search("名字坏了", k=3, mode="lexical")
+    assert hits[0].source == name and os.fsencode(hits[0].source) == raw
+    filtered = idx.search("名字坏了", k=3, mode="lexical", where={"paths": [str(docs)]})
+    assert filtered[0].source == name
+    assert idx.search("名字坏了", k=3, mode="lexical", where={"paths": [str(docs) + "/bad*"]})[0].source == name
+    assert idx.ingest([docs]).files_unchanged == 13  # found again as itself: not re-embedded
+    os.unlink(raw)
+    assert idx.ingest([docs]).files_removed == 1
+    assert failed(idx.check()) == {}
+    idx.close()
+
+
+def test_within_the_roots_a_file_swapped_for_a_link_out_is_refused_and_forgotten(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semsearch.ingest as ingest_module
+
+    root, secret = tmp_path / "root", tmp_path / "passwd"
+    (root / "race").mkdir(parents=True)
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    (root / "race" / "0000big.txt").write_text("大文件的内容。" * 200, encoding="utf-8")
+    victim = root / "race" / "zzz.txt"
+    victim.write_text("无害的内容。", encoding="utf-8")
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
+    assert idx.ingest([root / "race"], within=[root]).files_added == 2
+    real_read = ingest_module.read
+
+    def swap_then_read(path: Path, *args: object) -> object:
+        if path.name == "zzz.txt" and not path.is_symlink():  # after the walk saw a regular file
+            path.unlink()
+            path.symlink_to(secret)
+        return real_read(path, *args)
+
+    monkeypatch.setattr(ingest_module, "read", swap_then_read)
+    report = idx.ingest([root / "race"], within=[root])
+    assert [(Path(s.path).name, s.kind) for s in report.skipped] == [("zzz.txt", "refused")]
+    assert report.files_removed == 1  # the indexed copy of a file now refused is not kept
+    assert all("root:x" not in hit.text for hit in idx.search("root", k=50, mode="lexical"))
+    assert [Path(d).name for d in idx._store.documents()] == ["0000big.txt"]
+    idx.close()

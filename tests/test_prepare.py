@@ -106,9 +106,9 @@ def test_file_that_vanishes_before_it_is_read(tmp_path: Path, monkeypatch: pytes
     path = tmp_path / "a.txt"
     path.write_text("内容。", encoding="utf-8")
 
-    def vanish_then_read(target: Path, limit: int | None = None) -> tuple[bytes, str]:
+    def vanish_then_read(target: Path, limit: int | None = None, within: tuple[str, ...] = ()) -> tuple[bytes, str]:
         target.unlink()
-        return sources.read_bytes(target, limit)
+        return sources.read_bytes(target, limit, within)
 
     monkeypatch.setattr(prepare_module, "read_bytes", vanish_then_read)
     assert reason(path) == "vanished while reading"
@@ -119,8 +119,8 @@ def test_file_that_changes_while_it_is_read(tmp_path: Path, monkeypatch: pytest.
     path = tmp_path / "a.txt"
     path.write_text("第一句话。", encoding="utf-8")
 
-    def read_then_change(target: Path, limit: int | None = None) -> tuple[bytes, str]:
-        read = sources.read_bytes(target, limit)
+    def read_then_change(target: Path, limit: int | None = None, within: tuple[str, ...] = ()) -> tuple[bytes, str]:
+        read = sources.read_bytes(target, limit, within)
         if change == "append":
             with target.open("a", encoding="utf-8") as file:
                 file.write("写到一半又多了一句。")
@@ -174,3 +174,56 @@ def test_prepared_chunks_carry_page_and_heading(tmp_path: Path, tiny_encoder) ->
     assert [(c.heading, c.page) for c in item.chunks] == [("茶 > 绿茶", None), ("茶 > 红茶", None)]
     assert all(text[c.start : c.end] == c.text for c in item.chunks)
     assert [c.line for c in item.chunks] == [1, 7]
+
+
+# -- within the roots: what is opened is checked, not only what was walked ------------------------
+
+
+def test_a_link_swapped_in_after_the_walk_cannot_read_outside(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    secret = outside / "passwd"
+    secret.write_text("root:x:0:0:秘密。", encoding="utf-8")
+    victim = root / "zzz.txt"
+    victim.write_text("无害的内容。", encoding="utf-8")  # what the walk saw: a regular file inside
+    victim.unlink()
+    victim.symlink_to(secret)  # swapped in before the read
+    within = (os.path.realpath(root),)
+    item = prepare_module.read(victim, None, within=within)
+    assert isinstance(item, Skipped) and item.reason == sources.OUTSIDE and item.kind == sources.REFUSED
+    folder_link = root / "sub"
+    folder_link.symlink_to(outside)  # a folder swapped for a link: the path looks inside
+    item = prepare_module.read(folder_link / "passwd", None, within=within)
+    assert isinstance(item, Skipped) and item.kind == sources.REFUSED
+    inside = root / "fine.txt"
+    inside.write_text("里面的文件。", encoding="utf-8")
+    (root / "alias.txt").symlink_to(inside)  # a link that stays inside is fine
+    assert isinstance(prepare_module.read(root / "alias.txt", None, within=within), prepare_module.Loaded)
+
+
+def test_a_hard_link_within_the_roots_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("外面的秘密。", encoding="utf-8")
+    os.link(outside, root / "linked.txt")
+    item = prepare_module.read(root / "linked.txt", None, within=(os.path.realpath(root),))
+    assert isinstance(item, Skipped) and item.reason == sources.HARD_LINK and item.kind == sources.REFUSED
+    assert isinstance(prepare_module.read(root / "linked.txt", None), prepare_module.Loaded)  # no roots: read
+
+
+def test_an_unchanged_file_that_became_a_link_out_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("秘密。", encoding="utf-8")
+    victim = root / "a.txt"
+    victim.write_text("秘密。", encoding="utf-8")
+    info = secret.stat()
+    os.utime(victim, ns=(info.st_atime_ns, info.st_mtime_ns))
+    known = {"size": info.st_size, "mtime": info.st_mtime, "content_hash": "x"}
+    victim.unlink()
+    victim.symlink_to(secret)  # same size and mtime as the indexed copy: would look unchanged
+    item = prepare_module.read(victim, known, within=(os.path.realpath(root),))
+    assert isinstance(item, Skipped) and item.kind == sources.REFUSED

@@ -375,3 +375,18 @@ def test_an_ingest_can_run_without_holding_the_request(server: Server) -> None:
         time.sleep(0.1)
     assert state["state"] == "failed" and state["report"] is None
     assert state["error"]["status"] == 404 and "No such file" in state["error"]["message"]
+
+
+def test_a_name_that_is_not_utf8_travels_through_the_server_losslessly(server: Server) -> None:
+    import json
+
+    folder = server.root / "odd"
+    folder.mkdir()
+    raw = os.fsencode(folder) + b"/bad\xff\xfename.txt"
+    with open(raw, "wb") as handle:
+        handle.write("奇怪名字的文件讲述月亮。".encode())
+    report = server.post("/ingest", {"paths": ["odd"]})
+    assert report.status_code == 200, report.text
+    found = server.post("/search", {"query": "奇怪名字", "k": 1, "mode": "lexical", "where": {"paths": ["odd/"]}})
+    body = json.loads(found.content.decode("utf-8"))  # valid UTF-8 on the wire
+    assert os.fsencode(body["results"][0]["hits"][0]["source"]) == raw

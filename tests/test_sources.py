@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from semsearch.errors import SourceNotFoundError
+from semsearch.errors import InvalidOptionError, SourceNotFoundError
 from semsearch.sources import DecodeError, UnreadableError, decode, human_size, read_bytes, walk
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
@@ -471,3 +471,25 @@ def test_unsupported_types_are_marked_so_they_can_be_grouped(tmp_path: Path) -> 
     touch(tmp_path / "keep.txt")
     (skipped,) = walk([tmp_path]).skipped
     assert skipped.kind == "unsupported" and "'.py'" in skipped.reason
+
+
+def test_an_exclude_pattern_built_to_backtrack_is_matched_in_linear_time(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    deep = tmp_path.joinpath(*["a"] * 40)
+    touch(deep / "yyy.txt")
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom semsearch.sources import walk\n"
+        "found = walk([Path(sys.argv[1])], patterns=['/' + '**/' * 36 + 'zzz', '/' + 'a/**/' * 30 + 'zzz'])\n"
+        "print(len(found.files))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "1", done.stderr
+
+
+def test_exclude_patterns_are_bounded() -> None:
+    with pytest.raises(InvalidOptionError, match="at most 1000 characters"):
+        walk([Path(".")], patterns=["a" * 1001])
+    with pytest.raises(InvalidOptionError, match="At most 1000 exclude patterns"):
+        walk([Path(".")], patterns=["x"] * 1001)
