@@ -15,6 +15,7 @@ from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version
 from .engine import Index, open_index
 from .errors import (
     DatasetError,
+    DiskFullError,
     IndexClosedError,
     IndexCorruptError,
     IndexLockedError,
@@ -27,6 +28,7 @@ from .errors import (
     ModelMismatchError,
     NothingToIngestError,
     PathNotAllowedError,
+    ReadOnlyIndexError,
     SemsearchError,
     SourceNotFoundError,
     UnsupportedModelError,
@@ -41,6 +43,7 @@ __all__ = [
     "Check",
     "ChunkSettings",
     "DatasetError",
+    "DiskFullError",
     "Encoder",
     "Hit",
     "Index",
@@ -61,6 +64,7 @@ __all__ = [
     "NothingToIngestError",
     "PathNotAllowedError",
     "Query",
+    "ReadOnlyIndexError",
     "RemoveReport",
     "SemsearchError",
     "Skipped",

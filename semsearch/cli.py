@@ -283,6 +283,7 @@ def _print_report(report: IngestReport, as_json: bool, verbose: bool = False) ->
     for line in skip_lines(report.skipped, verbose):
         typer.echo(line, err=True)
     reused = f" ({report.files_reused} from identical indexed content)" if report.files_reused else ""
+    excluded = f" ({report.files_removed_excluded} now excluded)" if report.files_removed_excluded else ""
     resumed = f", {report.chunks_resumed} more taken from an interrupted run" if report.chunks_resumed else ""
     rate = (
         f" ({report.chunks_embedded / report.seconds:,.1f} chunks/s)"
@@ -291,7 +292,7 @@ def _print_report(report: IngestReport, as_json: bool, verbose: bool = False) ->
     )
     typer.echo(
         f"{report.files_added} added, {report.files_updated} updated{reused}, {report.files_unchanged} unchanged, "
-        f"{report.files_removed} removed, {report.files_skipped} skipped; "
+        f"{report.files_removed} removed{excluded}, {report.files_skipped} skipped; "
         f"{_count(report.chunks_embedded, 'chunk')} embedded in {report.seconds:.1f} s{rate}{resumed}; "
         f"{report.chunks_total:,} in the index"
     )

@@ -1,9 +1,10 @@
 """Keeping the FAISS side in step with SQLite, and checking that it is.
 
 SQLite is the record: documents, chunks and each chunk's vector. A vector file is a cache of it,
-named after the SQLite generation it was saved at. Chunk ids are never reused and a chunk's
-vector never changes, so any vector index is brought to the database's state by set difference
-on ids, reading only the missing vectors: no re-embedding, whatever the file's age.
+named after the database state it was saved at. Within one database's history chunk ids are never
+reused and a chunk's vector never changes, so a vector index of any earlier state is brought to
+the current one by set difference on ids, reading only the missing vectors: no re-embedding,
+whatever the file's age. A file of a state outside that history is not used (see engine.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .errors import IndexCorruptError
 from .results import Check
 from .store import Store
 from .vectors import VectorIndex, saved_files
+
+CONTENT_SAMPLE = 2_000  # stored vectors compared with the vector index by a check, at most
 
 
 def sync(vectors: VectorIndex, store: Store, dimension: int) -> bool:
@@ -47,13 +50,15 @@ def checks(store: Store, data: Path, dimension: int) -> list[Check]:
     and in the current vector file and the reverse, no orphan documents."""
     quick = store.quick_check()
     checks = [Check("sqlite integrity", quick == "ok", "" if quick == "ok" else quick)]
+    mend = {"vectors of the wrong size": "; re-embed them with 'semsearch ingest --reindex'"}
     checks += [
-        Check(name, count == 0, f"{count} found" if count else "") for name, count in store.problems(dimension).items()
+        Check(name, count == 0, f"{count} found{mend.get(name, '')}" if count else "")
+        for name, count in store.problems(dimension).items()
     ]
-    generation = store.generation()
-    current = [path for path, g in saved_files(data) if g == generation]
+    state = store.state()
+    current = [path for path, saved in saved_files(data) if saved == state or (not saved[1] and saved[0] == state[0])]
     if not current:
-        detail = f"no file for generation {generation}; run 'semsearch repair'"
+        detail = f"no file for the database's state (generation {state[0]}); run 'semsearch repair'"
         return [*checks, Check("vector index file current", False, detail)]
     checks.append(Check("vector index file current", True, current[0].name))
     try:
@@ -73,4 +78,21 @@ def checks(store: Store, data: Path, dimension: int) -> list[Check]:
     if masked and not missing:
         detail = f"{masked} removed vectors masked until the next rebuild"
     checks.append(Check("vector index matches the chunks", not missing and extra == masked, detail))
+    checks.append(_same_vectors(store, vectors, dimension, chunk_ids))
     return checks
+
+
+def _same_vectors(store: Store, vectors: VectorIndex, dimension: int, chunk_ids: np.ndarray) -> Check:
+    """Whether the vector index holds the stored vectors themselves, not only their ids: all of
+    them up to ``CONTENT_SAMPLE`` chunks, else a random sample of that many."""
+    name = "vector index holds the stored vectors"
+    sample = chunk_ids
+    if len(chunk_ids) > CONTENT_SAMPLE:
+        sample = np.sort(np.random.default_rng().choice(chunk_ids, CONTENT_SAMPLE, replace=False))
+    differ = compared = 0
+    for ids, matrix in store.iter_vectors(dimension, sample.tolist()):
+        differ += vectors.contents_differ(ids, matrix)
+        compared += len(ids)
+    if not differ:
+        return Check(name, True, f"{compared} compared" if compared < len(chunk_ids) else "")
+    return Check(name, False, f"{differ} of {compared} compared differ; run 'semsearch repair'")

@@ -26,7 +26,6 @@ from .consistency import checks, rebuild, sync
 from .errors import (
     IndexClosedError,
     IndexCorruptError,
-    IndexLockedError,
     IndexNotFoundError,
     InvalidOptionError,
     ModelMismatchError,
@@ -39,7 +38,7 @@ from .ranking import DEFAULT_MODE, RRF_K
 from .results import Check, Hit, IndexInfo, RemoveReport
 from .search import Query
 from .sources import is_within
-from .store import Store, guard
+from .store import State, Store, guard
 from .vectors import VectorIndex, choose, gpu_available
 
 P = ParamSpec("P")
@@ -140,7 +139,7 @@ class Index:
         self._store: Store | None = None
         self._encoder: Encoder | None = None
         self._vectors: VectorIndex | None = None
-        self._synced: int | None = None  # the database generation self._vectors matches
+        self._synced: State | None = None  # the database state self._vectors matches
         self._locked = False  # this object holds the writer lock
         self._unsaved = False  # self._vectors is newer than the newest vector file
         self._mutex = threading.RLock()  # one call at a time: the SQLite connection is shared
@@ -270,45 +269,78 @@ class Index:
 
     def _current_vectors(self) -> VectorIndex:
         """The vector index as of the database's committed state. Call inside ``store.snapshot()``
-        (or holding the lock) so the chunk rows read next belong to the same state."""
+        (or holding the lock) so the chunk rows read next belong to the same state.
+
+        Only a vector index of a state this database went through is brought up to date (by
+        set difference on ids); one of a state it never had (a database restored from a
+        backup, or one that lost its journal) is rebuilt from the stored vectors instead."""
         store, manifest = self._require()
-        generation = store.generation()
-        if self._vectors is not None and self._synced == generation:
+        state = store.state()
+        if self._vectors is not None and self._synced == state:
             return self._vectors
+        if self._vectors is not None and (self._synced is None or not store.knows(self._synced)):
+            self._vectors, self._synced = None, None
         loaded = self._vectors is None
-        saved: int | None = self._synced
+        saved: State | None = self._synced
+        rejected: list[Path] = []
         if self._vectors is None:
-            self._vectors, saved = VectorIndex.load_newest(self.data, manifest.model.dimension)
+            self._vectors, saved, rejected = VectorIndex.load_newest(self.data, manifest.model.dimension, store.knows)
         changed = sync(self._vectors, store, manifest.model.dimension)
-        self._synced = generation
-        self._unsaved = self._unsaved or changed or saved != generation
-        if changed and loaded:  # the file on disk was behind: say so once
-            self._note_out_of_step(saved, generation)
+        self._synced = state
+        self._unsaved = self._unsaved or changed or saved != state or bool(rejected)
+        if rejected:
+            self._forget_lost(store, rejected)
+        elif changed and loaded:  # the file on disk was behind, or did not hold what it says: say so once
+            self._note_out_of_step(saved, state)
         return self._vectors
 
-    def _note_out_of_step(self, saved: int | None, generation: int) -> None:
+    def _forget_lost(self, store: Store, rejected: list[Path]) -> None:
+        """Vector files of states this database never had: say so, and (holding the lock) make
+        sure new chunk ids start past the ids they hold."""
+        if self._locked:
+            dimension = self.manifest.model.dimension if self.manifest else 0
+            for path in rejected:
+                with suppress(Exception):
+                    ids = VectorIndex.load(path, dimension, use_gpu=False).ids()
+                    if len(ids):
+                        store.reserve_ids(int(ids.max()))
+        names = ", ".join(p.name for p in rejected)
+        self.notes.append(
+            f"The vector file {names} mirrors a state this database never had (restored from a backup, or its "
+            "journal lost?); the vector index was rebuilt from the stored vectors, nothing re-embedded"
+        )
+
+    def _note_out_of_step(self, saved: State | None, state: State) -> None:
         if not self._locked and is_locked(self.folder):
             self.notes.append("Another process is writing to this index; answering from what it has committed so far")
             return
-        found = "no vector file" if saved is None else f"vector file of generation {saved}, database at {generation}"
+        if saved is not None and saved[0] == state[0]:
+            self.notes.append(
+                f"The vector file of generation {saved[0]} did not hold what the database does (damaged?); "
+                "brought it in step from the stored vectors, nothing re-embedded"
+            )
+            return
+        found = "no vector file" if saved is None else f"vector file of generation {saved[0]}, database at {state[0]}"
         self.notes.append(
             f"The vector index was behind the database ({found}; an interrupted ingest?); "
             "brought it up to date from the stored vectors, nothing re-embedded"
         )
 
     def _save_vectors(self) -> None:
-        """Write the vector file for the current generation: holding the lock, or when it is free.
-        Holding the lock, first rebuild the vector index if it no longer has the right structure."""
+        """Write the vector file for the current state: holding the lock, or when it is free.
+        Holding the lock, first rebuild the vector index if it no longer has the right structure.
+        A reader's save is a cache's: it is best-effort and never fails the call (a full disk, a
+        read-only folder)."""
         if self._locked and self._vectors is not None and self._store is not None:
             self._reshape(self._store, self._vectors)
         if self._vectors is None or self._store is None or not self._unsaved:
             return
         if self._locked:
-            self._vectors.save(self.data, self._store.generation())
+            self._vectors.save(self.data, self._store.state())
             self._unsaved = False
             return
-        with suppress(IndexLockedError, OSError), WriteLock(self.folder, wait=False):
-            if self._store.generation() == self._synced:  # nobody committed since we synced
+        with suppress(Exception), WriteLock(self.folder, wait=False):
+            if self._store.state() == self._synced:  # nobody committed since we synced
                 self._vectors.save(self.data, self._synced)
                 self._unsaved = False
 
@@ -327,7 +359,7 @@ class Index:
             return
         started = time.perf_counter()
         self._vectors = rebuild(store, dimension, kind, vectors.use_gpu)
-        self._synced, self._unsaved = store.generation(), True
+        self._synced, self._unsaved = store.state(), True
         self.notes.append(
             f"Vector index built as {self._vectors.describe()} for {len(self._vectors)} vectors "
             f"in {time.perf_counter() - started:.1f} s (was {vectors.describe()})"
@@ -539,7 +571,7 @@ class Index:
         with store.transaction():
             store.delete_documents(paths)
         vectors.remove(np.array(ids, dtype=np.int64))
-        self._synced, self._unsaved = store.generation(), True
+        self._synced, self._unsaved = store.state(), True
         return len(ids)
 
     @_serialized
@@ -562,7 +594,7 @@ class Index:
                 dimension, count = manifest.model.dimension, len(store.chunk_ids())
                 kind = choose(self._index_type or manifest.index_type, count, dimension, gpu_available())
                 self._vectors = rebuild(store, dimension, kind)
-                self._synced, self._unsaved = store.generation(), True
+                self._synced, self._unsaved = store.state(), True
                 self._save_vectors()
                 store.repair_lexical()
             return self.check()

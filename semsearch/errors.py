@@ -69,3 +69,11 @@ class Interrupted(SemsearchError):
 
 class PathNotAllowedError(SemsearchError):
     "A path outside the folders this server may ingest"
+
+
+class DiskFullError(SemsearchError):
+    "The disk holding the index has no room left for a write"
+
+
+class ReadOnlyIndexError(SemsearchError):
+    "The index's folder cannot be written: searches work, writes do not"

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -99,19 +99,29 @@ def parse_time(value: object, now: datetime | None = None) -> float:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, datetime):
-        return value.timestamp()
+        return _timestamp(value)
     text = str(value).strip()
     age = _DURATION.match(text)
     if age:
         # in seconds, not datetimes: an age past year 1 (schemathesis sent 826,111,344 days) is fine
         return (now or datetime.now()).timestamp() - float(age[1]) * _SECONDS[age[2]]
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidOptionError(
             f"Not a time: {text!r}; use an ISO date such as 2024-05-01, a time such as 2024-05-01T09:30, or an age "
             "such as 7d"
         ) from None
+    return _timestamp(moment)
+
+
+def _timestamp(moment: datetime) -> float:
+    """Seconds since the epoch; a naive time is local time, except where local time cannot be
+    worked out (year 1, say), where it is taken as UTC."""
+    try:
+        return moment.timestamp()
+    except (ValueError, OverflowError, OSError):
+        return moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp()
 
 
 def to_sql(where: Where, base: str) -> tuple[str, list[Any]]:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .chunking import Chunk
 from .config import DEFAULT_MAX_FILE_BYTES, SUFFIXES, ChunkSettings, tqdm_disable
-from .errors import Interrupted, NothingToIngestError
+from .errors import DiskFullError, Interrupted, NothingToIngestError
 from .layout import DATABASE, build_folder, discard, pending_builds, publish
 from .prepare import Loaded, Prepared, Unchanged, cut, read
 from .results import IngestReport
@@ -124,7 +124,7 @@ def _run(
         return chunks
 
     def committed() -> None:
-        index._synced, index._unsaved = store.generation(), True
+        index._synced, index._unsaved = store.state(), True
 
     kept: set[str] = set()
     with _Progress(found.files, known, progress) as bar, _ReadAhead(prepared, found.files, stop) as items:
@@ -145,6 +145,8 @@ def _run(
     stale = [p for p in known if p not in kept and not _kept_despite_skip(p, report.skipped)]
     index._delete(stale)
     report.files_removed = len(stale)
+    # still there, but no longer walked: left out by an exclude pattern or an ignore file now
+    report.files_removed_excluded = sum(1 for p in stale if os.path.lexists(p))
     _clean_staged(store, found, report.skipped)
     index._save_vectors()
     report.chunks_total = store.counts()["chunks"]
@@ -497,15 +499,20 @@ def reindex(
             new._chunking = ChunkSettings(min(base.chunk_tokens, limit), min(base.overlap_tokens, limit // 2))
         sources = [Path(p) for p in [*paths, *(p for p in old_paths if os.path.exists(p))]]
         found = walk(sources, exclude=[index.folder], patterns=exclude, ignore_files=ignore_files)
-        report = _ingest_walked(new, found, time.perf_counter(), progress, max_file_bytes)
-        assert new._store is not None
-        walked = {str(p) for p in found.files}
-        with guard(new._store.path):
-            # a resumed rebuild may hold files that are no longer among the sources
-            new._delete([p for p in new._store.documents() if p not in walked])
-            new._save_vectors()
-            report.files_removed = len(set(old_paths) - set(new._store.documents()))
-            report.chunks_total = new._store.counts()["chunks"]
+        try:
+            report = _ingest_walked(new, found, time.perf_counter(), progress, max_file_bytes)
+            assert new._store is not None
+            walked = {str(p) for p in found.files}
+            with guard(new._store.path):
+                # a resumed rebuild may hold files that are no longer among the sources
+                new._delete([p for p in new._store.documents() if p not in walked])
+                new._save_vectors()
+                report.files_removed = len(set(old_paths) - set(new._store.documents()))
+                report.chunks_total = new._store.counts()["chunks"]
+        except DiskFullError as exc:  # an unfinished copy only takes the room a rerun would need
+            new._release()
+            discard(index.folder, build)
+            raise DiskFullError(f"{exc}; the unfinished rebuilt copy was deleted to free its space") from None
         publish(index.folder, build)
         old = index.data
         index._release()

@@ -11,24 +11,38 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
+
+from .errors import DiskFullError, IndexCorruptError
 
 CURRENT = "CURRENT"
 DATABASE = "semsearch.db"
 _DATA = re.compile(r"^data-(\d+)$")
-_ROOT_FILES = re.compile(r"^(semsearch\.db(-wal|-shm|-journal)?|vectors-\d+\.faiss|\.vectors-.*\.tmp\d+)$")
+_ROOT_FILES = re.compile(
+    r"^(semsearch\.db(-wal|-shm|-journal)?|vectors-\d+(-[0-9a-f]{16})?\.faiss|\.vectors-.*\.tmp\d+)$"
+)
 
 
 def data_folder(root: Path) -> Path:
     """The folder holding the index's current data."""
     try:
-        name = (root / CURRENT).read_text(encoding="utf-8").strip()
+        fd = os.open(root / CURRENT, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
     except FileNotFoundError:
         return root
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IndexCorruptError(f"{root / CURRENT} is not a regular file; delete it or rebuild the index")
+        name = os.read(fd, 256).decode("utf-8", errors="replace").strip()
+    finally:
+        os.close(fd)
     if not _DATA.match(name):
-        from .errors import IndexCorruptError
-
         raise IndexCorruptError(f"{root / CURRENT} names {name!r}, not a data folder; delete it or rebuild the index")
+    if not (root / name).is_dir():
+        raise IndexCorruptError(
+            f"{root / CURRENT} names the data folder {name}, which is missing; restore it from a backup, "
+            "or delete the index folder and ingest again"
+        )
     return root / name
 
 
@@ -82,3 +96,23 @@ def _entries(root: Path) -> list[Path]:
         return list(root.iterdir())
     except FileNotFoundError:
         return []
+
+
+LOW_SPACE = 1_000_000  # bytes: below this, a failed write is put down to a full disk
+
+
+def low_on_space(path: Path) -> bool:
+    """Whether the disk holding ``path`` has (almost) no room left."""
+    try:
+        return shutil.disk_usage(path if path.is_dir() else path.parent).free < LOW_SPACE
+    except OSError:
+        return False
+
+
+def disk_full(path: Path, detail: str) -> DiskFullError:
+    """The error for a write that found no room on the disk holding ``path``."""
+    try:
+        free = f"{shutil.disk_usage(path if path.is_dir() else path.parent).free:,} bytes free"
+    except OSError:
+        free = "no room"
+    return DiskFullError(f"The disk holding {path} is full ({free}; {detail}); free some space and run it again")

@@ -7,13 +7,15 @@ leaves the file behind but not the lock, so there is nothing stale to clean up.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
-from .errors import IndexLockedError
+from .errors import IndexCorruptError, IndexLockedError, ReadOnlyIndexError
 
 FILENAME = "write.lock"
 _POLL = 0.1  # seconds between tries when waiting with a time limit
@@ -33,7 +35,7 @@ class WriteLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open(self.path, os.O_RDWR | os.O_CREAT)
         deadline = None if self.wait is True else time.monotonic() + float(self.wait)
         try:
             while not _try_lock(fd):
@@ -72,8 +74,8 @@ def is_locked(folder: Path) -> bool:
     """Whether some process holds the writer lock of the index in ``folder`` now."""
     path = folder / FILENAME
     try:
-        fd = os.open(path, os.O_RDONLY if sys.platform != "win32" else os.O_RDWR)
-    except OSError:
+        fd = _open(path, os.O_RDONLY if sys.platform != "win32" else os.O_RDWR)
+    except (OSError, IndexCorruptError):
         return False
     try:
         if _try_lock(fd, shared=True):
@@ -84,12 +86,37 @@ def is_locked(folder: Path) -> bool:
         os.close(fd)
 
 
+def _open(path: Path, flags: int) -> int:
+    """The lock file, opened without blocking (a FIFO put in its place would wait for ever);
+    IndexCorruptError when something else than a regular file has its name."""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0), 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and flags & os.O_CREAT:
+            raise ReadOnlyIndexError(
+                f"The index at {path.parent} is read-only ({exc.strerror}): searches work, writes need a writable copy"
+            ) from None
+        if not isinstance(exc, IsADirectoryError):
+            raise
+        raise IndexCorruptError(f"{path} is a folder, not a lock file; delete it (semsearch makes a new one)") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IndexCorruptError(f"{path} is not a regular file; delete it (semsearch makes a new one)")
+    return fd
+
+
 def holder_pid(folder: Path) -> int | None:
     """The pid the current (or last) writer wrote into the lock file, if readable."""
     try:
-        return int((folder / FILENAME).read_text().strip() or 0) or None
+        fd = _open(folder / FILENAME, os.O_RDONLY)
+    except (OSError, IndexCorruptError):
+        return None
+    try:
+        return int(os.read(fd, 64).decode("ascii", errors="replace").strip() or 0) or None
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only

@@ -47,6 +47,7 @@ class IngestReport:
     files_updated: int = 0
     files_unchanged: int = 0
     files_removed: int = 0
+    files_removed_excluded: int = 0  # of those removed: still on disk, now left out by a pattern or ignore file
     files_reused: int = 0  # of those added or updated: content found indexed elsewhere, not embedded
     chunks_embedded: int = 0  # embedded by this run, published or staged
     chunks_resumed: int = 0  # embedded by an earlier, interrupted run and taken from its staged work

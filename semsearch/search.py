@@ -61,6 +61,8 @@ class Query:
             raise InvalidOptionError("rrf_k must be at least 1")
         if self.context < 0:
             raise InvalidOptionError("context must be at least 0")
+        if self.min_score is not None and not math.isfinite(self.min_score):
+            raise InvalidOptionError(f"min_score must be a finite number, not {self.min_score}")
 
     @property
     def dense(self) -> bool:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +49,7 @@ MAX_K = 100
 MAX_CONTEXT = 10
 MAX_PATHS = 100
 MAX_BACKLOG = 1_000  # search requests waiting; beyond, new ones are turned away (503)
+MAX_WORK = 20_000  # queries x k x (2 x context + 1) in one search request: chunks of passages to build
 LOCAL_HOSTS = ("localhost", "ip6-localhost")
 DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's scripts, served from the package
 PUBLIC = frozenset({"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -100,12 +101,26 @@ class Filters(Strict):
 
 class SearchRequest(Strict):
     query: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_QUERIES)]
-    k: int = Field(default=10, ge=1, le=MAX_K)
+    k: int = Field(default=10, ge=1, le=MAX_K, strict=True)
     mode: Mode = cast(Mode, DEFAULT_MODE)
     where: Filters | None = None
-    context: int = Field(default=0, ge=0, le=MAX_CONTEXT, description="Neighbouring chunks merged in either side.")
+    context: int = Field(
+        default=0, ge=0, le=MAX_CONTEXT, strict=True, description="Neighbouring chunks merged in either side."
+    )
     min_score: float | None = Field(default=None, allow_inf_nan=False)
-    rrf_k: int = Field(default=RRF_K, ge=1, le=10_000)
+    rrf_k: int = Field(default=RRF_K, ge=1, le=10_000, strict=True)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SearchRequest:
+        # what one request may ask of the search thread: passages of up to (2 context + 1) chunks
+        queries = 1 if isinstance(self.query, str) else len(self.query)
+        work = queries * self.k * (2 * self.context + 1)
+        if work > MAX_WORK:
+            raise ValueError(
+                f"the request asks for {work:,} chunks of passages (queries x k x (2 x context + 1)); "
+                f"the limit is {MAX_WORK:,}: ask for fewer queries, a smaller k or less context"
+            )
+        return self
 
 
 class QueryResult(BaseModel):
@@ -135,6 +150,7 @@ class IngestResponse(BaseModel):
     files_updated: int
     files_unchanged: int
     files_removed: int
+    files_removed_excluded: int
     files_reused: int
     files_skipped: int
     chunks_embedded: int
@@ -338,7 +354,7 @@ class _Guard:
             return
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > MAX_BODY:
-            await _error(413, "too_large", f"The request body is over {MAX_BODY} bytes")(scope, receive, send)
+            await _too_large()(scope, receive, send)
             return
         body, more = b"", True
         while more:
@@ -348,7 +364,7 @@ class _Guard:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > MAX_BODY:
-                await _error(413, "too_large", f"The request body is over {MAX_BODY} bytes")(scope, receive, send)
+                await _too_large()(scope, receive, send)
                 return
         delivered = False
 
@@ -364,6 +380,14 @@ class _Guard:
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
         return scheme.lower() == b"bearer" and self.key is not None and hmac.compare_digest(token.strip(), self.key)
+
+
+def _too_large() -> JSONResponse:
+    """413, closing the connection: the rest of the body is never read, so the connection cannot
+    carry another request."""
+    response = _error(413, "too_large", f"The request body is over {MAX_BODY} bytes")
+    response.headers["connection"] = "close"
+    return response
 
 
 def _public(path: str) -> bool:

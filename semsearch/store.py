@@ -1,7 +1,9 @@
 """The SQLite side (sqlite-utils): documents, chunks, their vectors and the index manifest.
 
-Chunk ids never repeat (AUTOINCREMENT) and are the FAISS ids. Every change bumps a generation
-number in the same transaction, so the FAISS file can tell whether it matches this database.
+Chunk ids never repeat (AUTOINCREMENT) and are the FAISS ids. Every change moves the state on in
+the same transaction: the generation number, and a random token that no other state shares, so a
+FAISS file names the exact state it mirrors and is trusted only for a state of this database's
+own history (``knows``), not for a generation that repeated after a rollback or a restore.
 The raw float32 vectors are kept here so FAISS can always be rebuilt without re-embedding.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,12 +23,14 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .config import Manifest
-from .errors import IndexClosedError, IndexCorruptError, IndexLockedError
+from .errors import IndexClosedError, IndexCorruptError, IndexLockedError, ReadOnlyIndexError
 from .filters import GLOB_FUNCTION, glob_match
-from .layout import DATABASE
+from .layout import DATABASE, disk_full, low_on_space
 from .lexical import FTS_TOKENIZER, indexed
 
 migrations = Migrations("semsearch")
+State = tuple[int, str]  # a committed state of the database: (generation, token)
+STATES_KEPT = 100_000  # states remembered: a vector file older than that is rebuilt, not synced
 
 
 @migrations()
@@ -108,6 +113,19 @@ def m005_staged(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX staged_path ON staged(path)")
 
 
+@migrations()
+def m006_states(db: sqlite_utils.Database) -> None:
+    # each committed state: its generation and a random token. A generation can repeat (a
+    # database restored from a backup, or its journal lost, then written again); a token cannot,
+    # so a vector file names the exact state it mirrors, and is used only for a state of this
+    # database's own history
+    db.execute("CREATE TABLE states (generation INTEGER PRIMARY KEY, token TEXT NOT NULL)")
+    token = secrets.token_hex(8)
+    generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    db.execute("INSERT INTO states VALUES (?, ?)", [generation, token])
+    db.execute("INSERT INTO meta VALUES ('state', ?)", [token])
+
+
 def _fill_lexical(db: sqlite_utils.Database) -> None:
     """Index the terms of every chunk missing from chunks_fts."""
     missing = "SELECT id, text FROM chunks WHERE id NOT IN (SELECT rowid FROM chunks_fts)"
@@ -137,6 +155,19 @@ def prefix_condition(column: str, folder: str) -> tuple[str, list[Any]]:
     return f"substr(CAST({column} AS BLOB), 1, ?) = ?", [len(prefix), prefix]
 
 
+def _check_schema(db: sqlite_utils.Database, path: Path) -> None:
+    """A database opened read-only cannot be upgraded: say so when it needs to be."""
+    try:
+        pending = migrations.pending(db)
+    except sqlite3.DatabaseError:
+        return  # not a semsearch database at all: the first query says so
+    if pending:
+        raise ReadOnlyIndexError(
+            f"{path} was written by an earlier semsearch and needs an upgrade, which its read-only folder does not "
+            "allow; open it once where it can be written"
+        )
+
+
 @contextmanager
 def guard(path: Path) -> Iterator[None]:
     """Turn SQLite's errors about ``path`` into semsearch's, naming the file."""
@@ -144,6 +175,13 @@ def guard(path: Path) -> Iterator[None]:
         yield
     except sqlite3.OperationalError as exc:
         text = str(exc)
+        if "full" in text or ("disk I/O error" in text and low_on_space(path)):
+            raise disk_full(path, text) from exc
+        if "readonly" in text or "read-only" in text:
+            raise ReadOnlyIndexError(
+                f"The index at {path.parent} is read-only (its folder or file cannot be written): searches work, "
+                "writes need a writable copy"
+            ) from exc
         if "locked" in text or "busy" in text:
             raise IndexLockedError(
                 f"{path} is locked by another program ({text}); close it, or try again later"
@@ -156,6 +194,8 @@ def guard(path: Path) -> Iterator[None]:
             raise IndexClosedError(f"{path} was used after the index was closed; open it again") from exc
         raise
     except sqlite3.DatabaseError as exc:
+        if "full" in str(exc) or low_on_space(path):
+            raise disk_full(path, str(exc)) from exc
         raise IndexCorruptError(
             f"{path} is damaged ({exc}); its contents cannot be trusted: rebuild the index into a new --index"
         ) from exc
@@ -169,35 +209,62 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
         self.db = db
         self.path = path
+        self.read_only = False
 
     @classmethod
     def open(cls, folder: Path, create: bool = False, timeout: float = 30.0) -> Store:
         """Open the database in ``folder``; with ``create``, make folder and schema when missing.
 
-        ``timeout`` is how long a statement waits for another connection's lock.
+        ``timeout`` is how long a statement waits for another connection's lock. A database in a
+        folder that cannot be written (a read-only mount, a shared or backed-up copy) is opened
+        read-only: searches work, writes raise ReadOnlyIndexError.
         """
         path = folder / cls.FILENAME
         if create:
             folder.mkdir(parents=True, exist_ok=True)
-        uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+        elif path.is_file() and path.stat().st_size == 0 and any(folder.glob("vectors-*.faiss")):
+            raise IndexCorruptError(
+                f"{path} is empty (0 bytes) while the index's vector files are there: the database was truncated; "
+                "restore it from a backup, or delete the index folder and ingest again"
+            )
+        read_only = not create and not os.access(folder, os.W_OK)
+        modes = ["ro", "ro&immutable=1"] if read_only else ["rwc" if create else "rw"]
         conn = None
-        try:
-            with guard(path):
-                # the owning Index lets one thread at a time use it, from whichever thread
-                conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
-                db = sqlite_utils.Database(conn)
-                conn.create_function(GLOB_FUNCTION, 2, glob_match, deterministic=True)
-                db.execute("PRAGMA foreign_keys=ON")
-                db.execute("PRAGMA synchronous=NORMAL")
-                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    db.execute("PRAGMA journal_mode=WAL")
-                if migrations.pending(db):
-                    migrations.apply(db)
-        except BaseException:
-            if conn is not None:
-                conn.close()
-            raise
-        return cls(db, path)
+        for attempt, mode in enumerate(modes):
+            try:
+                with guard(path):
+                    conn = sqlite3.connect(
+                        f"{path.resolve().as_uri()}?mode={mode}",
+                        uri=True,
+                        timeout=timeout,
+                        isolation_level=None,
+                        check_same_thread=False,  # the owning Index lets one thread at a time use it
+                    )
+                    db = sqlite_utils.Database(conn)
+                    conn.create_function(GLOB_FUNCTION, 2, glob_match, deterministic=True)
+                    db.execute("PRAGMA foreign_keys=ON")
+                    if read_only:
+                        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # can it be read this way?
+                        _check_schema(db, path)
+                        break
+                    db.execute("PRAGMA synchronous=NORMAL")
+                    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        db.execute("PRAGMA journal_mode=WAL")
+                    if migrations.pending(db):
+                        migrations.apply(db)
+            except IndexCorruptError:
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                if attempt == len(modes) - 1:  # read-only WAL needs its -shm file: immutable, last
+                    raise
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
+        store = cls(db, path)
+        store.read_only = read_only
+        return store
 
     def close(self) -> None:
         self.db.close()
@@ -217,9 +284,13 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic change, which also moves the generation on."""
+        """One atomic change, which also moves the state on: the next generation, a new token."""
         with self.db.atomic():
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            generation, token = self.generation(), secrets.token_hex(8)
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'state'", [token])
+            self.db.execute("INSERT OR REPLACE INTO states VALUES (?, ?)", [generation, token])
+            self.db.execute("DELETE FROM states WHERE generation <= ?", [generation - STATES_KEPT])
             yield
 
     # -- manifest and generation ------------------------------------------------------
@@ -239,6 +310,31 @@ class Store:
 
     def generation(self) -> int:
         return int(self._meta("generation") or 0)
+
+    def state(self) -> State:
+        """The committed state read now: (generation, token)."""
+        return self.generation(), self._meta("state") or ""
+
+    def knows(self, state: State) -> bool:
+        """Whether ``state`` is this database's current state or one it went through (of its
+        last ``STATES_KEPT``). A state without a token (a vector file of an earlier version)
+        counts only as the current generation."""
+        generation, token = state
+        if not token:
+            return generation == self.generation()
+        row = self.db.execute("SELECT 1 FROM states WHERE generation = ? AND token = ?", [generation, token])
+        return row.fetchone() is not None
+
+    def reserve_ids(self, above: int) -> None:
+        """Make new chunk ids start past ``above`` (ids a vector file of a lost state holds), so
+        an id never stands for two chunks."""
+        with self.db.atomic():
+            self.db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'chunks'", [above])
+            self.db.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT 'chunks', ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'chunks')",
+                [above],
+            )
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
@@ -409,7 +505,10 @@ class Store:
 
     def _matrix(self, rows: list[tuple[int, bytes]], dimension: int) -> tuple[np.ndarray, np.ndarray]:
         if any(len(r[1]) != 4 * dimension for r in rows):
-            raise IndexCorruptError(f"{self.path} holds vectors that are not {dimension}-d; run 'semsearch repair'")
+            raise IndexCorruptError(
+                f"{self.path} holds vectors that are not {dimension}-d, which 'semsearch repair' cannot mend; "
+                "re-embed them with 'semsearch ingest --reindex'"
+            )
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
 
@@ -437,16 +536,22 @@ class Store:
         self, expression: str, limit: int, documents: Sequence[int] | None = None
     ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score, higher is better) of the best ``limit`` chunks matching the
-        FTS5 ``expression`` (see ``lexical.match_expression``), of ``documents`` only if given."""
-        within, params = "", [expression]
-        if documents is not None:
-            within = " AND rowid IN (SELECT id FROM chunks WHERE document_id IN (SELECT value FROM json_each(?)))"
-            params.append(json.dumps(list(documents)))
-        sql = (
-            f"SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?{within} "
-            "ORDER BY bm25(chunks_fts) LIMIT ?"
-        )
-        return [(int(rowid), -float(score)) for rowid, score in self.db.execute(sql, [*params, limit])]
+        FTS5 ``expression`` (see ``lexical.match_expression``), of ``documents`` only if given.
+
+        With ``documents`` the full-text match runs first, once, and its rows are then kept or
+        dropped by their chunk's document (CROSS JOIN fixes that order): a filter costs about
+        what the same search without one costs. Led the other way, from the allowed chunks
+        into the full-text index, SQLite matched the expression once per allowed chunk."""
+        if documents is None:
+            sql = "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY 2 LIMIT ?"
+            params: list[Any] = [expression, limit]
+        else:
+            sql = (
+                "SELECT f.rowid, bm25(chunks_fts) FROM chunks_fts f CROSS JOIN chunks c ON c.id = f.rowid "
+                "WHERE chunks_fts MATCH ? AND c.document_id IN (SELECT value FROM json_each(?)) ORDER BY 2 LIMIT ?"
+            )
+            params = [expression, json.dumps(list(documents)), limit]
+        return [(int(rowid), -float(score)) for rowid, score in self.db.execute(sql, params)]
 
     def repair_lexical(self) -> int:
         """Bring the lexical index in step with the chunks: drop terms of chunks that are gone,

@@ -11,7 +11,7 @@ Knows nothing of SQLite. Ids are the caller's (the chunk ids). Three structures:
   reached recall@10 0.995 at 326 queries/s after a 192 s build on 2 cores, HNSW 0.974 at 181
   queries/s after 697 s, so ``auto`` picks IVF.
 
-The file on disk is named after the generation it was saved at (``vectors-<generation>.faiss``),
+The file on disk is named after the database state it mirrors (``vectors-<generation>-<token>.faiss``),
 written to a temporary file, fsynced and renamed, so a reader finds either a whole old file or a
 whole new one. Flat and IVF indexes are searched on the GPU when faiss has GPU support and a GPU
 is present, in float16 once they are large.
@@ -19,19 +19,23 @@ is present, in float16 once they are large.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
+import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import IndexCorruptError, InvalidOptionError
-from .layout import fsync_folder
+from .layout import disk_full, fsync_folder
 
-_FILE = re.compile(r"^vectors-(\d+)\.faiss$")
-_TEMPORARY = re.compile(r"^\.vectors-\d+\.faiss\.tmp\d+$")
+_FILE = re.compile(r"^vectors-(\d+)(?:-([0-9a-f]{16}))?\.faiss$")
+_TEMPORARY = re.compile(r"^\.vectors-[0-9a-f-]+\.faiss\.tmp\d+$")
+State = tuple[int, str]  # the database state a file mirrors: (generation, token); "" for a file of an older version
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 # Exact search while vectors x dimension stays under these: on 2 CPU cores 50 M floats take
@@ -248,24 +252,28 @@ class VectorIndex:
 
     # -- files ------------------------------------------------------------------------------
 
-    def save(self, folder: Path, generation: int) -> Path:
-        """Write atomically as the file of ``generation``; older files and leftovers of
+    def save(self, folder: Path, state: State) -> Path:
+        """Write atomically as the file of database ``state``; older files and leftovers of
         interrupted saves are then removed. Only the holder of the writer lock may call this."""
         import faiss
 
-        path = folder / f"vectors-{generation}.faiss"
-        temporary = folder / f".vectors-{generation}.faiss.tmp{os.getpid()}"
+        name = f"vectors-{state[0]}-{state[1]}" if state[1] else f"vectors-{state[0]}"
+        path = folder / f"{name}.faiss"
+        temporary = folder / f".{name}.faiss.tmp{os.getpid()}"
         try:
             faiss.write_index(self.cpu, str(temporary))
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
+        except (RuntimeError, OSError) as exc:
+            if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc):
+                raise disk_full(path, "the vector file could not be written") from exc
+            raise
         finally:
             temporary.unlink(missing_ok=True)
         fsync_folder(folder)
         for entry in folder.iterdir():
-            match = _FILE.match(entry.name)
-            if (match and int(match.group(1)) != generation) or _TEMPORARY.match(entry.name):
+            if (_FILE.match(entry.name) and entry != path) or _TEMPORARY.match(entry.name):
                 entry.unlink(missing_ok=True)
         return path
 
@@ -276,6 +284,8 @@ class VectorIndex:
 
         if not path.exists():
             raise FileNotFoundError(path)
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would make the read wait for ever
+            raise IndexCorruptError(f"{path} is not a regular file; delete it and run 'semsearch repair'")
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
@@ -292,29 +302,53 @@ class VectorIndex:
         return cls(dimension, index, use_gpu)
 
     @classmethod
-    def load_newest(cls, folder: Path, dimension: int, use_gpu: bool = True) -> tuple[VectorIndex, int | None]:
-        """The newest saved file in ``folder`` and its generation; an empty index and None if
-        there is none. A file removed by a concurrent writer while loading is retried."""
+    def load_newest(
+        cls, folder: Path, dimension: int, accept: Callable[[State], bool], use_gpu: bool = True
+    ) -> tuple[VectorIndex, State | None, list[Path]]:
+        """The newest saved file in ``folder`` whose state ``accept`` takes, with that state; an
+        empty index and None if there is none; and the files passed over as not accepted. A file
+        removed by a concurrent writer while loading is retried."""
         for _ in range(5):
             files = saved_files(folder)
-            if not files:
-                break
-            path, generation = files[0]
+            accepted = [(path, state) for path, state in files if accept(state)]
+            rejected = [path for path, state in files if (path, state) not in accepted]
+            if not accepted:
+                return cls(dimension, use_gpu=use_gpu), None, rejected
+            path, state = accepted[0]
             try:
-                return cls.load(path, dimension, use_gpu), generation
+                return cls.load(path, dimension, use_gpu), state, rejected
             except FileNotFoundError:
                 continue
-        return cls(dimension, use_gpu=use_gpu), None
+        return cls(dimension, use_gpu=use_gpu), None, []
+
+    def contents_differ(self, ids: np.ndarray, vectors: np.ndarray, tolerance: float = 1e-4) -> int:
+        """How many of ``ids`` this index holds with another vector than ``vectors`` (rows of
+        the same order, as stored), or not at all."""
+        import faiss
+
+        index = self.cpu
+        if self.kind == "ivf":
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        expected = normalize(vectors)
+        differ = 0
+        for chunk_id, vector in zip(ids.tolist(), expected, strict=True):
+            try:
+                found = index.reconstruct(int(chunk_id))
+            except RuntimeError:  # not in the index
+                differ += 1
+                continue
+            differ += not np.allclose(found, vector, atol=tolerance)
+        return differ
 
 
-def saved_files(folder: Path) -> list[tuple[Path, int]]:
-    """The vector index files in ``folder`` with their generations, newest first."""
+def saved_files(folder: Path) -> list[tuple[Path, State]]:
+    """The vector index files in ``folder`` with the states they mirror, newest first."""
     found = []
     for entry in folder.iterdir() if folder.exists() else []:
         match = _FILE.match(entry.name)
         if match:
-            found.append((entry, int(match.group(1))))
-    return sorted(found, key=lambda item: -item[1])
+            found.append((entry, (int(match.group(1)), match.group(2) or "")))
+    return sorted(found, key=lambda item: -item[1][0])
 
 
 def _first_line(exc: Exception) -> str:

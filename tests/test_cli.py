@@ -363,6 +363,8 @@ def test_a_new_user_s_folder(built: tuple[Path, Path], tmp_path: Path) -> None:
     unignored = json.loads(run("ingest", folder, "--index", index, "--no-ignore", "--json", cwd=work).stdout)
     assert unignored["files_added"] == 2  # secret.txt and SOURCES.txt
     assert {s["kind"] for s in unignored["skipped"]} == {"unsupported", "problem"} and len(unignored["skipped"]) == 7
+    again = run("ingest", folder, "--index", index, cwd=work)  # ignore files honoured again: those two go
+    assert "2 removed (2 now excluded)" in again.stdout
 
 
 def test_small_output_says_things_right(built: tuple[Path, Path], own_copy: Path) -> None:
@@ -432,3 +434,46 @@ def test_a_name_that_is_not_utf8_gives_valid_json_and_an_escaped_line(tmp_path: 
     assert found.returncode == 0 and "bad\\xff\\xfename.txt" in found.stdout
     hits = json.loads(run("query", "熊猫", "--index", index, "--mode", "lexical", "--json", cwd=tmp_path).stdout)
     assert os.fsencode(hits["results"][0]["source"]) == raw
+
+
+def test_odd_files_in_the_index_folder_get_one_true_line_not_a_hang(built: tuple[Path, Path], tmp_path: Path) -> None:
+    work, _ = built
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(built[1], tmp_path / name))
+
+    fifo = copy("fifo")
+    (vectors,) = fifo.glob("vectors-*.faiss")
+    vectors.unlink()
+    os.mkfifo(vectors)
+    for args in (("info",), ("query", "熊猫")):
+        assert_error(run(*args, "--index", fifo, cwd=work), vectors.name, "not a regular file")
+    checked = run("info", "--check", "--index", fifo, cwd=work)
+    assert (
+        checked.returncode == 1
+        and f"FAIL  vector index readable: {fifo / vectors.name} is not a regular" in checked.stdout
+    )
+    for kind in ("folder", "pipe"):
+        odd = copy(f"lock-{kind}")
+        (odd / "write.lock").unlink()
+        (odd / "write.lock").mkdir() if kind == "folder" else os.mkfifo(odd / "write.lock")
+        assert_error(run("remove", "docs/大熊猫.md", "--index", odd, cwd=work), "write.lock", "delete it")
+        assert run("query", "熊猫", "--index", odd, cwd=work).returncode == 0  # readers never need the lock
+    empty = copy("empty")
+    (empty / "semsearch.db").write_bytes(b"")
+    for leftover in empty.glob("semsearch.db-*"):
+        leftover.unlink()
+    assert_error(run("info", "--index", empty, cwd=work), "semsearch.db", "empty (0 bytes)", "truncated")
+    moved = copy("moved")
+    (moved / "CURRENT").write_text("data-3\n", encoding="utf-8")
+    assert_error(run("query", "熊猫", "--index", moved, cwd=work), "CURRENT", "data-3", "missing")
+    piped = copy("current-fifo")
+    os.mkfifo(piped / "CURRENT")
+    assert_error(run("info", "--index", piped, cwd=work), "CURRENT", "not a regular file")
+
+
+def test_bad_values_are_refused_in_one_line(built: tuple[Path, Path]) -> None:
+    work, _ = built
+    assert_error(run("query", "熊猫", "--min-score", "nan", cwd=work), "min_score must be a finite number")
+    old = run("query", "熊猫", "--modified-after", "0001-01-01", "--mode", "lexical", cwd=work)
+    assert old.returncode == 0 and "熊猫" in old.stdout  # a valid ISO date, however early

@@ -173,7 +173,7 @@ def test_remove(index: semsearch.Index, docs: Path) -> None:
 def test_vector_file_behind_the_database_is_brought_up_to_date(index: semsearch.Index, docs: Path) -> None:
     folder = index.folder
     (path, _), *_ = saved_files(folder)
-    old_file = path.read_bytes()
+    old_name, old_file = path.name, path.read_bytes()
     (docs / "新文件.txt").write_text("睡眠不足会影响记忆力。" * 20, encoding="utf-8")
     index.ingest([docs])
     expected = index.search("睡眠", k=100)
@@ -181,11 +181,11 @@ def test_vector_file_behind_the_database_is_brought_up_to_date(index: semsearch.
     index.close()
     for path, _ in saved_files(folder):
         path.unlink()
-    (folder / "vectors-1.faiss").write_bytes(old_file)  # as if a crash came between SQLite and FAISS
+    (folder / old_name).write_bytes(old_file)  # as if a crash came between SQLite and FAISS
     reopened = semsearch.open_index(folder, device="cpu")
     assert reopened.search("睡眠", k=100) == expected
     assert len(reopened.notes) == 1 and "brought it up to date" in reopened.notes[0]
-    assert [g for _, g in saved_files(folder)] == [reopened._store.generation()]  # saved: the lock was free
+    assert [state for _, state in saved_files(folder)] == [reopened._store.state()]  # saved: the lock was free
     assert failed(reopened.check()) == {}
 
 
@@ -214,7 +214,7 @@ def failed(checks: list[semsearch.Check]) -> dict[str, str]:
 
 def test_a_sound_index_passes_every_check(index: semsearch.Index) -> None:
     checks = index.check()
-    assert len(checks) == 12 and failed(checks) == {}
+    assert len(checks) == 13 and failed(checks) == {}
 
 
 def test_missing_vector_file_fails_and_repair_fixes_it(index: semsearch.Index) -> None:
@@ -231,9 +231,11 @@ def test_extra_and_missing_faiss_ids_fail_and_repair_fixes_them(index: semsearch
     vectors = VectorIndex.load(path, 96, use_gpu=False)
     vectors.remove(vectors.ids()[:2])
     vectors.add(np.array([10**9], dtype=np.int64), np.ones((1, 96), dtype=np.float32))
-    vectors.save(index.folder, index._store.generation())
+    vectors.save(index.folder, index._store.state())
     assert failed(index.check()) == {
-        "vector index matches the chunks": "2 chunks without a vector, 1 vectors without a chunk"
+        "vector index matches the chunks": "2 chunks without a vector, 1 vectors without a chunk",
+        "vector index holds the stored vectors": f"2 of {len(index._store.chunk_ids())} compared differ; "
+        "run 'semsearch repair'",
     }
     assert failed(index.repair()) == {}
 
@@ -325,3 +327,75 @@ def test_a_filter_that_matches_no_document_says_which(index: semsearch.Index, do
     before = list(index.notes)
     assert index.search("熊猫", where={"types": ["md"]}, mode="lexical")  # found: no note
     assert index.notes == before
+
+
+def test_a_database_restored_from_a_backup_never_meets_stale_vectors(
+    tmp_path: Path, tiny_model: Path, docs: Path
+) -> None:
+    import shutil
+
+    a, b, c = (tmp_path / name for name in ("a", "b", "c"))
+    for folder, word in ((a, "甲"), (b, "乙"), (c, "丙")):
+        folder.mkdir()
+        for n in range(3):
+            (folder / f"{n}.txt").write_text(f"{word}{n}的内容，各不相同。" * (n + 2), encoding="utf-8")
+    folder = tmp_path / "kb"
+    with semsearch.open_index(folder, model=str(tiny_model), device="cpu") as index:
+        index.ingest([a])
+        a_ids = set(index._store.chunk_ids().tolist())
+    backup = (folder / "semsearch.db").read_bytes()  # closed: the WAL is checkpointed into it
+    with semsearch.open_index(folder, device="cpu") as index:
+        index.ingest([b])
+        b_ids = set(index._store.chunk_ids().tolist()) - a_ids
+    for leftover in folder.glob("semsearch.db-*"):
+        leftover.unlink()
+    (folder / "semsearch.db").write_bytes(backup)  # back to before b: the vector file is of a lost state
+    with semsearch.open_index(folder, device="cpu") as index:
+        index.ingest([c])  # the same generation number again, other chunks
+        assert any("never had" in note for note in index.notes)
+        c_ids = set(index._store.chunk_ids().tolist()) - a_ids
+        assert c_ids and min(c_ids) > max(b_ids)  # an id never stands for two chunks
+        assert failed(index.check()) == {}
+        stored = dict(zip(*next(index._store.iter_vectors(96, batch=10_000)), strict=True))
+        for chunk_id, vector in stored.items():  # every vector searched is the chunk's own
+            found = index._current_vectors().cpu.reconstruct(int(chunk_id))
+            assert np.allclose(found, normalize(vector[None])[0], atol=1e-5)
+    shutil.rmtree(folder)
+
+
+def test_documents_an_exclude_now_leaves_out_are_removed_and_counted(index: semsearch.Index, docs: Path) -> None:
+    report = index.ingest([docs], exclude=["science/"])
+    assert (report.files_removed, report.files_removed_excluded) == (3, 3)
+    (docs / "大熊猫.md").unlink()
+    report = index.ingest([docs], exclude=["science/"])
+    assert (report.files_removed, report.files_removed_excluded) == (1, 0)  # gone from disk: not "excluded"
+
+
+def test_a_vector_file_that_does_not_hold_what_its_state_says_is_called_damaged(index: semsearch.Index) -> None:
+    from semsearch.vectors import VectorIndex
+
+    (path, state), *_ = saved_files(index.folder)
+    assert state == index._store.state()
+    vectors = VectorIndex.load(path, 96, use_gpu=False)
+    vectors.remove(vectors.ids()[:3])  # as flipped bytes would lose them, under the same name
+    vectors.save(index.folder, state)
+    index.close()
+    with semsearch.open_index(index.folder, device="cpu") as reopened:
+        reopened.search("熊猫", k=3)
+        assert len(reopened.notes) == 1 and "did not hold what the database does (damaged?)" in reopened.notes[0]
+        assert "behind" not in reopened.notes[0]
+        assert failed(reopened.check()) == {}  # brought in step and saved
+
+
+def test_vectors_of_the_wrong_size_say_that_only_a_reindex_mends_them(index: semsearch.Index) -> None:
+    store = index._store
+    (chunk_id,) = store.db.execute("SELECT chunk_id FROM vectors LIMIT 1").fetchone()
+    with store.transaction():
+        store.db.execute("UPDATE vectors SET vector = ? WHERE chunk_id = ?", [b"\0" * 12, chunk_id])
+    assert (
+        failed(index.check())["vectors of the wrong size"] == "1 found; re-embed them with 'semsearch ingest --reindex'"
+    )
+    with pytest.raises(
+        semsearch.IndexCorruptError, match="cannot mend; re-embed them with 'semsearch ingest --reindex'"
+    ):
+        index.repair()

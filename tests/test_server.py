@@ -167,6 +167,11 @@ def test_search_filters_and_context(server: Server) -> None:
         ({"query": "x", "colour": "red"}, 422, "colour"),
         ({"k": 3}, 422, "query"),
         ({"query": "x" * 4001}, 422, "query"),
+        ({"query": "x", "k": True}, 422, "k"),
+        ({"query": "x", "k": "5"}, 422, "k"),
+        ({"query": "x", "min_score": "nan"}, 422, "min_score"),
+        ({"query": ["x"] * 32, "k": 100, "context": 10}, 422, "67,200 chunks"),
+        ({"query": "x", "where": {"paths": ["[z-a]*"]}}, 400, "Invalid path pattern"),
     ],
 )
 def test_bad_searches_get_json_errors(server: Server, body: object, status: int, words: str) -> None:
@@ -174,6 +179,11 @@ def test_bad_searches_get_json_errors(server: Server, body: object, status: int,
     assert response.status_code == status
     error = response.json()["error"]
     assert error["status"] == status and words in error["message"]
+
+
+def test_a_date_in_year_one_is_a_time_like_any_other(server: Server) -> None:
+    found = server.post("/search", {"query": "长城", "k": 1, "where": {"modified_after": "0001-01-01"}})
+    assert found.status_code == 200 and found.json()["results"][0]["hits"]
 
 
 def test_malformed_and_oversized_requests(server: Server) -> None:
@@ -187,9 +197,20 @@ def test_malformed_and_oversized_requests(server: Server) -> None:
             yield b" " * 100_000
 
     streamed = httpx.post(server.url + "/search", content=chunks(), headers={"content-type": "application/json"})
-    assert streamed.status_code == 413
+    assert streamed.status_code == 413 and streamed.headers["connection"] == "close"  # the rest is never read
     assert httpx.get(server.url + "/nowhere").json()["error"]["status"] == 404
     assert httpx.get(server.url + "/search").status_code == 405
+
+
+def test_health_answers_while_the_heaviest_allowed_search_runs(server: Server) -> None:
+    heavy = {"query": [f"长城{n}" for n in range(20)], "k": 100, "context": 4, "mode": "hybrid"}
+    with ThreadPoolExecutor(4) as pool:
+        searches = [pool.submit(server.post, "/search", heavy) for _ in range(3)]
+        while not all(s.done() for s in searches):
+            started = time.monotonic()
+            assert httpx.get(server.url + "/health", timeout=30).status_code == 200
+            assert time.monotonic() - started < 10
+        assert all(s.result().status_code == 200 for s in searches)
 
 
 def test_ingest_stays_within_its_roots(server: Server, tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ def test_reopen_keeps_data_and_applies_migrations_once(tmp_path: Path) -> None:
             "m003_lexical",
             "m004_page_heading",
             "m005_staged",
+            "m006_states",
         ]
     finally:
         again.close()

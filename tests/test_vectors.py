@@ -10,6 +10,8 @@ import pytest
 from semsearch.errors import IndexCorruptError
 from semsearch.vectors import VectorIndex, normalize, saved_files
 
+TOKEN = "0123456789abcdef"
+
 DIM = 32
 N = 500
 K = 10
@@ -135,8 +137,8 @@ def test_ids_returns_the_ids_present(data: tuple[np.ndarray, np.ndarray, np.ndar
 def test_save_and_load_round_trip(tmp_path: Path, data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     vectors, ids, queries = data
     index = build(vectors, ids)
-    path = index.save(tmp_path, 7)
-    assert path == tmp_path / "vectors-7.faiss"
+    path = index.save(tmp_path, (7, TOKEN))
+    assert path == tmp_path / f"vectors-7-{TOKEN}.faiss"
     loaded = VectorIndex.load(path, DIM)
     assert len(loaded) == N
     for got, want in zip(loaded.search(queries, K), index.search(queries, K), strict=True):
@@ -145,39 +147,41 @@ def test_save_and_load_round_trip(tmp_path: Path, data: tuple[np.ndarray, np.nda
 
 
 def test_saved_files_are_newest_first(tmp_path: Path) -> None:
-    for generation in (3, 12, 1):
-        (tmp_path / f"vectors-{generation}.faiss").write_bytes(b"x")
+    for generation in (3, 12):
+        (tmp_path / f"vectors-{generation}-{TOKEN}.faiss").write_bytes(b"x")
+    (tmp_path / "vectors-1.faiss").write_bytes(b"x")  # an earlier version's name: no token
     (tmp_path / "vectors-old.faiss").write_bytes(b"x")
     (tmp_path / "semsearch.db").write_bytes(b"x")
     assert saved_files(tmp_path) == [
-        (tmp_path / "vectors-12.faiss", 12),
-        (tmp_path / "vectors-3.faiss", 3),
-        (tmp_path / "vectors-1.faiss", 1),
+        (tmp_path / f"vectors-12-{TOKEN}.faiss", (12, TOKEN)),
+        (tmp_path / f"vectors-3-{TOKEN}.faiss", (3, TOKEN)),
+        (tmp_path / "vectors-1.faiss", (1, "")),
     ]
     assert saved_files(tmp_path / "missing") == []
 
 
 def test_saving_a_new_generation_removes_older_files(tmp_path: Path) -> None:
     index = build(random_vectors(5, seed=10), random_ids(5, seed=11))
-    index.save(tmp_path, 1)
-    index.save(tmp_path, 2)
+    index.save(tmp_path, (1, TOKEN))
+    index.save(tmp_path, (2, TOKEN))
+    (tmp_path / "vectors-0.faiss").write_bytes(b"an earlier version's")
     (tmp_path / "semsearch.db").write_bytes(b"untouched")
-    index.save(tmp_path, 3)
-    assert saved_files(tmp_path) == [(tmp_path / "vectors-3.faiss", 3)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["semsearch.db", "vectors-3.faiss"]
+    index.save(tmp_path, (3, TOKEN))
+    assert saved_files(tmp_path) == [(tmp_path / f"vectors-3-{TOKEN}.faiss", (3, TOKEN))]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["semsearch.db", f"vectors-3-{TOKEN}.faiss"]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_load_of_damaged_file_raises_index_corrupt(tmp_path: Path, damage: str) -> None:
-    path = build(random_vectors(20, seed=12), random_ids(20, seed=13)).save(tmp_path, 1)
+    path = build(random_vectors(20, seed=12), random_ids(20, seed=13)).save(tmp_path, (1, TOKEN))
     data = path.read_bytes()
     damaged = {"truncated": data[: len(data) // 2], "garbage": b"not a faiss index " * 20, "empty": b""}[damage]
     path.write_bytes(damaged)
-    with pytest.raises(IndexCorruptError, match="vectors-1.faiss"):
+    with pytest.raises(IndexCorruptError, match=f"vectors-1-{TOKEN}.faiss"):
         VectorIndex.load(path, DIM)
 
 
 def test_load_with_wrong_dimension_raises_index_corrupt(tmp_path: Path) -> None:
-    path = build(random_vectors(5, seed=14), random_ids(5, seed=15)).save(tmp_path, 1)
+    path = build(random_vectors(5, seed=14), random_ids(5, seed=15)).save(tmp_path, (1, TOKEN))
     with pytest.raises(IndexCorruptError, match=f"not a {DIM * 2}-d semsearch vector index.*semsearch repair"):
         VectorIndex.load(path, DIM * 2)
