@@ -26,14 +26,12 @@ sys.path.insert(0, str(SCRIPTS.parent / "tests"))
 
 from bench_query import passages, populate  # noqa: E402
 
+FILTERS = {10: ["/synthetic/*[0].txt"], 20: ["/synthetic/*[05].txt"], 50: ["/synthetic/*[02468].txt"]}
 
-def lexical(idx: object, queries: list[str]) -> None:
-    cases = {
-        "none": None,
-        "10% of files": {"paths": ["/synthetic/*[0].txt"]},
-        "20% of files": {"paths": ["/synthetic/*[05].txt"]},
-        "50% of files": {"paths": ["/synthetic/*[02468].txt"]},
-    }
+
+def lexical(idx: object, queries: list[str], shares: list[int]) -> None:
+    cases: dict[str, dict[str, list[str]] | None] = {"none": None}
+    cases |= {f"{share}% of files": {"paths": FILTERS[share]} for share in shares}
     base = None
     for label, where in cases.items():
         times = []
@@ -111,6 +109,7 @@ def main() -> int:
     parser.add_argument("--headings", type=int, nargs="*", default=[20_000, 50_000])
     parser.add_argument("--model", default=None)
     parser.add_argument("--skip-index", action="store_true", help="only the Markdown case")
+    parser.add_argument("--filters", type=int, nargs="*", default=[10, 20, 50], choices=sorted(FILTERS))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     print(f"semsearch from {__import__('semsearch').__file__}")
@@ -128,7 +127,7 @@ def main() -> int:
     idx = semsearch.open_index(work / "index", device="cpu")
     queries = [p[:12] for p in passages(args.queries * 7)[::7]]
     idx.search(queries[0], k=10)  # loads the model and the vector file
-    lexical(idx, queries)
+    lexical(idx, queries, args.filters)
     heavy(idx, [p[:12] for p in passages(32 * 5)[::5]])
     return 0
 

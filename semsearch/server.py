@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,6 +90,16 @@ Age = Annotated[str, Field(pattern=r"^[0-9]{1,9}(\.[0-9]{1,6})?[smhdw]$", descri
 Time = float | datetime | Age
 
 
+def _json_integer(value: Any) -> Any:
+    # a JSON integer (36, or 36.0, which JSON Schema counts as one), never true or "5"
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be an integer, not a boolean or a string")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_json_integer)]
+
+
 class Filters(Strict):
     """Which documents to search; a document must pass every filter given."""
 
@@ -101,14 +111,12 @@ class Filters(Strict):
 
 class SearchRequest(Strict):
     query: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_QUERIES)]
-    k: int = Field(default=10, ge=1, le=MAX_K, strict=True)
+    k: Integer = Field(default=10, ge=1, le=MAX_K)
     mode: Mode = cast(Mode, DEFAULT_MODE)
     where: Filters | None = None
-    context: int = Field(
-        default=0, ge=0, le=MAX_CONTEXT, strict=True, description="Neighbouring chunks merged in either side."
-    )
+    context: Integer = Field(default=0, ge=0, le=MAX_CONTEXT, description="Neighbouring chunks merged in either side.")
     min_score: float | None = Field(default=None, allow_inf_nan=False)
-    rrf_k: int = Field(default=RRF_K, ge=1, le=10_000, strict=True)
+    rrf_k: Integer = Field(default=RRF_K, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _bounded(self) -> SearchRequest:

@@ -63,7 +63,7 @@ def test_approximate_structures_reach_recall_095_and_honour_removal(kind: str, t
     assert not np.isin(approximate.search(data[:500], 10)[1], gone).any()
     assert set(approximate.ids().tolist()) == set(ids[500:].tolist())
     assert recall_at_10(approximate, exact, queries) >= 0.95
-    loaded = VectorIndex.load(approximate.save(tmp_path, 7), DIM, use_gpu=False)
+    loaded = VectorIndex.load(approximate.save(tmp_path, (7, "0123456789abcdef")), DIM, use_gpu=False)
     assert loaded.kind == kind
     # HNSW keeps removed vectors in the file (faiss cannot delete from it); the owner masks them again
     loaded.remove(np.setdiff1d(loaded.ids(), ids[500:]))
