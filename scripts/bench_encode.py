@@ -42,7 +42,7 @@ from modelfactory import build_shape  # noqa: E402
 
 
 def load_texts(tokenizer_spans: Callable, count: int, max_tokens: int) -> list[str]:
-    from semsearch.chunking import chunk_text
+    from semsearch.documents.chunking import chunk_text
 
     sources = sorted(NOVELS.glob("*.txt")) or sorted((ROOT / "sample_docs").rglob("*.md"))
     texts: list[str] = []
@@ -96,7 +96,7 @@ def main() -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from semsearch.encoder import Encoder
+    from semsearch.embedding.encoder import Encoder
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -45,8 +45,8 @@ def lexical(idx: object, queries: list[str], shares: list[int]) -> None:
 
 
 def heavy(idx: object, queries: list[str]) -> None:
-    from semsearch import lexical as lexical_module
-    from semsearch.search import Query
+    from semsearch.documents import terms as lexical_module
+    from semsearch.retrieval.search import Query
 
     spent = []
     original = lexical_module.highlights
@@ -58,11 +58,11 @@ def heavy(idx: object, queries: list[str]) -> None:
         finally:
             spent.append(time.perf_counter() - started)
 
-    import semsearch.passages
-    import semsearch.ranking
+    import semsearch.retrieval.passages
+    import semsearch.retrieval.ranking
 
-    semsearch.ranking.highlights = timed  # type: ignore[assignment]
-    semsearch.passages.highlights = timed  # type: ignore[assignment]
+    semsearch.retrieval.ranking.highlights = timed  # type: ignore[assignment]
+    semsearch.retrieval.passages.highlights = timed  # type: ignore[assignment]
     batch = [Query(q, k=100, mode="hybrid", context=10) for q in queries[:32]]
     started = time.perf_counter()
     try:
@@ -75,15 +75,15 @@ def heavy(idx: object, queries: list[str]) -> None:
             f"(highlights {sum(spent):.2f} s over {len(spent)} passages)"
         )
     finally:
-        semsearch.ranking.highlights = original  # type: ignore[assignment]
-        semsearch.passages.highlights = original  # type: ignore[assignment]
+        semsearch.retrieval.ranking.highlights = original  # type: ignore[assignment]
+        semsearch.retrieval.passages.highlights = original  # type: ignore[assignment]
 
 
 def headings(counts: list[int], work: Path) -> None:
     from modelfactory import SHARED_VOCAB, generated_vocab
 
     from semsearch.config import ChunkSettings
-    from semsearch.prepare import prepare
+    from semsearch.documents.prepare import prepare
 
     vocab = SHARED_VOCAB.read_text(encoding="utf-8").split() if SHARED_VOCAB.exists() else generated_vocab()
     del vocab  # the tokenizer is not what is timed: a character tokenizer stands in

@@ -81,10 +81,10 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     import semsearch
-    import semsearch.ingest as ingest_module
-    from semsearch.encoder import Encoder
-    from semsearch.store import Store
-    from semsearch.vectors import VectorIndex
+    import semsearch.index.ingest as ingest_module
+    from semsearch.embedding.encoder import Encoder
+    from semsearch.storage.store import Store
+    from semsearch.storage.vectors import VectorIndex
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     gpu = args.device.startswith("cuda") or (args.device == "auto" and _cuda())

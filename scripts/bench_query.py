@@ -63,9 +63,9 @@ def populate(index_dir: Path, model: str, chunks: int) -> None:
 
 def warm(index_dir: Path, queries: list[str]) -> None:
     import semsearch
-    from semsearch.encoder import Encoder
-    from semsearch.store import Store
-    from semsearch.vectors import VectorIndex
+    from semsearch.embedding.encoder import Encoder
+    from semsearch.storage.store import Store
+    from semsearch.storage.vectors import VectorIndex
 
     spent: dict[str, list[float]] = {"embed": [], "vector search": [], "read hits": []}
 

@@ -4,7 +4,7 @@
                                    [--device cpu|gpu] [--kinds flat ivf hnsw]
                                    [--nprobe 16 ...] [--ef-search 128 ...]
 
-Builds each structure through ``semsearch.vectors.VectorIndex`` with the settings semsearch uses
+Builds each structure through ``semsearch.storage.vectors.VectorIndex`` with the settings semsearch uses
 (IVF: 4 sqrt(n) lists, nprobe 16; HNSW: M 32, efConstruction 80, efSearch max(128, n / 1000)),
 so the figures are the library's. Random clustered unit vectors stand in for chunk embeddings; queries are perturbed
 copies of stored vectors, so each has real near neighbours (uniform random queries make every
@@ -45,7 +45,7 @@ def data(size: int, dim: int, queries: int, seed: int = 0) -> tuple[np.ndarray, 
 
 
 def build(kind: str, vectors: np.ndarray, gpu: bool):
-    from semsearch.vectors import VectorIndex
+    from semsearch.storage.vectors import VectorIndex
 
     index = VectorIndex.empty(kind, vectors.shape[1], len(vectors), use_gpu=gpu)
     if index.needs_training:
@@ -82,7 +82,7 @@ def main() -> int:
     args = parser.parse_args()
     import faiss
 
-    import semsearch.vectors as settings
+    import semsearch.storage.vectors as settings
 
     gpu = args.device == "gpu"
     print(f"faiss {faiss.__version__}, {args.device}, dim {args.dim}, {faiss.omp_get_max_threads()} threads")

@@ -30,9 +30,9 @@ def main() -> int:
 
     from sentence_transformers import SentenceTransformer
 
-    from semsearch.chunking import chunk_text
-    from semsearch.encoder import Encoder
-    from semsearch.sources import decode, walk
+    from semsearch.documents.chunking import chunk_text
+    from semsearch.documents.sources import decode, walk
+    from semsearch.embedding.encoder import Encoder
 
     encoder = Encoder.load(args.model, device=args.device, fp32=args.fp32)
     texts = []

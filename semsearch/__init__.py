@@ -12,7 +12,7 @@ hits = index.search("安装", k=5, where={"paths": ["docs/**/*.md"]}, context=1)
 from __future__ import annotations
 
 from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version__
-from .engine import Index, open_index
+from .documents.sources import Skipped
 from .errors import (
     DatasetError,
     DiskFullError,
@@ -33,10 +33,10 @@ from .errors import (
     SourceNotFoundError,
     UnsupportedModelError,
 )
-from .filters import Where
+from .index.handle import Index, open_index
 from .results import Check, Hit, IndexInfo, IngestReport, RemoveReport
-from .search import Query
-from .sources import Skipped
+from .retrieval.search import Query
+from .storage.filtering import Where
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -79,7 +79,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # Encoder pulls in torch; import it only when asked for, so `import semsearch` stays fast
     if name == "Encoder":
-        from .encoder import Encoder
+        from .embedding.encoder import Encoder
 
         return Encoder
     raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

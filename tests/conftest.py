@@ -33,7 +33,7 @@ def minilm_model() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model: Path):
-    from semsearch.encoder import Encoder
+    from semsearch.embedding.encoder import Encoder
 
     return Encoder.load(str(tiny_model), device="cpu")
 

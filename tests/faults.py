@@ -74,7 +74,7 @@ def run_and_kill(command: list[str], delay: float, index: Path | None = None, af
 
     A commit is a move of the database's generation past where it stood: a new database starts at
     generation 0 (created, with no manifest yet), so its first commit is generation 1."""
-    from semsearch.locking import holder_pid
+    from semsearch.storage.locking import holder_pid
 
     committed = max(generation(index)[0], 0) if index is not None else 0
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment())

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semsearch.chunking import WINDOW, chunk_text, split_sentences, token_windows
+from semsearch.documents.chunking import WINDOW, chunk_text, split_sentences, token_windows
 
 
 def char_spans(texts: list[str]) -> list[list[tuple[int, int]]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from semsearch.cli import app
+from semsearch.cli.app import app
 
 SEMSEARCH = Path(sys.executable).parent / "semsearch"
 JSON_KEYS = {
@@ -91,7 +91,7 @@ def test_query_json(built: tuple[Path, Path], tiny_model: Path) -> None:
     assert set(first) == fields
     assert first["matched"] == "dense" and first["highlights"] == []
     source_text = Path(first["source"]).read_bytes()
-    from semsearch.sources import decode
+    from semsearch.documents.sources import decode
 
     assert decode(source_text)[0][first["start"] : first["end"]] == first["text"]
 
@@ -213,7 +213,7 @@ def test_help_and_version() -> None:
 
 
 def test_help_does_not_import_torch() -> None:
-    code = "import sys; from semsearch.cli import app; print('torch' in sys.modules, 'faiss' in sys.modules)"
+    code = "import sys; from semsearch.cli.app import app; print('torch' in sys.modules, 'faiss' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
 

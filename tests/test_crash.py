@@ -28,7 +28,7 @@ from faults import (
 )
 
 import semsearch
-from semsearch.locking import holder_pid, is_locked
+from semsearch.storage.locking import holder_pid, is_locked
 
 pytestmark = pytest.mark.skipif(not SEMSEARCH.exists(), reason="the semsearch console script is not installed")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import semsearch
-from semsearch.layout import pending_builds
+from semsearch.storage.layout import pending_builds
 
 
 @pytest.fixture

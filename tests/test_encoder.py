@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from modelfactory import build_model
 
-from semsearch.encoder import Encoder
+from semsearch.embedding.encoder import Encoder
 from semsearch.errors import Interrupted, ModelLoadError, UnsupportedModelError
 
 TEXTS = [
@@ -172,7 +172,7 @@ def test_half_precision_on_cuda_is_close(tiny_model: Path) -> None:
 def test_token_batches_keep_padded_tokens_within_the_budget() -> None:
     import numpy as np
 
-    from semsearch.encoder import _token_batches
+    from semsearch.embedding.encoder import _token_batches
 
     lengths = np.array([512, 300, 300, 120, 40, 40, 40, 10, 10, 3])
     batches = _token_batches(lengths, budget=600, max_rows=4)
@@ -195,7 +195,7 @@ def test_budget_batching_equals_one_text_at_a_time(tiny_encoder) -> None:
 def test_groups_tokenized_ahead_and_pre_tokenized_inputs_give_the_same_vectors(
     tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import semsearch.encoder as encoder_module
+    import semsearch.embedding.encoder as encoder_module
 
     texts = [f"第{i}句话。" * (1 + i % 7) for i in range(23)]
     whole = tiny_encoder.encode(texts)

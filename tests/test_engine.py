@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import semsearch
-from semsearch.vectors import normalize, saved_files
+from semsearch.storage.vectors import normalize, saved_files
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_hits_point_into_their_source(index: semsearch.Index, docs: Path) -> Non
     for hit in index.search("茶", k=10):
         source = Path(hit.source)
         assert source.is_absolute() and docs in source.parents
-        from semsearch.sources import decode
+        from semsearch.documents.sources import decode
 
         text, _ = decode(source.read_bytes())
         assert text[hit.start : hit.end] == hit.text
@@ -225,7 +225,7 @@ def test_missing_vector_file_fails_and_repair_fixes_it(index: semsearch.Index) -
 
 
 def test_extra_and_missing_faiss_ids_fail_and_repair_fixes_them(index: semsearch.Index) -> None:
-    from semsearch.vectors import VectorIndex
+    from semsearch.storage.vectors import VectorIndex
 
     (path, _), *_ = saved_files(index.folder)
     vectors = VectorIndex.load(path, 96, use_gpu=False)
@@ -372,7 +372,7 @@ def test_documents_an_exclude_now_leaves_out_are_removed_and_counted(index: sems
 
 
 def test_a_vector_file_that_does_not_hold_what_its_state_says_is_called_damaged(index: semsearch.Index) -> None:
-    from semsearch.vectors import VectorIndex
+    from semsearch.storage.vectors import VectorIndex
 
     (path, state), *_ = saved_files(index.folder)
     assert state == index._store.state()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from semsearch.formats import (
+from semsearch.documents.formats import (
     DOCS_EXTRA,
     DOCUMENT_SUFFIXES,
     Extracted,
@@ -24,7 +24,7 @@ from semsearch.formats import (
     missing_extra,
     page_at,
 )
-from semsearch.sources import DecodeError, UnreadableError
+from semsearch.documents.sources import DecodeError, UnreadableError
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
@@ -664,6 +664,7 @@ def test_missing_extra_with_a_broken_package(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_the_walk_takes_every_suffix_a_reader_exists_for() -> None:
-    from semsearch import config, formats
+    from semsearch import config
+    from semsearch.documents import formats
 
     assert tuple(formats.DOCUMENT_SUFFIXES) == config.DOCUMENT_SUFFIXES

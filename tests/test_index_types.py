@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 import semsearch
-import semsearch.vectors as vectors_module
-from semsearch.cli import app
+import semsearch.storage.vectors as vectors_module
+from semsearch.cli.app import app
 from semsearch.errors import InvalidOptionError
-from semsearch.vectors import IVF_MIN, VectorIndex, choose, hnsw_ef_search
+from semsearch.storage.vectors import IVF_MIN, VectorIndex, choose, hnsw_ef_search
 
 DIM = 32
 

@@ -13,8 +13,8 @@ import pytest
 
 import semsearch
 from semsearch.config import ChunkSettings
-from semsearch.layout import CURRENT
-from semsearch.vectors import saved_files
+from semsearch.storage.layout import CURRENT
+from semsearch.storage.vectors import saved_files
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_swapped_contents_are_both_right(index: semsearch.Index, docs: Path) -> 
 def test_ctrl_c_in_process_raises_interrupted_with_the_report(
     tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    import semsearch.ingest as ingest_module
+    import semsearch.index.ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 5)  # a commit every few files
     # as in an interactive Python, even where the test run was started with Ctrl-C ignored
@@ -130,7 +130,7 @@ def test_reindex_with_another_model_switches_atomically(
 def test_an_interrupted_reindex_leaves_the_old_index_serving_and_resumes(
     index: semsearch.Index, docs: Path, minilm_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import semsearch.ingest as ingest_module
+    import semsearch.index.ingest as ingest_module
 
     folder = index.folder
     monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 5)
@@ -180,7 +180,7 @@ def test_sqlite_locked_by_another_program_is_a_clear_error(index: semsearch.Inde
     other.execute("PRAGMA locking_mode=EXCLUSIVE")
     other.execute("BEGIN EXCLUSIVE")
     try:
-        from semsearch.store import Store
+        from semsearch.storage.store import Store
 
         with pytest.raises(semsearch.IndexLockedError, match="semsearch.db is locked by another program"):
             store = Store.open(index.data, timeout=0.2)
@@ -233,7 +233,7 @@ def test_a_file_denied_to_us_is_skipped_and_keeps_its_indexed_copy(
     index: semsearch.Index, docs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # chmod 000 does not stop root, who runs CI: deny the read itself, as the OS would
-    import semsearch.prepare as prepare_module
+    import semsearch.documents.prepare as prepare_module
 
     denied = docs / "大熊猫.md"
     real_read = prepare_module.read_bytes
@@ -285,7 +285,7 @@ def bar_states(stderr: str) -> list[tuple[int, int, str]]:
 def test_the_progress_bar_counts_chunks_embedded_with_the_files_beside(
     tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    import semsearch.ingest as ingest_module
+    import semsearch.index.ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 8)
     (docs / "长篇.txt").write_text("很长的一段话，讲了许多事情。" * 400, encoding="utf-8")  # one file, most chunks
@@ -316,7 +316,7 @@ def test_reindex_shows_the_same_bar(index: semsearch.Index, capfd: pytest.Captur
 def test_staged_work_no_file_needs_is_dropped_and_other_work_is_kept(
     tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    import semsearch.ingest as ingest_module
+    import semsearch.index.ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 4)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -377,7 +377,7 @@ def test_a_file_name_that_is_not_utf8_is_kept_losslessly(tmp_path: Path, tiny_mo
 def test_within_the_roots_a_file_swapped_for_a_link_out_is_refused_and_forgotten(
     tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import semsearch.ingest as ingest_module
+    import semsearch.index.ingest as ingest_module
 
     root, secret = tmp_path / "root", tmp_path / "passwd"
     (root / "race").mkdir(parents=True)

@@ -84,7 +84,7 @@ def test_langchain_where_filters(index: Index) -> None:
     assert documents
     assert all(d.metadata["source"].endswith(".txt") for d in documents)
     assert not any(Path(d.metadata["source"]).name == "大熊猫.md" for d in documents)
-    md = langchain_retriever(index, k=20, mode="lexical", where=semsearch.filters.Where(types=("md",)))
+    md = langchain_retriever(index, k=20, mode="lexical", where=semsearch.storage.filtering.Where(types=("md",)))
     assert all(d.metadata["source"].endswith(".md") for d in md.invoke(QUERY))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from semsearch.lexical import fold, highlights, indexed, match_expression, terms
+from semsearch.documents.terms import fold, highlights, indexed, match_expression, terms
 
 
 def test_fold_makes_full_width_half_width_and_lower_case() -> None:

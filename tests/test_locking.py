@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from semsearch.errors import IndexLockedError
-from semsearch.locking import WriteLock, holder_pid, is_locked
+from semsearch.storage.locking import WriteLock, holder_pid, is_locked
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from semsearch.locking import WriteLock
+from semsearch.storage.locking import WriteLock
 lock = WriteLock(Path(sys.argv[1]))
 lock.acquire()
 print("held", flush=True)

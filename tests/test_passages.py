@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 import semsearch
-from semsearch.cli import app
-from semsearch.passages import join, merge, windows
+from semsearch.cli.app import app
 from semsearch.results import Hit
+from semsearch.retrieval.passages import join, merge, windows
 
 SOURCE = "第一句话。第二句话！\n\n第三句  话？第四句。\nFifth sentence. Sixth one."
 

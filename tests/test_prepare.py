@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from semsearch import prepare as prepare_module
-from semsearch import sources
 from semsearch.config import ChunkSettings
-from semsearch.prepare import Prepared, Unchanged, prepare
-from semsearch.sources import Skipped
+from semsearch.documents import prepare as prepare_module
+from semsearch.documents import sources
+from semsearch.documents.prepare import Prepared, Unchanged, prepare
+from semsearch.documents.sources import Skipped
 
 SETTINGS = ChunkSettings(chunk_tokens=8, overlap_tokens=0)
 
@@ -153,8 +153,8 @@ def test_no_size_limit_by_default(tmp_path: Path) -> None:
 
 
 def test_sections_split_at_pages_and_headings_keeping_bare_titles_with_their_text() -> None:
-    from semsearch.formats import Extracted, markdown_headings
-    from semsearch.prepare import sections
+    from semsearch.documents.formats import Extracted, markdown_headings
+    from semsearch.documents.prepare import sections
 
     text = "# 茶\n\n## 绿茶\n\n龙井。\n\n## 红茶\n\n祁门。\n"
     headed = Extracted(text, "utf-8", headings=markdown_headings(text))

@@ -333,7 +333,7 @@ def test_schemathesis_finds_nothing_wrong(server: Server) -> None:
 def test_serve_reports_setup_errors_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from semsearch.cli import app
+    from semsearch.cli.app import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["serve", "--index", str(tmp_path / "none")])
@@ -341,8 +341,10 @@ def test_serve_reports_setup_errors_in_one_line(tmp_path: Path, monkeypatch: pyt
     result = runner.invoke(app, ["serve", "--index", str(tmp_path / "none"), "--root", str(tmp_path / "nowhere")])
     assert result.exit_code == 1 and "--root must be a folder" in result.stderr
     monkeypatch.setitem(sys.modules, "fastapi", None)  # as if the server extra were not installed
-    monkeypatch.delitem(sys.modules, "semsearch.server", raising=False)
-    monkeypatch.delattr(semsearch, "server", raising=False)
+    monkeypatch.delitem(sys.modules, "semsearch.serving.server", raising=False)
+    import semsearch.serving
+
+    monkeypatch.delattr(semsearch.serving, "server", raising=False)
     result = runner.invoke(app, ["serve", "--index", str(tmp_path / "none")])
     assert result.exit_code == 1 and "pip install 'semsearch[server]'" in result.stderr
 
@@ -366,7 +368,7 @@ def test_an_ingest_by_another_process_never_breaks_a_query(server: Server, tiny_
 def test_an_overloaded_server_turns_searches_away_with_503() -> None:
     from fastapi.testclient import TestClient
 
-    from semsearch.server import MAX_BACKLOG, create_app
+    from semsearch.serving.server import MAX_BACKLOG, create_app
 
     class Swamped:  # a service with more searches waiting than the server takes on
         backlog, alive, roots = MAX_BACKLOG, True, ()

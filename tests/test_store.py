@@ -11,7 +11,7 @@ import pytest
 
 from semsearch.config import ChunkSettings, Manifest, ModelInfo
 from semsearch.errors import IndexCorruptError
-from semsearch.store import Store
+from semsearch.storage.store import Store
 
 DIM = 4
 
@@ -250,7 +250,7 @@ def test_unreadable_manifest_raises_index_corrupt(store: Store) -> None:
 
 
 def lexical(store: Store, query: str, limit: int = 10) -> list[int]:
-    from semsearch.lexical import match_expression
+    from semsearch.documents.terms import match_expression
 
     expression = match_expression(query)
     assert expression is not None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from semsearch.errors import IndexCorruptError
-from semsearch.vectors import VectorIndex, normalize, saved_files
+from semsearch.storage.vectors import VectorIndex, normalize, saved_files
 
 TOKEN = "0123456789abcdef"
 

@@ -17,10 +17,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..engine import Index
 from ..errors import MissingExtraError
-from ..filters import Where
+from ..index.handle import Index
 from ..results import Hit
+from ..storage.filtering import Where
 from . import metadata, options, over_path
 
 try:

@@ -14,7 +14,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from .errors import DiskFullError, IndexCorruptError
+from ..errors import DiskFullError, IndexCorruptError
 
 CURRENT = "CURRENT"
 DATABASE = "semsearch.db"

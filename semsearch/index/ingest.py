@@ -26,19 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .chunking import Chunk
-from .config import DEFAULT_MAX_FILE_BYTES, SUFFIXES, ChunkSettings, tqdm_disable
-from .errors import DiskFullError, Interrupted, NothingToIngestError
-from .layout import DATABASE, build_folder, discard, pending_builds, publish
-from .prepare import Loaded, Prepared, Unchanged, cut, read
-from .results import IngestReport
-from .sources import REFUSED, Skipped, Walk, is_within, walk
-from .store import Store, guard
+from ..config import DEFAULT_MAX_FILE_BYTES, SUFFIXES, ChunkSettings, tqdm_disable
+from ..documents.chunking import Chunk
+from ..documents.prepare import Loaded, Prepared, Unchanged, cut, read
+from ..documents.sources import REFUSED, Skipped, Walk, is_within, walk
+from ..errors import DiskFullError, Interrupted, NothingToIngestError
+from ..results import IngestReport
+from ..storage.layout import DATABASE, build_folder, discard, pending_builds, publish
+from ..storage.store import Store, guard
 
 if TYPE_CHECKING:
-    from .encoder import Encoder
-    from .engine import Index
-    from .vectors import VectorIndex
+    from ..embedding.encoder import Encoder
+    from ..storage.vectors import VectorIndex
+    from .handle import Index
 
 FLUSH_CHUNKS = 256  # chunks embedded and committed together: at most this much work is lost to a crash
 AHEAD_CHUNKS = 4 * FLUSH_CHUNKS  # chunks read and cut ahead of the encoder, at most
@@ -481,7 +481,7 @@ def reindex(
     ignore_files: bool = True,
 ) -> IngestReport:
     """See ``Index.reindex``."""
-    from .engine import Index
+    from .handle import Index
 
     with index._lock():
         old_paths = list(index._store.documents()) if index._store else []
@@ -524,7 +524,7 @@ def reindex(
 def _resume_or_start(root: Path, model: str, chunking: ChunkSettings | None) -> Path:
     """An unfinished rebuild with the same model (and chunking, if given) to resume, else a new
     folder; other unfinished rebuilds are deleted."""
-    from .engine import same_model
+    from .handle import same_model
 
     chosen: Path | None = None
     for folder in pending_builds(root):

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from .engine import Index
-from .errors import IndexLockedError, PathNotAllowedError, SemsearchError
-from .results import Hit, IngestReport
-from .search import Query
-from .sources import is_within
+from ..documents.sources import is_within
+from ..errors import IndexLockedError, PathNotAllowedError, SemsearchError
+from ..index.handle import Index
+from ..results import Hit, IngestReport
+from ..retrieval.search import Query
 
 T = TypeVar("T")
 MAX_BATCH = 64  # queries embedded together at most

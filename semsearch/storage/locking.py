@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from .errors import IndexCorruptError, IndexLockedError, ReadOnlyIndexError
+from ..errors import IndexCorruptError, IndexLockedError, ReadOnlyIndexError
 
 FILENAME = "write.lock"
 _POLL = 0.1  # seconds between tries when waiting with a time limit

@@ -24,8 +24,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .config import __version__
-from .errors import (
+from ..config import __version__
+from ..errors import (
     IndexLockedError,
     IndexNotFoundError,
     InvalidOptionError,
@@ -36,10 +36,10 @@ from .errors import (
     SemsearchError,
     SourceNotFoundError,
 )
-from .filters import Where
-from .ranking import DEFAULT_MODE, RRF_K
-from .results import Hit
-from .search import Query
+from ..results import Hit
+from ..retrieval.ranking import DEFAULT_MODE, RRF_K
+from ..retrieval.search import Query
+from ..storage.filtering import Where
 from .service import Service
 
 MAX_BODY = 1_000_000  # bytes of one request body

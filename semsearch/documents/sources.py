@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pathspec
 
-from .config import SUFFIXES
-from .errors import InvalidOptionError, SourceNotFoundError
+from ..config import SUFFIXES
+from ..errors import InvalidOptionError, SourceNotFoundError
 
 _SNIFF = 8192  # bytes looked at to tell binary from text
 NOT_REGULAR = "not a regular file"

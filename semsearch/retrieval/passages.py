@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .lexical import highlights
-from .results import Hit
+from ..documents.terms import highlights
+from ..results import Hit
 
 Row = Mapping[str, Any]  # a chunk row: id, text, start, end, line, page, heading, document_id, seq, path
 

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from ..documents.terms import match_expression
+from ..errors import InvalidOptionError, InvalidQueryError
+from ..results import Hit
+from ..storage.filtering import Where, to_sql
+from ..storage.store import Store
+from ..storage.vectors import VectorIndex, normalize
 from . import passages
-from .errors import InvalidOptionError, InvalidQueryError
-from .filters import Where, to_sql
-from .lexical import match_expression
 from .ranking import DEFAULT_MODE, HYBRID_DEPTH, MODES, RRF_K, fuse, single, to_hits
-from .results import Hit
-from .store import Store
-from .vectors import VectorIndex, normalize
 
 # Search a filtered set exactly while it holds fewer floats than this (16 MB to read and score)
 EXACT_FLOATS = 4_000_000

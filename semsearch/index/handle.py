@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from . import search
-from .config import DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings, Manifest
-from .consistency import checks, rebuild, sync
-from .errors import (
+from ..config import DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings, Manifest
+from ..documents.sources import is_within
+from ..errors import (
     IndexClosedError,
     IndexCorruptError,
     IndexNotFoundError,
@@ -31,22 +30,23 @@ from .errors import (
     ModelMismatchError,
     SourceNotFoundError,
 )
-from .filters import Where
-from .layout import DATABASE, data_folder
-from .locking import WriteLock, is_locked
-from .ranking import DEFAULT_MODE, RRF_K
-from .results import Check, Hit, IndexInfo, RemoveReport
-from .search import Query
-from .sources import is_within
-from .store import State, Store, guard
-from .vectors import VectorIndex, choose, gpu_available
+from ..results import Check, Hit, IndexInfo, RemoveReport
+from ..retrieval import search
+from ..retrieval.ranking import DEFAULT_MODE, RRF_K
+from ..retrieval.search import Query
+from ..storage.consistency import checks, rebuild, sync
+from ..storage.filtering import Where
+from ..storage.layout import DATABASE, data_folder
+from ..storage.locking import WriteLock, is_locked
+from ..storage.store import State, Store, guard
+from ..storage.vectors import VectorIndex, choose, gpu_available
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 if TYPE_CHECKING:
-    from .encoder import Encoder
-    from .results import IngestReport
+    from ..embedding.encoder import Encoder
+    from ..results import IngestReport
 
 
 def open_index(
@@ -87,7 +87,7 @@ def same_model(model: str, manifest: Manifest) -> bool:
     if model == manifest.model.model:
         return True
     if Path(model).expanduser().is_dir() and manifest.model.revision is None:
-        from .hub import fingerprint
+        from ..embedding.hub import fingerprint
 
         return fingerprint(Path(model).expanduser()) == manifest.model.fingerprint
     return False
@@ -249,7 +249,7 @@ class Index:
 
     def _load_encoder(self) -> Encoder:
         if self._encoder is None:
-            from .encoder import Encoder
+            from ..embedding.encoder import Encoder
 
             revision = self.manifest.model.revision if self.manifest else None
             encoder = Encoder.load(self._model, self._device, revision=revision, fp32=self._fp32)

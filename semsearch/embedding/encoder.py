@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import ModelInfo, tqdm_disable
-from .errors import Interrupted, InvalidOptionError, ModelLoadError, UnsupportedModelError
+from ..config import ModelInfo, tqdm_disable
+from ..errors import Interrupted, InvalidOptionError, ModelLoadError, UnsupportedModelError
 from .hub import fingerprint, resolve
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class _Stages:
 
 
 def _read_stages(folder: Path) -> _Stages:
-    from .pipeline import pooling_modes, read_json
+    from .stages import pooling_modes, read_json
 
     modules_file = folder / "modules.json"
     if not modules_file.exists():
@@ -87,7 +87,7 @@ def _read_stages(folder: Path) -> _Stages:
 
 def _default_prompt(folder: Path) -> str:
     # SentenceTransformer.encode puts prompts[default_prompt_name] before every input
-    from .pipeline import read_json
+    from .stages import read_json
 
     config_file = folder / "config_sentence_transformers.json"
     config = read_json(config_file) if config_file.exists() else {}
@@ -101,7 +101,7 @@ def _default_prompt(folder: Path) -> str:
 
 
 def _transformer_config(folder: Path) -> dict[str, Any]:
-    from .pipeline import read_json
+    from .stages import read_json
 
     for name in _TRANSFORMER_CONFIGS:
         if (folder / name).exists():
@@ -128,7 +128,7 @@ class Encoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from .pipeline import Dense
+        from .stages import Dense
 
         self.info = info
         self.device = device
@@ -319,7 +319,7 @@ class Encoder:
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         import torch
 
-        from .pipeline import pool
+        from .stages import pool
 
         hidden = self.model(**batch).last_hidden_state
         embeddings = pool(hidden, batch["attention_mask"], self.modes)

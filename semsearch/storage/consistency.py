@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexCorruptError
-from .results import Check
+from ..errors import IndexCorruptError
+from ..results import Check
 from .store import Store
 from .vectors import VectorIndex, saved_files
 

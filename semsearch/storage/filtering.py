@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from .errors import InvalidOptionError
+from ..errors import InvalidOptionError
 
 GLOB_FUNCTION = "semsearch_glob"  # the SQL function the store registers: (regex, path) -> 0/1
 _GLOB_CHARS = re.compile(r"[*?\[]")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .lexical import highlights
-from .results import Hit
+from ..documents.terms import highlights
+from ..results import Hit
 
 MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "dense"

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..config import ChunkSettings
 from .chunking import Chunk, TokenCounts, TokenSpans, chunk_text
-from .config import ChunkSettings
 from .formats import Extracted, HeadingPaths, extract, missing_extra, page_at
 from .sources import (
     CHANGED,

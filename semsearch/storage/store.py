@@ -22,11 +22,11 @@ import numpy as np
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .config import Manifest
-from .errors import IndexClosedError, IndexCorruptError, IndexLockedError, ReadOnlyIndexError
-from .filters import GLOB_FUNCTION, glob_match
+from ..config import Manifest
+from ..documents.terms import FTS_TOKENIZER, indexed
+from ..errors import IndexClosedError, IndexCorruptError, IndexLockedError, ReadOnlyIndexError
+from .filtering import GLOB_FUNCTION, glob_match
 from .layout import DATABASE, disk_full, low_on_space
-from .lexical import FTS_TOKENIZER, indexed
 
 migrations = Migrations("semsearch")
 State = tuple[int, str]  # a committed state of the database: (generation, token)

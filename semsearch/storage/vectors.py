@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexCorruptError, InvalidOptionError
+from ..errors import IndexCorruptError, InvalidOptionError
 from .layout import disk_full, fsync_folder
 
 _FILE = re.compile(r"^vectors-(\d+)(?:-([0-9a-f]{16}))?\.faiss$")

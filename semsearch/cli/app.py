@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from .config import DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings
-from .errors import Interrupted, MissingExtraError, SemsearchError, SourceNotFoundError
-from .filters import Where
-from .ranking import DEFAULT_MODE, RRF_K
-from .results import IngestReport
-from .sources import UNSUPPORTED, Skipped
+from ..config import DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings
+from ..documents.sources import UNSUPPORTED, Skipped
+from ..errors import Interrupted, MissingExtraError, SemsearchError, SourceNotFoundError
+from ..results import IngestReport
+from ..retrieval.ranking import DEFAULT_MODE, RRF_K
+from ..storage.filtering import Where
 
 if TYPE_CHECKING:
-    from .engine import Index
-    from .results import Check, Hit
+    from ..index.handle import Index
+    from ..results import Check, Hit
 
 
 class _Command(TyperCommand):
@@ -119,7 +119,7 @@ IndexTypeOption = Annotated[
 
 def _print_version(value: bool) -> None:
     if value:
-        from .config import __version__
+        from ..config import __version__
 
         typer.echo(f"semsearch {__version__}")
         raise typer.Exit()
@@ -172,7 +172,7 @@ def _errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
 
 
 def _open(index: Path, model: str | None, device: str = "auto", fp32: bool = False, **kwargs: Any) -> Index:
-    from .engine import open_index
+    from ..index.handle import open_index
 
     return open_index(index, model, device=device, fp32=fp32, **kwargs)
 
@@ -583,7 +583,7 @@ def remove(
 
 
 def _modes(values: list[str] | None) -> list[str] | None:
-    from .ranking import MODES
+    from ..retrieval.ranking import MODES
 
     for value in values or ():
         if value not in MODES:
@@ -630,9 +630,9 @@ def evaluate(
     as_json: JsonOption = False,
 ) -> None:
     """Measure retrieval quality on a BEIR dataset: nDCG@10, Recall@10, Recall@100, MRR@10 and latency."""
-    from .evaluation import MEASURES, load_beir, subset
-    from .evaluation import evaluate as run
-    from .ranking import MODES
+    from ..evaluation import MEASURES, load_beir, subset
+    from ..evaluation import evaluate as run
+    from ..retrieval.ranking import MODES
 
     with _errors():
         data = load_beir(dataset, split)
@@ -694,7 +694,7 @@ def serve(
         if missing:
             raise SourceNotFoundError(f"--root must be a folder: {', '.join(missing)}")
         server.check_bind(host, api_key)  # before the model loads: fail fast
-        from .service import Service
+        from ..serving.service import Service
 
         opener = lambda: _open(index, model, device, fp32, create=bool(roots))  # noqa: E731
         service = Service(opener, roots, max_batch).start()
@@ -706,7 +706,7 @@ def serve(
 
 def _server_module() -> Any:
     try:
-        from . import server
+        from ..serving import server
     except ImportError as exc:
         raise MissingExtraError(
             f"semsearch serve needs FastAPI and uvicorn ({exc.name} is missing): pip install 'semsearch[server]'"

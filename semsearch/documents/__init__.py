@@ -1,0 +1,1 @@
+"""Files to documents to chunks: walking and reading files, formats, chunking."""

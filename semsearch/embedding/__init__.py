@@ -1,0 +1,1 @@
+"""Text to vectors: the hand-assembled sentence-transformers pipeline."""

@@ -1,0 +1,1 @@
+"""Queries to ranked hits: dense and lexical candidates, fusion, passages."""

@@ -1,0 +1,1 @@
+"""The index over HTTP: a FastAPI app over a long-lived service."""

@@ -1,0 +1,1 @@
+"""What an index keeps on disk: SQLite (documents, chunks, vectors, terms), FAISS, the folder layout and its lock."""
