@@ -46,7 +46,7 @@ def lexical(idx: object, queries: list[str], shares: list[int]) -> None:
 
 def heavy(idx: object, queries: list[str]) -> None:
     from semsearch.documents import terms as lexical_module
-    from semsearch.retrieval.search import Query
+    from semsearch.query import Query
 
     spent = []
     original = lexical_module.highlights

@@ -31,7 +31,8 @@ def main() -> int:
     from sentence_transformers import SentenceTransformer
 
     from semsearch.documents.chunking import chunk_text
-    from semsearch.documents.sources import decode, walk
+    from semsearch.documents.reading import decode
+    from semsearch.documents.walk import walk
     from semsearch.embedding.encoder import Encoder
 
     encoder = Encoder.load(args.model, device=args.device, fp32=args.fp32)

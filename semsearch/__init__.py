@@ -12,7 +12,6 @@ hits = index.search("安装", k=5, where={"paths": ["docs/**/*.md"]}, context=1)
 from __future__ import annotations
 
 from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version__
-from .documents.sources import Skipped
 from .errors import (
     DatasetError,
     DiskFullError,
@@ -34,9 +33,8 @@ from .errors import (
     UnsupportedModelError,
 )
 from .index.handle import Index, open_index
-from .results import Check, Hit, IndexInfo, IngestReport, RemoveReport
-from .retrieval.search import Query
-from .storage.filtering import Where
+from .query import Query, Where
+from .results import Check, Hit, IndexInfo, IngestReport, RemoveReport, Skipped
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -15,9 +15,6 @@ __version__ = "0.1.0"
 DEFAULT_MODEL = "lier007/xiaobu-embedding-v2"
 DEFAULT_INDEX = ".semsearch"
 DEFAULT_MAX_FILE_BYTES = 20_000_000  # larger files are skipped unless the limit is raised
-TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".text")
-DOCUMENT_SUFFIXES = (".pdf", ".docx", ".html", ".htm", ".xhtml")  # read with the docs extra
-SUFFIXES = TEXT_SUFFIXES + DOCUMENT_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,9 @@ class DiskFullError(SemsearchError):
 
 class ReadOnlyIndexError(SemsearchError):
     "The index's folder cannot be written: searches work, writes do not"
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message, first line only (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import DatasetError, InvalidOptionError, MissingExtraError
-from .retrieval.ranking import MODES, RRF_K
+from .query import MODES, RRF_K
 
 if TYPE_CHECKING:
     from .index.handle import Index

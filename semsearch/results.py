@@ -5,7 +5,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .documents.sources import Skipped
+UNSUPPORTED = "unsupported"  # Skipped.kind of a file of a type semsearch does not read
+PROBLEM = "problem"  # Skipped.kind of a file semsearch reads but could not this time
+REFUSED = "refused"  # Skipped.kind of a file outside the folders that may be read: never kept
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not ingested, and why; ``kind`` is ``unsupported`` for a type semsearch
+    does not read (or reads only with an extra), ``problem`` for one it could not read this
+    time (an indexed copy is kept), ``refused`` for one outside the folders it may read."""
+
+    path: str
+    reason: str
+    kind: str = PROBLEM
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def test_query_json(built: tuple[Path, Path], tiny_model: Path) -> None:
     assert set(first) == fields
     assert first["matched"] == "dense" and first["highlights"] == []
     source_text = Path(first["source"]).read_bytes()
-    from semsearch.documents.sources import decode
+    from semsearch.documents.reading import decode
 
     assert decode(source_text)[0][first["start"] : first["end"]] == first["text"]
 

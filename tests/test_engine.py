@@ -48,7 +48,7 @@ def test_hits_point_into_their_source(index: semsearch.Index, docs: Path) -> Non
     for hit in index.search("茶", k=10):
         source = Path(hit.source)
         assert source.is_absolute() and docs in source.parents
-        from semsearch.documents.sources import decode
+        from semsearch.documents.reading import decode
 
         text, _ = decode(source.read_bytes())
         assert text[hit.start : hit.end] == hit.text

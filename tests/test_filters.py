@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 import semsearch
 from semsearch.cli.app import app
 from semsearch.errors import InvalidOptionError
+from semsearch.globs import glob_match, glob_regex
+from semsearch.query import Where, parse_time
 from semsearch.retrieval import search
-from semsearch.storage.filtering import Where, glob_match, glob_regex, parse_time
 from semsearch.storage.store import Store
 from semsearch.storage.vectors import VectorIndex, normalize
 
@@ -194,7 +195,7 @@ def run_with_timeout(code: str, seconds: float = 30) -> subprocess.CompletedProc
 
 def test_a_pattern_built_to_backtrack_is_matched_in_linear_time() -> None:
     done = run_with_timeout(
-        "from semsearch.storage.filtering import glob_match, glob_regex\n"
+        "from semsearch.globs import glob_match, glob_regex\n"
         "deep = '/' + '/'.join(['a'] * 60) + '/yyy'\n"
         "for pattern in ['/' + '**/' * 150 + 'zzz', '/' + 'a/**/' * 40 + 'zzz', '/' + '*a' * 60 + '*b']:\n"
         "    assert not glob_match(glob_regex(pattern), deep)\n"

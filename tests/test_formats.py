@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from semsearch.documents.formats import (
-    DOCS_EXTRA,
-    DOCUMENT_SUFFIXES,
+    FORMATS,
+    SUFFIXES,
     Extracted,
     Heading,
     extract,
@@ -24,8 +24,10 @@ from semsearch.documents.formats import (
     missing_extra,
     page_at,
 )
-from semsearch.documents.sources import DecodeError, UnreadableError
+from semsearch.documents.reading import DecodeError, UnreadableError
 
+DOCS_EXTRA = "pip install 'semsearch[docs]'"
+DOCUMENT_SUFFIXES = tuple(suffix for f in FORMATS if f.extra == "docs" for suffix in f.suffixes)
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
@@ -663,8 +665,13 @@ def test_missing_extra_with_a_broken_package(monkeypatch: pytest.MonkeyPatch) ->
     assert missing_extra(".xhtml") == f"HTML support is not installed; {DOCS_EXTRA}"
 
 
-def test_the_walk_takes_every_suffix_a_reader_exists_for() -> None:
-    from semsearch import config
-    from semsearch.documents import formats
+def test_the_registry_is_the_one_list_of_formats() -> None:
+    from semsearch.documents.formats import type_suffixes
 
-    assert tuple(formats.DOCUMENT_SUFFIXES) == config.DOCUMENT_SUFFIXES
+    assert DOCUMENT_SUFFIXES == (".pdf", ".docx", ".html", ".htm", ".xhtml")
+    assert len(SUFFIXES) == len(set(SUFFIXES)) and all(s == s.lower() and s.startswith(".") for s in SUFFIXES)
+    assert type_suffixes("md") == ("md", "markdown") and type_suffixes(".htm") == ("html", "htm", "xhtml")
+    assert type_suffixes("TXT") == ("txt", "text") and type_suffixes("foo") == ("foo",)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for found in FORMATS:  # the README names every suffix semsearch reads
+        assert all(suffix in readme for suffix in found.suffixes), found.name

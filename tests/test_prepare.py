@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from semsearch import results
 from semsearch.config import ChunkSettings
 from semsearch.documents import prepare as prepare_module
-from semsearch.documents import sources
+from semsearch.documents import reading as sources
 from semsearch.documents.prepare import Prepared, Unchanged, prepare
-from semsearch.documents.sources import Skipped
+from semsearch.results import Skipped
 
 SETTINGS = ChunkSettings(chunk_tokens=8, overlap_tokens=0)
 
@@ -191,11 +192,11 @@ def test_a_link_swapped_in_after_the_walk_cannot_read_outside(tmp_path: Path) ->
     victim.symlink_to(secret)  # swapped in before the read
     within = (os.path.realpath(root),)
     item = prepare_module.read(victim, None, within=within)
-    assert isinstance(item, Skipped) and item.reason == sources.OUTSIDE and item.kind == sources.REFUSED
+    assert isinstance(item, Skipped) and item.reason == sources.OUTSIDE and item.kind == results.REFUSED
     folder_link = root / "sub"
     folder_link.symlink_to(outside)  # a folder swapped for a link: the path looks inside
     item = prepare_module.read(folder_link / "passwd", None, within=within)
-    assert isinstance(item, Skipped) and item.kind == sources.REFUSED
+    assert isinstance(item, Skipped) and item.kind == results.REFUSED
     inside = root / "fine.txt"
     inside.write_text("里面的文件。", encoding="utf-8")
     (root / "alias.txt").symlink_to(inside)  # a link that stays inside is fine
@@ -209,7 +210,7 @@ def test_a_hard_link_within_the_roots_is_refused(tmp_path: Path) -> None:
     outside.write_text("外面的秘密。", encoding="utf-8")
     os.link(outside, root / "linked.txt")
     item = prepare_module.read(root / "linked.txt", None, within=(os.path.realpath(root),))
-    assert isinstance(item, Skipped) and item.reason == sources.HARD_LINK and item.kind == sources.REFUSED
+    assert isinstance(item, Skipped) and item.reason == sources.HARD_LINK and item.kind == results.REFUSED
     assert isinstance(prepare_module.read(root / "linked.txt", None), prepare_module.Loaded)  # no roots: read
 
 
@@ -226,4 +227,4 @@ def test_an_unchanged_file_that_became_a_link_out_is_refused(tmp_path: Path) -> 
     victim.unlink()
     victim.symlink_to(secret)  # same size and mtime as the indexed copy: would look unchanged
     item = prepare_module.read(victim, known, within=(os.path.realpath(root),))
-    assert isinstance(item, Skipped) and item.kind == sources.REFUSED
+    assert isinstance(item, Skipped) and item.kind == results.REFUSED

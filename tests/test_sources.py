@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from semsearch.documents.sources import DecodeError, UnreadableError, decode, human_size, read_bytes, walk
+from semsearch.documents.reading import DecodeError, UnreadableError, decode, human_size, read_bytes
+from semsearch.documents.walk import walk
 from semsearch.errors import InvalidOptionError, SourceNotFoundError
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
@@ -480,7 +481,7 @@ def test_an_exclude_pattern_built_to_backtrack_is_matched_in_linear_time(tmp_pat
     deep = tmp_path.joinpath(*["a"] * 40)
     touch(deep / "yyy.txt")
     code = (
-        "import sys\nfrom pathlib import Path\nfrom semsearch.documents.sources import walk\n"
+        "import sys\nfrom pathlib import Path\nfrom semsearch.documents.walk import walk\n"
         "found = walk([Path(sys.argv[1])], patterns=['/' + '**/' * 36 + 'zzz', '/' + 'a/**/' * 30 + 'zzz'])\n"
         "print(len(found.files))\n"
     )

@@ -23,11 +23,9 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from ..config import DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings
-from ..documents.sources import UNSUPPORTED, Skipped
-from ..errors import Interrupted, MissingExtraError, SemsearchError, SourceNotFoundError
-from ..results import IngestReport
-from ..retrieval.ranking import DEFAULT_MODE, RRF_K
-from ..storage.filtering import Where
+from ..errors import Interrupted, MissingExtraError, SemsearchError, SourceNotFoundError, first_line
+from ..query import DEFAULT_MODE, RRF_K, Where
+from ..results import UNSUPPORTED, IngestReport, Skipped
 
 if TYPE_CHECKING:
     from ..index.handle import Index
@@ -165,7 +163,7 @@ def _errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
     except Exception as exc:
         if _state["debug"]:
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = first_line(exc) if str(exc).strip() else ""
         message = printable(message)
         typer.echo(f"Error: unexpected {type(exc).__name__}: {message} (rerun with --debug for details)", err=True)
         raise typer.Exit(1) from None
@@ -583,7 +581,7 @@ def remove(
 
 
 def _modes(values: list[str] | None) -> list[str] | None:
-    from ..retrieval.ranking import MODES
+    from ..query import MODES
 
     for value in values or ():
         if value not in MODES:
@@ -632,7 +630,7 @@ def evaluate(
     """Measure retrieval quality on a BEIR dataset: nDCG@10, Recall@10, Recall@100, MRR@10 and latency."""
     from ..evaluation import MEASURES, load_beir, subset
     from ..evaluation import evaluate as run
-    from ..retrieval.ranking import MODES
+    from ..query import MODES
 
     with _errors():
         data = load_beir(dataset, split)

@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ChunkSettings
+from ..results import REFUSED, UNSUPPORTED, Skipped
 from .chunking import Chunk, TokenCounts, TokenSpans, chunk_text
 from .formats import Extracted, HeadingPaths, extract, missing_extra, page_at
-from .sources import (
+from .reading import (
     CHANGED,
     NOT_REGULAR,
-    REFUSED,
-    UNSUPPORTED,
     OutsideError,
-    Skipped,
     UnreadableError,
     check_file,
     os_error_reason,

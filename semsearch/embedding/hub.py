@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, first_line
 
 # Formats semsearch never reads: skip them so a hub download fetches one copy of the weights.
 _IGNORE = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "tf_model*", "flax_model*", "rust_model*"]
@@ -61,12 +61,6 @@ def _reason(exc: BaseException) -> str:
         # huggingface_hub's message here is "Got: <the network error>" and a paragraph of advice
         return f"the Hugging Face hub cannot be reached ({type(cause).__name__}: {first_line(cause)})"
     return first_line(exc)
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's message, first line only (its type when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def fingerprint(folder: Path) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import numpy as np
 
 from ..config import DEFAULT_MAX_FILE_BYTES, DEFAULT_MODEL, ChunkSettings, Manifest
-from ..documents.sources import is_within
+from ..documents.reading import is_within
 from ..errors import (
     IndexClosedError,
     IndexCorruptError,
@@ -30,12 +30,10 @@ from ..errors import (
     ModelMismatchError,
     SourceNotFoundError,
 )
+from ..query import DEFAULT_MODE, RRF_K, Query, Where
 from ..results import Check, Hit, IndexInfo, RemoveReport
 from ..retrieval import search
-from ..retrieval.ranking import DEFAULT_MODE, RRF_K
-from ..retrieval.search import Query
 from ..storage.consistency import checks, rebuild, sync
-from ..storage.filtering import Where
 from ..storage.layout import DATABASE, data_folder
 from ..storage.locking import WriteLock, is_locked
 from ..storage.store import State, Store, guard
@@ -508,14 +506,12 @@ class Index:
         """``search`` for several queries, embedded together. Queries longer than the model's
         limit are truncated for the dense search, with a note."""
         scope = Where.of(where)
-        return self.run([Query(q, k, mode, scope, context, min_score, rrf_k) for q in queries])
+        return self.run([Query(q, k, min_score, mode, scope, context, rrf_k) for q in queries])
 
     @_serialized
     def run(self, queries: Sequence[Query], *, base: str | os.PathLike[str] | None = None) -> list[list[Hit]]:
         """Answer several ``Query``s, each with its own options, embedding them all in one batch.
         Relative path filters are taken relative to ``base`` (default: the working directory)."""
-        for query in queries:
-            query.check()
         self._follow()
         store, _ = self._require()  # no index yet: say so, rather than find nothing
         dense_texts = list(dict.fromkeys(q.text for q in queries if q.dense))

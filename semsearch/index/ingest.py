@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import DEFAULT_MAX_FILE_BYTES, SUFFIXES, ChunkSettings, tqdm_disable
+from ..config import DEFAULT_MAX_FILE_BYTES, ChunkSettings, tqdm_disable
 from ..documents.chunking import Chunk
+from ..documents.formats import SUFFIXES
 from ..documents.prepare import Loaded, Prepared, Unchanged, cut, read
-from ..documents.sources import REFUSED, Skipped, Walk, is_within, walk
+from ..documents.reading import is_within
+from ..documents.walk import Walk, walk
 from ..errors import DiskFullError, Interrupted, NothingToIngestError
-from ..results import IngestReport
+from ..results import REFUSED, IngestReport, Skipped
 from ..storage.layout import DATABASE, build_folder, discard, pending_builds, publish
 from ..storage.store import Store, guard
 

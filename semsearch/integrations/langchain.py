@@ -16,8 +16,8 @@ import os
 from typing import Any
 
 from ..errors import MissingExtraError
+from ..query import Where
 from ..results import Hit
-from ..storage.filtering import Where
 from . import metadata, options, over_path
 
 try:

@@ -19,8 +19,8 @@ from typing import Any
 
 from ..errors import MissingExtraError
 from ..index.handle import Index
+from ..query import Where
 from ..results import Hit
-from ..storage.filtering import Where
 from . import metadata, options, over_path
 
 try:

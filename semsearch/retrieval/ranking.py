@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..documents.terms import highlights
+from ..query import RRF_K
 from ..results import Hit
 
-MODES = ("dense", "lexical", "hybrid")
-DEFAULT_MODE = "dense"
-RRF_K = 60  # the constant of the original paper; larger flattens the weight of the top ranks
 HYBRID_DEPTH = 50  # candidates taken from each list before fusing, at least k
 
 

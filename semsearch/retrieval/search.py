@@ -20,57 +20,19 @@ from typing import Any
 import numpy as np
 
 from ..documents.terms import match_expression
-from ..errors import InvalidOptionError, InvalidQueryError
+from ..query import Query, Where
 from ..results import Hit
-from ..storage.filtering import Where, to_sql
+from ..storage.filtering import to_sql
 from ..storage.store import Store
 from ..storage.vectors import VectorIndex, normalize
 from . import passages
-from .ranking import DEFAULT_MODE, HYBRID_DEPTH, MODES, RRF_K, fuse, single, to_hits
+from .ranking import HYBRID_DEPTH, fuse, single, to_hits
 
 # Search a filtered set exactly while it holds fewer floats than this (16 MB to read and score)
 EXACT_FLOATS = 4_000_000
 OVERFETCH = 2.0  # ask the vector index for this many times the neighbours a filter should leave
 
 Candidates = list[tuple[int, float]]  # (chunk id, score), best first
-
-
-@dataclass(frozen=True)
-class Query:
-    """One search: the ``k`` best passages for ``text`` in ``mode``, among the documents
-    ``where`` allows, each with ``context`` neighbouring chunks either side merged in.
-    ``min_score`` drops hits scoring below it; ``rrf_k`` is hybrid fusion's constant."""
-
-    text: str
-    k: int = 10
-    mode: str = DEFAULT_MODE
-    where: Where | None = None
-    context: int = 0
-    min_score: float | None = None
-    rrf_k: int = RRF_K
-
-    def check(self) -> None:
-        """Raise InvalidOptionError / InvalidQueryError for a query that cannot run."""
-        if not isinstance(self.text, str) or not self.text.strip():
-            raise InvalidQueryError("The query is empty")
-        if self.k < 1:
-            raise InvalidOptionError("k must be at least 1")
-        if self.mode not in MODES:
-            raise InvalidOptionError(f"Unknown search mode {self.mode!r}; use one of {', '.join(MODES)}")
-        if self.rrf_k < 1:
-            raise InvalidOptionError("rrf_k must be at least 1")
-        if self.context < 0:
-            raise InvalidOptionError("context must be at least 0")
-        if self.min_score is not None and not math.isfinite(self.min_score):
-            raise InvalidOptionError(f"min_score must be a finite number, not {self.min_score}")
-
-    @property
-    def dense(self) -> bool:
-        return self.mode != "lexical"
-
-    @property
-    def lexical(self) -> bool:
-        return self.mode != "dense"
 
 
 @dataclass(frozen=True)

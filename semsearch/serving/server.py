@@ -36,10 +36,8 @@ from ..errors import (
     SemsearchError,
     SourceNotFoundError,
 )
+from ..query import DEFAULT_MODE, RRF_K, Query, Where
 from ..results import Hit
-from ..retrieval.ranking import DEFAULT_MODE, RRF_K
-from ..retrieval.search import Query
-from ..storage.filtering import Where
 from .service import Service
 
 MAX_BODY = 1_000_000  # bytes of one request body
@@ -241,7 +239,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         texts = [request.query] if isinstance(request.query, str) else request.query
         where = Where.of(request.where.model_dump()) if request.where else None
         queries = [
-            Query(text, request.k, request.mode, where, request.context, request.min_score, request.rrf_k)
+            Query(text, request.k, request.min_score, request.mode, where, request.context, request.rrf_k)
             for text in texts
         ]
         answer = await asyncio.wrap_future(service.search(queries))

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..documents.sources import is_within
+from ..documents.reading import is_within
 from ..errors import IndexLockedError, PathNotAllowedError, SemsearchError
 from ..index.handle import Index
+from ..query import Query
 from ..results import Hit, IngestReport
-from ..retrieval.search import Query
 
 T = TypeVar("T")
 MAX_BATCH = 64  # queries embedded together at most
@@ -106,9 +106,8 @@ class Service:
         return self._queue.qsize()
 
     def search(self, queries: list[Query]) -> Future[Answer]:
-        """Answer ``queries`` (checked here, so one bad request never fails a batch)."""
-        for query in queries:
-            query.check()
+        """Answer ``queries`` (each checked when it was made, so one bad request never fails a
+        batch)."""
         request = _Search(queries)
         self._queue.put(request)
         return request.future

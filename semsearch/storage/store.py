@@ -25,7 +25,8 @@ from sqlite_utils import Migrations
 from ..config import Manifest
 from ..documents.terms import FTS_TOKENIZER, indexed
 from ..errors import IndexClosedError, IndexCorruptError, IndexLockedError, ReadOnlyIndexError
-from .filtering import GLOB_FUNCTION, glob_match
+from ..globs import glob_match
+from .filtering import GLOB_FUNCTION
 from .layout import DATABASE, disk_full, low_on_space
 
 migrations = Migrations("semsearch")

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexCorruptError, InvalidOptionError
+from ..errors import IndexCorruptError, InvalidOptionError, first_line
 from .layout import disk_full, fsync_folder
 
 _FILE = re.compile(r"^vectors-(\d+)(?:-([0-9a-f]{16}))?\.faiss$")
@@ -292,7 +292,7 @@ class VectorIndex:
             if not path.exists():  # removed by a writer between the check and the read
                 raise FileNotFoundError(path) from exc
             raise IndexCorruptError(
-                f"Cannot read the vector index {path}: {_first_line(exc)}; run 'semsearch repair' to rebuild it"
+                f"Cannot read the vector index {path}: {first_line(exc)}; run 'semsearch repair' to rebuild it"
             ) from exc
         if index.d != dimension or not isinstance(index, faiss.IndexIDMap2 | faiss.IndexIVFFlat):
             raise IndexCorruptError(
@@ -349,8 +349,3 @@ def saved_files(folder: Path) -> list[tuple[Path, State]]:
         if match:
             found.append((entry, (int(match.group(1)), match.group(2) or "")))
     return sorted(found, key=lambda item: -item[1][0])
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -1,5 +1,5 @@
-"""HTML -> lines of text and headings, with BeautifulSoup and Python's own parser (``formats``
-reads HTML through this). Imported only when an HTML file is read."""
+"""HTML: lines of text and h1-h6 headings, with BeautifulSoup and Python's own parser; the
+charset from a byte-order mark, ``<meta>`` or the bytes themselves."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sources import decode
+from ..reading import decode
+from .base import Extracted, joined, reading
 
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _DROP = {"script", "style", "noscript", "template", "svg", "title", "meta", "link", "base", "iframe", "object"}
@@ -22,6 +23,14 @@ _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)""", 
 _XML_ENCODING = re.compile(rb"""\s*<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)""", re.IGNORECASE)
 # browsers read these labels as a superset (WHATWG Encoding Standard); UTF-16 in a meta is a lie
 _CHARSET_ALIASES = {"gbk": "gb18030", "gb2312": "gb18030", "iso8859-1": "cp1252", "ascii": "cp1252"}
+
+
+def read_html(data: bytes, missing: str) -> Extracted:
+    """The text of an HTML page (blocks on lines of their own, scripts and styles dropped)."""
+    text, encoding = decode_html(data)
+    with reading("HTML", missing):
+        lines, headings = html_lines(text)
+    return joined(lines, headings, f"html ({encoding})")
 
 
 def html_lines(text: str) -> tuple[list[str], list[tuple[int, int]]]:
