@@ -45,8 +45,8 @@ def lexical(idx: object, queries: list[str], shares: list[int]) -> None:
 
 
 def heavy(idx: object, queries: list[str]) -> None:
-    from semsearch.documents import terms as lexical_module
     from semsearch.query import Query
+    from semsearch.retrieval import highlights as lexical_module
 
     spent = []
     original = lexical_module.highlights

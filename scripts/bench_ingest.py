@@ -84,7 +84,7 @@ def main() -> int:
     import semsearch.index.ingest as ingest_module
     from semsearch.embedding.encoder import Encoder
     from semsearch.storage.store import Store
-    from semsearch.storage.vectors import VectorIndex
+    from semsearch.storage.vectors import FaissIndex
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     gpu = args.device.startswith("cuda") or (args.device == "auto" and _cuda())
@@ -98,8 +98,8 @@ def main() -> int:
     timed(Encoder, "tokenize", TOKENIZE)
     timed(Store, "put_document", "SQLite writes")
     timed(Store, "stage", "SQLite writes")
-    timed(VectorIndex, "add", "vector index")
-    timed(VectorIndex, "save", "vector index")
+    timed(FaissIndex, "add", "vector index")
+    timed(FaissIndex, "save", "vector index")
     ingest_runs, encoder_runs = [], []
     for round_number in range(args.rounds):  # alternating, so drifts in machine speed hit both
         index = semsearch.open_index(work / f"index-{round_number}", model=str(model), device=args.device)
@@ -109,7 +109,7 @@ def main() -> int:
         report = index.ingest([work / "corpus"])
         ingest_runs.append(time.perf_counter() - started)
         during_ingest = dict(spent)
-        texts = [row[0] for row in index._store.db.execute("SELECT text FROM chunks")]
+        texts = [row[0] for row in index.handle.store.db.execute("SELECT text FROM chunks")]
         started = time.perf_counter()
         encoder.encode(texts)
         encoder_runs.append(time.perf_counter() - started)

@@ -38,13 +38,15 @@ def passages(count: int) -> list[str]:
 
 def populate(index_dir: Path, model: str, chunks: int) -> None:
     import semsearch
+    from semsearch.documents.chunking import Chunk
+    from semsearch.documents.prepare import Document
 
     seed = index_dir.parent / "seed"
     seed.mkdir(exist_ok=True)
     (seed / "seed.txt").write_text("种子文件。", encoding="utf-8")
     idx = semsearch.open_index(index_dir, model=model, device="cpu")
     idx.ingest([seed])
-    store, dimension = idx._store, idx.manifest.model.dimension
+    store, dimension = idx.handle.store, idx.manifest.model.dimension
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((256, dimension)).astype(np.float32)
     texts = passages(chunks)
@@ -52,10 +54,10 @@ def populate(index_dir: Path, model: str, chunks: int) -> None:
     with store.transaction():
         for number, first in enumerate(range(0, chunks, per_file)):
             part = texts[first : first + per_file]
-            rows = [{"text": t, "start": 0, "end": len(t), "line": 1, "tokens": len(t)} for t in part]
+            rows = [Chunk(t, 0, len(t), 1, len(t)) for t in part]
             vectors = centres[rng.integers(0, 256, len(part))] + 0.6 * rng.standard_normal((len(part), dimension))
-            document = {"path": f"/synthetic/{number:06d}.txt", "content_hash": str(number), "size": 1, "mtime": 0.0}
-            store.put_document({**document, "encoding": "utf-8"}, rows, vectors.astype(np.float32))
+            document = Document(f"/synthetic/{number:06d}.txt", str(number), 1, 0.0, "utf-8")
+            store.put_document(document, rows, vectors.astype(np.float32))
     idx.repair()  # builds the vector structure semsearch picks for this size
     print(f"index: {chunks} chunks, {dimension}-d, {idx.info().index_type}, {idx.info().size_bytes / 1e6:.0f} MB")
     idx.close()
@@ -65,7 +67,7 @@ def warm(index_dir: Path, queries: list[str]) -> None:
     import semsearch
     from semsearch.embedding.encoder import Encoder
     from semsearch.storage.store import Store
-    from semsearch.storage.vectors import VectorIndex
+    from semsearch.storage.vectors import FaissIndex
 
     spent: dict[str, list[float]] = {"embed": [], "vector search": [], "read hits": []}
 
@@ -84,7 +86,7 @@ def warm(index_dir: Path, queries: list[str]) -> None:
     idx = semsearch.open_index(index_dir, device="cpu")
     idx.search("热身", k=10)  # loads the model and the vector file
     timed(Encoder, "encode", "embed")
-    timed(VectorIndex, "search", "vector search")
+    timed(FaissIndex, "search", "vector search")
     timed(Store, "chunks", "read hits")
     times = []
     for query in queries:
@@ -156,7 +158,7 @@ import torch; lap("import torch")
 import transformers; lap("import transformers")
 index = semsearch.open_index(sys.argv[1], create=False, device="cpu")
 index.encoder; lap("load the model (transformers' model code + weights)")
-index._current_vectors(); lap("read the vector file")
+index.handle.vectors(); lap("read the vector file")
 index.search("长江的源头在哪里", k=10); lap("first search")
 """
 

@@ -4,7 +4,7 @@
                                    [--device cpu|gpu] [--kinds flat ivf hnsw]
                                    [--nprobe 16 ...] [--ef-search 128 ...]
 
-Builds each structure through ``semsearch.storage.vectors.VectorIndex`` with the settings semsearch uses
+Builds each structure through ``semsearch.storage.vectors.FaissIndex`` with the settings semsearch uses
 (IVF: 4 sqrt(n) lists, nprobe 16; HNSW: M 32, efConstruction 80, efSearch max(128, n / 1000)),
 so the figures are the library's. Random clustered unit vectors stand in for chunk embeddings; queries are perturbed
 copies of stored vectors, so each has real near neighbours (uniform random queries make every
@@ -45,9 +45,9 @@ def data(size: int, dim: int, queries: int, seed: int = 0) -> tuple[np.ndarray, 
 
 
 def build(kind: str, vectors: np.ndarray, gpu: bool):
-    from semsearch.storage.vectors import VectorIndex
+    from semsearch.storage.vectors import FaissIndex
 
-    index = VectorIndex.empty(kind, vectors.shape[1], len(vectors), use_gpu=gpu)
+    index = FaissIndex.empty(kind, vectors.shape[1], len(vectors), use_gpu=gpu)
     if index.needs_training:
         sample = np.random.default_rng(1).choice(len(vectors), min(len(vectors), index.training_size()), replace=False)
         index.train(vectors[sample])
@@ -102,7 +102,7 @@ def main() -> int:
             for value in values or [None]:
                 if value is not None and kind == "ivf":
                     settings.IVF_NPROBE = value
-                    index._gpu = None  # a GPU copy takes nprobe when it is made
+                    index.drop_gpu_copy()  # a GPU copy takes nprobe when it is made
                 elif value is not None:
                     settings.hnsw_ef_search = lambda count, value=value: value
                 _, found = index.search(queries, 10)

@@ -32,7 +32,7 @@ from .errors import (
     SourceNotFoundError,
     UnsupportedModelError,
 )
-from .index.handle import Index, open_index
+from .index import Index, open_index
 from .query import Query, Where
 from .results import Check, Hit, IndexInfo, IngestReport, RemoveReport, Skipped
 

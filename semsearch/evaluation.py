@@ -26,7 +26,7 @@ from .errors import DatasetError, InvalidOptionError, MissingExtraError
 from .query import MODES, RRF_K
 
 if TYPE_CHECKING:
-    from .index.handle import Index
+    from .index import Index
 
 MEASURES = ("nDCG@10", "R@10", "R@100", "RR@10")
 CHUNKS_PER_QUERY = 100  # chunk hits fetched per query, before they are folded into documents
@@ -148,7 +148,7 @@ def evaluate(
     measures = _measures()  # first: a missing ir-measures is a MissingExtraError, not an ImportError
     import ir_measures
 
-    from .index.handle import open_index
+    from .index import open_index
 
     unknown = [mode for mode in modes if mode not in MODES]
     if unknown or not modes:

@@ -160,8 +160,8 @@ def _search_problems(index: Path) -> list[str]:
     try:
         with semsearch.open_index(index, device="cpu", create=False) as opened:
             hits = opened.search("宝玉", k=50)
-            vectors = opened._current_vectors()
-            chunk_ids = opened._store.chunk_ids() if opened._store else []
+            vectors = opened.handle.vectors()
+            chunk_ids = opened.handle.store.chunk_ids() if opened.handle.store else []
     except semsearch.SemsearchError as exc:
         return [f"search failed: {exc}"]
     problems = []

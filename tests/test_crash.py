@@ -213,9 +213,9 @@ def test_kill_9_in_a_large_file_then_the_rerun_embeds_only_the_rest(tmp_path: Pa
         assert 0 < staged < total
         assert sum(counted) == report.chunks_embedded == total - staged  # only the rest was embedded
         assert report.chunks_resumed == staged and report.files_added == 1
-        assert opened._store.staged_count() == 0
-        rows = opened._store.chunks(opened._store.chunk_ids().tolist())
-        texts = [rows[i]["text"] for i in sorted(rows)]
-        stored = np.concatenate([m for _, m in opened._store.iter_vectors(encoder.dimension)])
+        assert opened.handle.store.staged_count() == 0
+        rows = opened.handle.store.chunks(opened.handle.store.chunk_ids().tolist())
+        texts = [rows[i].text for i in sorted(rows)]
+        stored = np.concatenate([m for _, m in opened.handle.store.iter_vectors(encoder.dimension)])
         assert np.allclose(stored, encode(encoder.tokenize(texts)), atol=1e-5)  # staged vectors are the right ones
         assert failed(opened.check()) == {}

@@ -22,7 +22,7 @@ def index(tmp_path: Path, tiny_model: Path, docs: Path) -> semsearch.Index:
 
 def brute_force(idx: semsearch.Index, query: str) -> dict[int, float]:
     """Cosine score of every stored chunk, by id, computed with numpy."""
-    store = idx._store
+    store = idx.handle.store
     assert store is not None
     ids, matrix = zip(*store.iter_vectors(idx.manifest.model.dimension), strict=True)
     ids_all, vectors = np.concatenate(ids), normalize(np.concatenate(matrix))
@@ -57,7 +57,9 @@ def test_hits_point_into_their_source(index: semsearch.Index, docs: Path) -> Non
 
 def test_stored_vectors_are_the_encoder_output(index: semsearch.Index) -> None:
     hit = index.search("长城", k=1)[0]
-    stored = {int(i): v for ids, matrix in index._store.iter_vectors(96) for i, v in zip(ids, matrix, strict=True)}
+    stored = {
+        int(i): v for ids, matrix in index.handle.store.iter_vectors(96) for i, v in zip(ids, matrix, strict=True)
+    }
     assert np.abs(stored[hit.chunk_id] - index.encoder.encode([hit.text])[0]).max() < 1e-5
 
 
@@ -185,7 +187,7 @@ def test_vector_file_behind_the_database_is_brought_up_to_date(index: semsearch.
     reopened = semsearch.open_index(folder, device="cpu")
     assert reopened.search("睡眠", k=100) == expected
     assert len(reopened.notes) == 1 and "brought it up to date" in reopened.notes[0]
-    assert [state for _, state in saved_files(folder)] == [reopened._store.state()]  # saved: the lock was free
+    assert [state for _, state in saved_files(folder)] == [reopened.handle.store.state()]  # saved: the lock was free
     assert failed(reopened.check()) == {}
 
 
@@ -225,23 +227,23 @@ def test_missing_vector_file_fails_and_repair_fixes_it(index: semsearch.Index) -
 
 
 def test_extra_and_missing_faiss_ids_fail_and_repair_fixes_them(index: semsearch.Index) -> None:
-    from semsearch.storage.vectors import VectorIndex
+    from semsearch.storage.vectors import FaissIndex
 
     (path, _), *_ = saved_files(index.folder)
-    vectors = VectorIndex.load(path, 96, use_gpu=False)
+    vectors = FaissIndex.load(path, 96, use_gpu=False)
     vectors.remove(vectors.ids()[:2])
     vectors.add(np.array([10**9], dtype=np.int64), np.ones((1, 96), dtype=np.float32))
-    vectors.save(index.folder, index._store.state())
+    vectors.save(index.folder, index.handle.store.state())
     assert failed(index.check()) == {
         "vector index matches the chunks": "2 chunks without a vector, 1 vectors without a chunk",
-        "vector index holds the stored vectors": f"2 of {len(index._store.chunk_ids())} compared differ; "
+        "vector index holds the stored vectors": f"2 of {len(index.handle.store.chunk_ids())} compared differ; "
         "run 'semsearch repair'",
     }
     assert failed(index.repair()) == {}
 
 
 def test_store_problems_are_reported(index: semsearch.Index) -> None:
-    db = index._store.db
+    db = index.handle.store.db
     db.execute("DELETE FROM vectors WHERE chunk_id = (SELECT min(id) FROM chunks)")
     db.execute("UPDATE documents SET chunks = chunks + 1 WHERE id = (SELECT min(id) FROM documents)")
     problems = failed(index.repair())  # repair rebuilds FAISS from SQLite: it cannot invent a vector
@@ -342,23 +344,23 @@ def test_a_database_restored_from_a_backup_never_meets_stale_vectors(
     folder = tmp_path / "kb"
     with semsearch.open_index(folder, model=str(tiny_model), device="cpu") as index:
         index.ingest([a])
-        a_ids = set(index._store.chunk_ids().tolist())
+        a_ids = set(index.handle.store.chunk_ids().tolist())
     backup = (folder / "semsearch.db").read_bytes()  # closed: the WAL is checkpointed into it
     with semsearch.open_index(folder, device="cpu") as index:
         index.ingest([b])
-        b_ids = set(index._store.chunk_ids().tolist()) - a_ids
+        b_ids = set(index.handle.store.chunk_ids().tolist()) - a_ids
     for leftover in folder.glob("semsearch.db-*"):
         leftover.unlink()
     (folder / "semsearch.db").write_bytes(backup)  # back to before b: the vector file is of a lost state
     with semsearch.open_index(folder, device="cpu") as index:
         index.ingest([c])  # the same generation number again, other chunks
         assert any("never had" in note for note in index.notes)
-        c_ids = set(index._store.chunk_ids().tolist()) - a_ids
+        c_ids = set(index.handle.store.chunk_ids().tolist()) - a_ids
         assert c_ids and min(c_ids) > max(b_ids)  # an id never stands for two chunks
         assert failed(index.check()) == {}
-        stored = dict(zip(*next(index._store.iter_vectors(96, batch=10_000)), strict=True))
+        stored = dict(zip(*next(index.handle.store.iter_vectors(96, batch=10_000)), strict=True))
         for chunk_id, vector in stored.items():  # every vector searched is the chunk's own
-            found = index._current_vectors().cpu.reconstruct(int(chunk_id))
+            found = index.handle.vectors().cpu.reconstruct(int(chunk_id))
             assert np.allclose(found, normalize(vector[None])[0], atol=1e-5)
     shutil.rmtree(folder)
 
@@ -372,11 +374,11 @@ def test_documents_an_exclude_now_leaves_out_are_removed_and_counted(index: sems
 
 
 def test_a_vector_file_that_does_not_hold_what_its_state_says_is_called_damaged(index: semsearch.Index) -> None:
-    from semsearch.storage.vectors import VectorIndex
+    from semsearch.storage.vectors import FaissIndex
 
     (path, state), *_ = saved_files(index.folder)
-    assert state == index._store.state()
-    vectors = VectorIndex.load(path, 96, use_gpu=False)
+    assert state == index.handle.store.state()
+    vectors = FaissIndex.load(path, 96, use_gpu=False)
     vectors.remove(vectors.ids()[:3])  # as flipped bytes would lose them, under the same name
     vectors.save(index.folder, state)
     index.close()
@@ -388,7 +390,7 @@ def test_a_vector_file_that_does_not_hold_what_its_state_says_is_called_damaged(
 
 
 def test_vectors_of_the_wrong_size_say_that_only_a_reindex_mends_them(index: semsearch.Index) -> None:
-    store = index._store
+    store = index.handle.store
     (chunk_id,) = store.db.execute("SELECT chunk_id FROM vectors LIMIT 1").fetchone()
     with store.transaction():
         store.db.execute("UPDATE vectors SET vector = ? WHERE chunk_id = ?", [b"\0" * 12, chunk_id])

@@ -15,12 +15,14 @@ from typer.testing import CliRunner
 
 import semsearch
 from semsearch.cli.app import app
+from semsearch.documents.chunking import Chunk
+from semsearch.documents.prepare import Document
 from semsearch.errors import InvalidOptionError
 from semsearch.globs import glob_match, glob_regex
 from semsearch.query import Where, parse_time
 from semsearch.retrieval import search
 from semsearch.storage.store import Store
-from semsearch.storage.vectors import VectorIndex, normalize
+from semsearch.storage.vectors import FaissIndex, normalize
 
 
 def matches(pattern: str, path: str) -> bool:
@@ -63,9 +65,8 @@ def store(tmp_path: Path) -> Store:
         for number in range(300):
             folder = "b" if number % 5 == 0 else "a"
             suffix = "pdf" if number % 3 == 0 else "md"
-            document = {"path": f"/{folder}/{number}.{suffix}", "content_hash": str(number), "size": 1}
-            document |= {"mtime": float(number), "encoding": "utf-8"}
-            chunks = [{"start": i, "end": i + 1, "line": 1, "tokens": 1, "text": f"c{i}"} for i in range(5)]
+            document = Document(f"/{folder}/{number}.{suffix}", str(number), 1, float(number), "utf-8")
+            chunks = [Chunk(f"c{i}", i, i + 1, 1, 1) for i in range(5)]
             store.put_document(document, chunks, rng.standard_normal((5, 16)).astype(np.float32))
     return store
 
@@ -76,9 +77,9 @@ def brute_force(store: Store, query: np.ndarray, allowed: np.ndarray, k: int) ->
     return [int(ids[i]) for i in np.argsort(-scores, kind="stable")[:k]]
 
 
-def vector_index(store: Store, kind: str) -> VectorIndex:
+def vector_index(store: Store, kind: str) -> FaissIndex:
     ids, matrix = next(store.iter_vectors(16, batch=100_000))
-    vectors = VectorIndex.empty(kind, 16, len(ids), use_gpu=False)
+    vectors = FaissIndex.empty(kind, 16, len(ids), use_gpu=False)
     if vectors.needs_training:
         vectors.train(matrix)
     vectors.add(ids, matrix)
@@ -86,7 +87,7 @@ def vector_index(store: Store, kind: str) -> VectorIndex:
 
 
 def under_b(store: Store) -> search.Scope:
-    documents, chunks, total = store.matching_documents("d.path LIKE '/b/%'", [])
+    documents, chunks, total = store.matching_documents(Where(paths=("/b/",)), "/")
     assert total == 300 and len(documents) == 60 and chunks == 300
     return search.Scope(documents, chunks)
 

@@ -77,7 +77,7 @@ def test_bad_mode_and_repair_of_the_lexical_index(index: semsearch.Index) -> Non
         index.search("熊猫", mode="fuzzy")
     with pytest.raises(semsearch.InvalidOptionError, match="rrf_k"):
         index.search("熊猫", mode="hybrid", rrf_k=0)
-    index._store.db.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT rowid FROM chunks_fts LIMIT 3)")
+    index.handle.store.db.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT rowid FROM chunks_fts LIMIT 3)")
     failed = [c.name for c in index.check() if not c.ok]
     assert failed == ["chunks without lexical terms"]
     assert all(c.ok for c in index.repair())

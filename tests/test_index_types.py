@@ -13,7 +13,7 @@ import semsearch
 import semsearch.storage.vectors as vectors_module
 from semsearch.cli.app import app
 from semsearch.errors import InvalidOptionError
-from semsearch.storage.vectors import IVF_MIN, VectorIndex, choose, hnsw_ef_search
+from semsearch.storage.vectors import IVF_MIN, FaissIndex, choose, hnsw_ef_search
 
 DIM = 32
 
@@ -25,15 +25,15 @@ def clustered(n: int, seed: int) -> np.ndarray:
     return centres[rng.integers(0, 40, n)] + 0.5 * rng.standard_normal((n, DIM)).astype(np.float32)
 
 
-def built(kind: str, vectors: np.ndarray, ids: np.ndarray) -> VectorIndex:
-    index = VectorIndex.empty(kind, DIM, len(ids), use_gpu=False)
+def built(kind: str, vectors: np.ndarray, ids: np.ndarray) -> FaissIndex:
+    index = FaissIndex.empty(kind, DIM, len(ids), use_gpu=False)
     if index.needs_training:
         index.train(vectors[: index.training_size()])
     index.add(ids, vectors)
     return index
 
 
-def recall_at_10(index: VectorIndex, exact: VectorIndex, queries: np.ndarray) -> float:
+def recall_at_10(index: FaissIndex, exact: FaissIndex, queries: np.ndarray) -> float:
     _, found = index.search(queries, 10)
     _, truth = exact.search(queries, 10)
     return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]))
@@ -55,7 +55,7 @@ def test_approximate_structures_reach_recall_095_and_honour_removal(kind: str, t
     data, queries = clustered(4000, seed=1), clustered(200, seed=2)
     ids = np.random.default_rng(3).choice(10**9, size=len(data), replace=False).astype(np.int64)
     exact, approximate = built("flat", data, ids), built(kind, data, ids)
-    assert approximate.kind == kind and len(approximate) == len(data)
+    assert approximate.structure == kind and len(approximate) == len(data)
     assert recall_at_10(approximate, exact, queries) >= 0.95
     gone = ids[:500]
     assert approximate.remove(gone) == 500 and exact.remove(gone) == 500
@@ -63,8 +63,8 @@ def test_approximate_structures_reach_recall_095_and_honour_removal(kind: str, t
     assert not np.isin(approximate.search(data[:500], 10)[1], gone).any()
     assert set(approximate.ids().tolist()) == set(ids[500:].tolist())
     assert recall_at_10(approximate, exact, queries) >= 0.95
-    loaded = VectorIndex.load(approximate.save(tmp_path, (7, "0123456789abcdef")), DIM, use_gpu=False)
-    assert loaded.kind == kind
+    loaded = FaissIndex.load(approximate.save(tmp_path, (7, "0123456789abcdef")), DIM, use_gpu=False)
+    assert loaded.structure == kind
     # HNSW keeps removed vectors in the file (faiss cannot delete from it); the owner masks them again
     loaded.remove(np.setdiff1d(loaded.ids(), ids[500:]))
     assert set(loaded.ids().tolist()) == set(ids[500:].tolist())
@@ -168,7 +168,7 @@ def test_asked_for_structure_serves_updates_and_removals(
     updated.write_text("# 茶\n\n普洱茶是云南的名茶，可以存放很多年。\n", encoding="utf-8")
     idx.ingest([docs])
     reopened = semsearch.open_index(tmp_path / "kb", device="cpu")
-    live = set(reopened._store.chunk_ids().tolist())
+    live = set(reopened.handle.store.chunk_ids().tolist())
     for query in ["大熊猫", "普洱茶", "长城"]:
         hits = reopened.search(query, k=50)
         assert len(hits) == min(50, len(live))  # every hit a live chunk, none masked away short

@@ -29,7 +29,7 @@ def failed(checks: list[semsearch.Check]) -> dict[str, str]:
 
 
 def stored_vectors(index: semsearch.Index, path: Path) -> np.ndarray:
-    store = index._store
+    store = index.handle.store
     ids = store.chunk_ids_of([str(path)])
     return np.concatenate([m for _, m in store.iter_vectors(index.manifest.model.dimension, ids)])
 
@@ -70,9 +70,9 @@ def test_swapped_contents_are_both_right(index: semsearch.Index, docs: Path) -> 
 def test_ctrl_c_in_process_raises_interrupted_with_the_report(
     tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    import semsearch.index.ingest as ingest_module
+    import semsearch.index.batch as batch_module
 
-    monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 5)  # a commit every few files
+    monkeypatch.setattr(batch_module, "FLUSH_CHUNKS", 5)  # a commit every few files
     # as in an interactive Python, even where the test run was started with Ctrl-C ignored
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
@@ -100,7 +100,7 @@ def test_ctrl_c_in_process_raises_interrupted_with_the_report(
     assert resumed.files_unchanged == report.files_added and resumed.files_added == 12 - report.files_added
     assert resumed.chunks_resumed == report.chunks_staged  # nothing committed is embedded twice
     assert resumed.chunks_embedded + resumed.chunks_resumed + report.chunks_total == resumed.chunks_total
-    assert idx._store.staged_count() == 0
+    assert idx.handle.store.staged_count() == 0
 
 
 def test_reindex_with_another_model_switches_atomically(
@@ -130,10 +130,10 @@ def test_reindex_with_another_model_switches_atomically(
 def test_an_interrupted_reindex_leaves_the_old_index_serving_and_resumes(
     index: semsearch.Index, docs: Path, minilm_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import semsearch.index.ingest as ingest_module
+    import semsearch.index.batch as batch_module
 
     folder = index.folder
-    monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 5)
+    monkeypatch.setattr(batch_module, "FLUSH_CHUNKS", 5)
     real_encode = semsearch.Encoder.encode_tokenized
     calls = []
 
@@ -191,7 +191,7 @@ def test_sqlite_locked_by_another_program_is_a_clear_error(index: semsearch.Inde
 
 
 def test_missing_manifest_is_a_clear_error(index: semsearch.Index) -> None:
-    index._store.db.execute("DELETE FROM meta WHERE key = 'manifest'")
+    index.handle.store.db.execute("DELETE FROM meta WHERE key = 'manifest'")
     with pytest.raises(semsearch.IndexCorruptError, match="has chunks but no manifest"):
         semsearch.open_index(index.folder)
 
@@ -285,9 +285,9 @@ def bar_states(stderr: str) -> list[tuple[int, int, str]]:
 def test_the_progress_bar_counts_chunks_embedded_with_the_files_beside(
     tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    import semsearch.index.ingest as ingest_module
+    import semsearch.index.batch as batch_module
 
-    monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 8)
+    monkeypatch.setattr(batch_module, "FLUSH_CHUNKS", 8)
     (docs / "长篇.txt").write_text("很长的一段话，讲了许多事情。" * 400, encoding="utf-8")  # one file, most chunks
     idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu", chunking=ChunkSettings(32, 0))
     encode = idx.encoder.encode_tokenized
@@ -316,9 +316,9 @@ def test_reindex_shows_the_same_bar(index: semsearch.Index, capfd: pytest.Captur
 def test_staged_work_no_file_needs_is_dropped_and_other_work_is_kept(
     tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    import semsearch.index.ingest as ingest_module
+    import semsearch.index.batch as batch_module
 
-    monkeypatch.setattr(ingest_module, "FLUSH_CHUNKS", 4)
+    monkeypatch.setattr(batch_module, "FLUSH_CHUNKS", 4)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     first, second = tmp_path / "a", tmp_path / "b"
@@ -340,7 +340,7 @@ def test_staged_work_no_file_needs_is_dropped_and_other_work_is_kept(
         stop_after_two.calls = 0
         with pytest.raises(semsearch.Interrupted, match="in files not finished yet"):
             idx.ingest([folder])
-    store = idx._store
+    store = idx.handle.store
     assert set(store.staged_files()) == {str(first / "big.txt"), str(second / "big.txt")}
     (first / "big.txt").write_text("改过的内容。" * 300, encoding="utf-8")  # its staged work is now of no use
     monkeypatch.setattr(idx.encoder, "encode_tokenized", encode)
@@ -400,5 +400,5 @@ def test_within_the_roots_a_file_swapped_for_a_link_out_is_refused_and_forgotten
     assert [(Path(s.path).name, s.kind) for s in report.skipped] == [("zzz.txt", "refused")]
     assert report.files_removed == 1  # the indexed copy of a file now refused is not kept
     assert all("root:x" not in hit.text for hit in idx.search("root", k=50, mode="lexical"))
-    assert [Path(d).name for d in idx._store.documents()] == ["0000big.txt"]
+    assert [Path(d).name for d in idx.handle.store.documents()] == ["0000big.txt"]
     idx.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from semsearch.documents.terms import fold, highlights, indexed, match_expression, terms
+from semsearch.documents.terms import fold, indexed, match_expression, terms
+from semsearch.retrieval.highlights import highlights
 
 
 def test_fold_makes_full_width_half_width_and_lower_case() -> None:

@@ -12,31 +12,32 @@ import semsearch
 from semsearch.cli.app import app
 from semsearch.results import Hit
 from semsearch.retrieval.passages import join, merge, windows
+from semsearch.storage.rows import ChunkRow
 
 SOURCE = "第一句话。第二句话！\n\n第三句  话？第四句。\nFifth sentence. Sixth one."
 
 
-def rows_of(spans: list[tuple[int, int]], document: int = 1) -> list[dict]:
+def rows_of(spans: list[tuple[int, int]], document: int = 1) -> list[ChunkRow]:
     return [
-        {
-            "id": 100 * document + seq,
-            "text": SOURCE[s:e],
-            "start": s,
-            "end": e,
-            "line": SOURCE.count("\n", 0, s) + 1,
-            "page": None,
-            "heading": None,
-            "document_id": document,
-            "seq": seq,
-            "path": f"/doc{document}.txt",
-        }
+        ChunkRow(
+            id=100 * document + seq,
+            text=SOURCE[s:e],
+            start=s,
+            end=e,
+            line=SOURCE.count("\n", 0, s) + 1,
+            page=None,
+            heading=None,
+            document_id=document,
+            seq=seq,
+            path=f"/doc{document}.txt",
+        )
         for seq, (s, e) in enumerate(spans)
     ]
 
 
 def test_join_rebuilds_the_source_from_overlapping_and_separated_chunks() -> None:
     cut = [(0, 10), (5, 10), (12, 23), (19, 23), (24, 39), (40, len(SOURCE))]
-    assert [r["text"] for r in rows_of(cut)][:2] == ["第一句话。第二句话！", "第二句话！"]
+    assert [r.text for r in rows_of(cut)][:2] == ["第一句话。第二句话！", "第二句话！"]
     assert join(rows_of(cut)) == SOURCE  # overlaps once, two line breaks, one line break, a space
     assert join(rows_of([(0, 5), (5, 10)])) == SOURCE[:10]  # touching: nothing between
     assert join(rows_of([(0, 10), (2, 8)])) == SOURCE[:10]  # one inside the other
@@ -47,7 +48,7 @@ def hit(rank: int, chunk_id: int, matched: str = "dense") -> Hit:
 
 
 def test_windows_join_when_they_overlap_or_touch_in_one_document() -> None:
-    rows = {r["id"]: r for r in rows_of([(0, 1)] * 12) + rows_of([(0, 1)] * 12, document=2)}
+    rows = {r.id: r for r in rows_of([(0, 1)] * 12) + rows_of([(0, 1)] * 12, document=2)}
     hits = [hit(1, 105), hit(2, 101), hit(3, 109), hit(4, 205)]
     assert sorted(windows(hits, rows, 1)) == [(1, 0, 2), (1, 4, 6), (1, 8, 10), (2, 4, 6)]
     assert sorted(windows(hits, rows, 2)) == [(1, 0, 11), (2, 3, 7)]  # 0-3, 3-7, 7-11 touch
@@ -57,7 +58,7 @@ def test_windows_join_when_they_overlap_or_touch_in_one_document() -> None:
 def test_merge_keeps_the_best_rank_and_recounts_ranks() -> None:
     cut = [(0, 10), (12, 23), (24, 39), (40, len(SOURCE))]
     chunks = rows_of(cut)
-    rows = {r["id"]: r for r in chunks}
+    rows = {r.id: r for r in chunks}
     hits = [hit(1, 103, "dense"), hit(2, 101, "lexical"), hit(3, 100, "dense")]
     (only,) = merge(hits, rows, chunks, 1, "第二句")
     assert only.text == SOURCE and only.rank == 1 and only.chunk_id == 103

@@ -13,7 +13,7 @@ from semsearch import results
 from semsearch.config import ChunkSettings
 from semsearch.documents import prepare as prepare_module
 from semsearch.documents import reading as sources
-from semsearch.documents.prepare import Prepared, Unchanged, prepare
+from semsearch.documents.prepare import Document, Prepared, Unchanged, prepare
 from semsearch.results import Skipped
 
 SETTINGS = ChunkSettings(chunk_tokens=8, overlap_tokens=0)
@@ -23,7 +23,7 @@ def char_spans(texts: list[str]) -> list[list[tuple[int, int]]]:
     return [[(i, i + 1) for i, c in enumerate(t) if not c.isspace()] for t in texts]
 
 
-def run(path: Path, known: dict | None = None) -> Prepared | Unchanged | Skipped:
+def run(path: Path, known: Document | None = None) -> Prepared | Unchanged | Skipped:
     return prepare(path, known, char_spans, SETTINGS, max_tokens=8)
 
 
@@ -33,18 +33,18 @@ def test_new_file_is_prepared(tmp_path: Path) -> None:
     item = run(path)
     assert isinstance(item, Prepared) and not item.is_update
     assert [c.text for c in item.chunks] == ["第一句话。", "第二句话！"]
-    assert item.document["encoding"] == "gb18030" and item.document["size"] == path.stat().st_size
+    assert item.document.encoding == "gb18030" and item.document.size == path.stat().st_size
 
 
 def test_unchanged_by_size_and_mtime_without_reading(tmp_path: Path) -> None:
     path = tmp_path / "a.txt"
     path.write_text("内容。", encoding="utf-8")
     stat = path.stat()
-    known = {"size": stat.st_size, "mtime": stat.st_mtime, "content_hash": "not-even-checked"}
+    known = Document(str(path), "not-even-checked", stat.st_size, stat.st_mtime, "utf-8")
     assert isinstance(run(path, known), Unchanged)
 
 
-def indexed(path: Path, text: str) -> dict[str, Any]:
+def indexed(path: Path, text: str) -> Document:
     """Write ``text`` to ``path`` and return the documents row a first ingest would store."""
     path.write_text(text, encoding="utf-8")
     item = run(path)
@@ -223,7 +223,7 @@ def test_an_unchanged_file_that_became_a_link_out_is_refused(tmp_path: Path) -> 
     victim.write_text("秘密。", encoding="utf-8")
     info = secret.stat()
     os.utime(victim, ns=(info.st_atime_ns, info.st_mtime_ns))
-    known = {"size": info.st_size, "mtime": info.st_mtime, "content_hash": "x"}
+    known = Document(str(victim), "x", info.st_size, info.st_mtime, "utf-8")
     victim.unlink()
     victim.symlink_to(secret)  # same size and mtime as the indexed copy: would look unchanged
     item = prepare_module.read(victim, known, within=(os.path.realpath(root),))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from semsearch.config import ChunkSettings, Manifest, ModelInfo
+from semsearch.documents.chunking import Chunk
+from semsearch.documents.prepare import Document
 from semsearch.errors import IndexCorruptError
 from semsearch.storage.store import Store
 
@@ -23,14 +24,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-def document(path: str, content_hash: str = "h") -> dict[str, Any]:
-    return {"path": path, "content_hash": content_hash, "size": 10, "mtime": 1.5, "encoding": "utf-8"}
+def document(path: str, content_hash: str = "h") -> Document:
+    return Document(path, content_hash, 10, 1.5, "utf-8")
 
 
-def chunk_rows(texts: list[str]) -> list[dict[str, Any]]:
+def chunk_rows(texts: list[str]) -> list[Chunk]:
     rows, start = [], 0
     for line, text in enumerate(texts, start=1):
-        rows.append({"start": start, "end": start + len(text), "line": line, "tokens": len(text), "text": text})
+        rows.append(Chunk(text, start, start + len(text), line, len(text)))
         start += len(text) + 1
     return rows
 
@@ -98,12 +99,12 @@ def test_put_document_returns_chunk_ids_and_chunks_returns_rows(store: Store) ->
     assert len(ids) == 3 and ids == sorted(ids) and len(set(ids)) == 3
     rows = store.chunks(ids)
     assert set(rows) == set(ids)
-    assert [rows[i]["text"] for i in ids] == ["first chunk", "second chunk", "third"]
-    assert {rows[i]["path"] for i in ids} == {"/docs/a.txt"}
-    assert rows[ids[1]]["start"] == len("first chunk") + 1
-    assert rows[ids[1]]["line"] == 2
+    assert [rows[i].text for i in ids] == ["first chunk", "second chunk", "third"]
+    assert {rows[i].path for i in ids} == {"/docs/a.txt"}
+    assert rows[ids[1]].start == len("first chunk") + 1
+    assert rows[ids[1]].line == 2
     assert store.counts() == {"documents": 1, "chunks": 3, "vectors": 3}
-    assert store.documents()["/docs/a.txt"]["chunks"] == 3
+    assert store.documents()["/docs/a.txt"] == document("/docs/a.txt") and len(store.chunk_ids_of(["/docs/a.txt"])) == 3
 
 
 def test_chunks_of_no_ids_is_empty(store: Store) -> None:

@@ -1,4 +1,4 @@
-"""VectorIndex: FAISS cosine search checked against a numpy brute-force ranking."""
+"""FaissIndex: FAISS cosine search checked against a numpy brute-force ranking."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from semsearch.errors import IndexCorruptError
-from semsearch.storage.vectors import VectorIndex, normalize, saved_files
+from semsearch.storage.vectors import FaissIndex, normalize, saved_files
 
 TOKEN = "0123456789abcdef"
 
@@ -37,8 +37,8 @@ def brute_force(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: in
     return np.take_along_axis(similarity, order, axis=1), ids[order]
 
 
-def build(vectors: np.ndarray, ids: np.ndarray) -> VectorIndex:
-    index = VectorIndex(DIM)
+def build(vectors: np.ndarray, ids: np.ndarray) -> FaissIndex:
+    index = FaissIndex(DIM)
     index.add(ids, vectors)
     return index
 
@@ -117,7 +117,7 @@ def test_k_larger_than_index_returns_only_what_is_there() -> None:
 
 
 def test_search_of_empty_index_returns_empty_arrays() -> None:
-    scores, found = VectorIndex(DIM).search(random_vectors(4, seed=9), K)
+    scores, found = FaissIndex(DIM).search(random_vectors(4, seed=9), K)
     assert scores.shape == found.shape == (4, 0)
     assert scores.dtype == np.float32 and found.dtype == np.int64
 
@@ -128,7 +128,7 @@ def test_ids_returns_the_ids_present(data: tuple[np.ndarray, np.ndarray, np.ndar
     assert sorted(index.ids().tolist()) == sorted(ids.tolist())
     index.remove(ids[:10])
     assert sorted(index.ids().tolist()) == sorted(ids[10:].tolist())
-    assert VectorIndex(DIM).ids().size == 0
+    assert FaissIndex(DIM).ids().size == 0
 
 
 # -- files --------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def test_save_and_load_round_trip(tmp_path: Path, data: tuple[np.ndarray, np.nda
     index = build(vectors, ids)
     path = index.save(tmp_path, (7, TOKEN))
     assert path == tmp_path / f"vectors-7-{TOKEN}.faiss"
-    loaded = VectorIndex.load(path, DIM)
+    loaded = FaissIndex.load(path, DIM)
     assert len(loaded) == N
     for got, want in zip(loaded.search(queries, K), index.search(queries, K), strict=True):
         np.testing.assert_array_equal(got, want)
@@ -178,10 +178,10 @@ def test_load_of_damaged_file_raises_index_corrupt(tmp_path: Path, damage: str) 
     damaged = {"truncated": data[: len(data) // 2], "garbage": b"not a faiss index " * 20, "empty": b""}[damage]
     path.write_bytes(damaged)
     with pytest.raises(IndexCorruptError, match=f"vectors-1-{TOKEN}.faiss"):
-        VectorIndex.load(path, DIM)
+        FaissIndex.load(path, DIM)
 
 
 def test_load_with_wrong_dimension_raises_index_corrupt(tmp_path: Path) -> None:
     path = build(random_vectors(5, seed=14), random_ids(5, seed=15)).save(tmp_path, (1, TOKEN))
     with pytest.raises(IndexCorruptError, match=f"not a {DIM * 2}-d semsearch vector index.*semsearch repair"):
-        VectorIndex.load(path, DIM * 2)
+        FaissIndex.load(path, DIM * 2)

@@ -28,7 +28,7 @@ from ..query import DEFAULT_MODE, RRF_K, Where
 from ..results import UNSUPPORTED, IngestReport, Skipped
 
 if TYPE_CHECKING:
-    from ..index.handle import Index
+    from ..index import Index
     from ..results import Check, Hit
 
 
@@ -170,7 +170,7 @@ def _errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
 
 
 def _open(index: Path, model: str | None, device: str = "auto", fp32: bool = False, **kwargs: Any) -> Index:
-    from ..index.handle import open_index
+    from ..index import open_index
 
     return open_index(index, model, device=device, fp32=fp32, **kwargs)
 

@@ -31,10 +31,22 @@ from .reading import (
 
 
 @dataclass(frozen=True)
+class Document:
+    """A file as the index records it: where, which content (sha256), its size and mtime when
+    read, and the encoding its text was decoded from."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime: float
+    encoding: str
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A file to embed: its ``documents`` row and its chunks."""
 
-    document: dict[str, Any]
+    document: Document
     chunks: list[Chunk]
     is_update: bool  # the path was indexed before, with other content
     inputs: list[Any] | None = None  # the chunks tokenized for the model, when done ahead
@@ -60,7 +72,7 @@ class Loaded:
 
 def prepare(
     path: Path,
-    known: dict[str, Any] | None,
+    known: Document | None,
     token_spans: TokenSpans,
     settings: ChunkSettings,
     max_tokens: int,
@@ -80,7 +92,7 @@ def prepare(
 
 
 def read(
-    path: Path, known: dict[str, Any] | None, max_bytes: int | None = None, within: Sequence[str] = ()
+    path: Path, known: Document | None, max_bytes: int | None = None, within: Sequence[str] = ()
 ) -> Loaded | Unchanged | Skipped:
     """``path`` read and its text extracted, or UNCHANGED when ``known`` (its ``documents`` row)
     is current, or Skipped with the reason. Needs no tokenizer: an ingest that finds nothing
@@ -129,13 +141,7 @@ def cut(
         chunks.extend(_placed(c, extracted.pages, headings, start, lines) for c in found)
     if not chunks:
         return Skipped(str(path), "no text (a scanned PDF?)" if extracted.pages else "empty or only white space")
-    document = {
-        "path": str(path),
-        "content_hash": loaded.digest,
-        "size": loaded.info.st_size,
-        "mtime": loaded.info.st_mtime,
-        "encoding": extracted.encoding,
-    }
+    document = Document(str(path), loaded.digest, loaded.info.st_size, loaded.info.st_mtime, extracted.encoding)
     return Prepared(document, chunks, is_update=loaded.is_update)
 
 
@@ -183,7 +189,7 @@ def _placed(chunk: Chunk, pages: tuple[int, ...], headings: HeadingPaths, offset
 
 
 def _load(
-    path: Path, known: dict[str, Any] | None, max_bytes: int | None, within: Sequence[str] = ()
+    path: Path, known: Document | None, max_bytes: int | None, within: Sequence[str] = ()
 ) -> tuple[os.stat_result, str, Extracted] | Unchanged:
     """The file's stat, sha256 and extracted text, or UNCHANGED; raises for a file to pass over.
 
@@ -192,7 +198,7 @@ def _load(
     before = path.stat()
     if not stat.S_ISREG(before.st_mode):  # a FIFO would block the read forever
         raise UnreadableError(NOT_REGULAR)
-    if known and known["size"] == before.st_size and known["mtime"] == before.st_mtime:
+    if known and known.size == before.st_size and known.mtime == before.st_mtime:
         if within:
             check_file(path, within)  # an unchanged name may now be a link leading out
         return UNCHANGED
@@ -202,7 +208,7 @@ def _load(
     after = path.stat()
     if len(data) != before.st_size or _version(after) != _version(before):
         raise UnreadableError(CHANGED)
-    if known and known["content_hash"] == digest:
+    if known and known.content_hash == digest:
         return UNCHANGED
     return before, digest, extract(path, data)
 

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..index.handle import Index, open_index
+from ..index import Index, open_index
 from ..results import Hit
 
 R = TypeVar("R")

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import MissingExtraError
-from ..index.handle import Index
+from ..index import Index
 from ..query import Where
 from ..results import Hit
 from . import metadata, options, over_path

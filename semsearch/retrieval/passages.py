@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
-from ..documents.terms import highlights
 from ..results import Hit
+from ..storage.rows import ChunkRow
+from .highlights import highlights
 
-Row = Mapping[str, Any]  # a chunk row: id, text, start, end, line, page, heading, document_id, seq, path
+Row = ChunkRow
 
 
 def windows(hits: Sequence[Hit], rows: Mapping[int, Row], context: int) -> list[tuple[int, int, int]]:
@@ -25,7 +25,7 @@ def windows(hits: Sequence[Hit], rows: Mapping[int, Row], context: int) -> list[
     spans: dict[int, list[tuple[int, int]]] = {}
     for hit in hits:
         row = rows[hit.chunk_id]
-        spans.setdefault(row["document_id"], []).append((max(0, row["seq"] - context), row["seq"] + context))
+        spans.setdefault(row.document_id, []).append((max(0, row.seq - context), row.seq + context))
     joined: list[tuple[int, int, int]] = []
     for document, found in spans.items():
         found.sort()
@@ -49,28 +49,28 @@ def merge(
     spans = windows(hits, rows, context)
     for row in neighbours:
         for window in spans:
-            if window[0] == row["document_id"] and window[1] <= row["seq"] <= window[2]:
+            if window[0] == row.document_id and window[1] <= row.seq <= window[2]:
                 by_window.setdefault(window, []).append(row)
     passages: list[tuple[int, Hit]] = []
     for window, chunks in by_window.items():
         inside = [h for h in hits if _within(rows[h.chunk_id], window)]
         if not inside:
             continue
-        chunks.sort(key=lambda r: r["seq"])
+        chunks.sort(key=lambda r: r.seq)
         best = min(inside, key=lambda h: h.rank)
         text = join(chunks)
         lexical = any("lexical" in h.matched for h in inside)
         passage = replace(
             best,
             text=text,
-            line=chunks[0]["line"],
-            start=chunks[0]["start"],
-            end=max(r["end"] for r in chunks),
+            line=chunks[0].line,
+            start=chunks[0].start,
+            end=max(r.end for r in chunks),
             matched=_matched(inside),
             highlights=tuple(highlights(text, query)) if lexical else (),
-            page=chunks[0]["page"],
-            heading=chunks[0]["heading"],
-            chunk_ids=tuple(int(r["id"]) for r in chunks),
+            page=chunks[0].page,
+            heading=chunks[0].heading,
+            chunk_ids=tuple(r.id for r in chunks),
         )
         passages.append((best.rank, passage))
     passages.sort(key=lambda item: item[0])
@@ -78,7 +78,7 @@ def merge(
 
 
 def _within(row: Row, window: tuple[int, int, int]) -> bool:
-    return bool(row["document_id"] == window[0] and window[1] <= row["seq"] <= window[2])
+    return bool(row.document_id == window[0] and window[1] <= row.seq <= window[2])
 
 
 def _matched(hits: Sequence[Hit]) -> str:
@@ -88,17 +88,17 @@ def _matched(hits: Sequence[Hit]) -> str:
 
 def join(chunks: Sequence[Row]) -> str:
     """The source text covered by consecutive chunks (in source order), overlaps counted once."""
-    parts = [chunks[0]["text"]]
-    end = chunks[0]["end"]
-    last_line = chunks[0]["line"] + chunks[0]["text"].count("\n")  # the line ``end`` is on
+    parts = [chunks[0].text]
+    end = chunks[0].end
+    last_line = chunks[0].line + chunks[0].text.count("\n")  # the line ``end`` is on
     for row in chunks[1:]:
-        if row["end"] <= end:
+        if row.end <= end:
             continue
-        if row["start"] >= end:  # a gap of white space: its line breaks, or one space
-            breaks = row["line"] - last_line
-            parts.append("\n" * breaks if breaks > 0 else " " if row["start"] > end else "")
-            parts.append(row["text"])
+        if row.start >= end:  # a gap of white space: its line breaks, or one space
+            breaks = row.line - last_line
+            parts.append("\n" * breaks if breaks > 0 else " " if row.start > end else "")
+            parts.append(row.text)
         else:
-            parts.append(row["text"][end - row["start"] :])
-        end, last_line = row["end"], row["line"] + row["text"].count("\n")
+            parts.append(row.text[end - row.start :])
+        end, last_line = row.end, row.line + row.text.count("\n")
     return "".join(parts)

@@ -8,12 +8,13 @@ the two scales (cosine, BM25) never need to be made comparable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from ..documents.terms import highlights
 from ..query import RRF_K
 from ..results import Hit
+from ..storage.rows import ChunkRow
+from .highlights import highlights
 
 HYBRID_DEPTH = 50  # candidates taken from each list before fusing, at least k
 
@@ -46,7 +47,7 @@ def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], rrf_k
 
 
 def to_hits(
-    ranked: list[Ranked], rows: dict[int, dict[str, Any]], query: str, k: int, min_score: float | None
+    ranked: list[Ranked], rows: Mapping[int, ChunkRow], query: str, k: int, min_score: float | None
 ) -> list[Hit]:
     """The first ``k`` ranked chunks still in ``rows`` (and scoring at least ``min_score``) as
     hits; a lexical match carries the spans of the query's terms in its text."""
@@ -56,22 +57,22 @@ def to_hits(
         if row is None or (min_score is not None and item.score < min_score):
             continue
         matched = "+".join(name for name, found in (("dense", item.dense), ("lexical", item.lexical)) if found)
-        spans = tuple(highlights(row["text"], query)) if item.lexical else ()
+        spans = tuple(highlights(row.text, query)) if item.lexical else ()
         hits.append(
             Hit(
                 rank=len(hits) + 1,
                 score=float(item.score),
-                text=row["text"],
-                source=row["path"],
-                line=row["line"],
-                start=row["start"],
-                end=row["end"],
-                chunk_id=row["id"],
+                text=row.text,
+                source=row.path,
+                line=row.line,
+                start=row.start,
+                end=row.end,
+                chunk_id=row.id,
                 matched=matched,
                 highlights=spans,
-                page=row.get("page"),
-                heading=row.get("heading"),
-                chunk_ids=(row["id"],),
+                page=row.page,
+                heading=row.heading,
+                chunk_ids=(row.id,),
             )
         )
         if len(hits) == k:

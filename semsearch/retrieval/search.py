@@ -1,7 +1,7 @@
-"""One search request (``Query``), and answering requests inside one snapshot of the index:
-filters, the dense and lexical candidates, fusion, hits and context passages.
+"""Ranking queries inside one snapshot of the index (``rank``): filters, the dense and lexical
+candidates, fusion, hits and context passages.
 
-A filter (``filters.Where``) narrows the documents first; the dense and lexical candidates are
+A filter (``query.Where``) narrows the documents first; the dense and lexical candidates are
 then drawn from those documents only, so a filter never leaves fewer than k hits while more
 match. The lexical side filters inside its SQL. The dense side asks the vector index for more
 neighbours than it needs, drops those outside the filter and asks again, deeper, while too few
@@ -15,16 +15,15 @@ import heapq
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from ..documents.terms import match_expression
 from ..query import Query, Where
 from ..results import Hit
-from ..storage.filtering import to_sql
+from ..storage.rows import ChunkRow
 from ..storage.store import Store
-from ..storage.vectors import VectorIndex, normalize
+from ..storage.vectors import FaissIndex, normalize
 from . import passages
 from .ranking import HYBRID_DEPTH, fuse, single, to_hits
 
@@ -43,9 +42,9 @@ class Scope:
     chunks: int
 
 
-def answer(
+def rank(
     store: Store,
-    vectors: Callable[[], VectorIndex],
+    vectors: Callable[[], FaissIndex],
     queries: Sequence[Query],
     embedded: Mapping[str, np.ndarray],
     base: str,
@@ -72,7 +71,7 @@ def _depth(query: Query) -> int:
 
 def _dense_all(
     store: Store,
-    vectors: Callable[[], VectorIndex],
+    vectors: Callable[[], FaissIndex],
     queries: Sequence[Query],
     scopes: Mapping[Where | None, Scope | None],
     embedded: Mapping[str, np.ndarray],
@@ -101,7 +100,7 @@ def _lexical(store: Store, query: Query, within: Scope | None) -> Candidates:
     return store.lexical_search(expression, _depth(query), within.documents if within else None)
 
 
-def _widen(store: Store, query: Query, hits: list[Hit], rows: Mapping[int, Mapping[str, Any]]) -> list[Hit]:
+def _widen(store: Store, query: Query, hits: list[Hit], rows: Mapping[int, ChunkRow]) -> list[Hit]:
     """``hits`` as passages with ``query.context`` neighbouring chunks (see passages.py)."""
     spans = passages.windows(hits, rows, query.context)
     return passages.merge(hits, rows, store.neighbours(spans), query.context, query.text)
@@ -111,8 +110,7 @@ def scope(store: Store, where: Where | None, base: str) -> Scope | None:
     """What ``where`` lets through; None when that is every document."""
     if where is None or where.empty:
         return None
-    condition, params = to_sql(where, base)
-    found, chunks, total = store.matching_documents(condition, params)
+    found, chunks, total = store.matching_documents(where, base)
     return None if len(found) == total else Scope(found, chunks)
 
 
@@ -144,7 +142,7 @@ def _passes(store: Store, where: Where, base: str) -> bool:
 
 
 def dense_candidates(
-    vectors: VectorIndex, store: Store, embedded: np.ndarray, depth: int, within: Scope | None
+    vectors: FaissIndex, store: Store, embedded: np.ndarray, depth: int, within: Scope | None
 ) -> list[Candidates]:
     """The ``depth`` chunks nearest each embedded query by cosine, among the chunks of the
     documents ``within`` allows (None: all)."""

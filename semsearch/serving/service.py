@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from ..documents.reading import is_within
 from ..errors import IndexLockedError, PathNotAllowedError, SemsearchError
-from ..index.handle import Index
+from ..index import Index
 from ..query import Query
 from ..results import Hit, IngestReport
 

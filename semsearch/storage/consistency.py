@@ -16,12 +16,12 @@ import numpy as np
 from ..errors import IndexCorruptError
 from ..results import Check
 from .store import Store
-from .vectors import VectorIndex, saved_files
+from .vectors import FaissIndex, saved_files
 
 CONTENT_SAMPLE = 2_000  # stored vectors compared with the vector index by a check, at most
 
 
-def sync(vectors: VectorIndex, store: Store, dimension: int) -> bool:
+def sync(vectors: FaissIndex, store: Store, dimension: int) -> bool:
     """Make ``vectors`` hold exactly the stored chunks' vectors; whether anything changed."""
     present, stored = vectors.ids(), store.chunk_ids()
     removed = np.setdiff1d(present, stored)
@@ -32,11 +32,11 @@ def sync(vectors: VectorIndex, store: Store, dimension: int) -> bool:
     return bool(len(removed) or len(added))
 
 
-def rebuild(store: Store, dimension: int, kind: str, use_gpu: bool = True, seed: int = 0) -> VectorIndex:
-    """A new ``kind`` vector index of every stored chunk's vector, trained (IVF) on a random
+def rebuild(store: Store, dimension: int, structure: str, use_gpu: bool = True, seed: int = 0) -> FaissIndex:
+    """A new ``structure`` vector index of every stored chunk's vector, trained (IVF) on a random
     sample of them."""
     ids = store.chunk_ids()
-    vectors = VectorIndex.empty(kind, dimension, len(ids), use_gpu)
+    vectors = FaissIndex.empty(structure, dimension, len(ids), use_gpu)
     if vectors.needs_training:
         size = min(len(ids), vectors.training_size())
         sample = np.sort(np.random.default_rng(seed).choice(ids, size, replace=False))
@@ -62,7 +62,7 @@ def checks(store: Store, data: Path, dimension: int) -> list[Check]:
         return [*checks, Check("vector index file current", False, detail)]
     checks.append(Check("vector index file current", True, current[0].name))
     try:
-        vectors = VectorIndex.load(current[0], dimension, use_gpu=False)
+        vectors = FaissIndex.load(current[0], dimension, use_gpu=False)
     except IndexCorruptError as exc:
         return [*checks, Check("vector index readable", False, str(exc))]
     faiss_ids = vectors.ids()
@@ -73,7 +73,7 @@ def checks(store: Store, data: Path, dimension: int) -> list[Check]:
     missing = len(np.setdiff1d(chunk_ids, unique))
     extra = len(np.setdiff1d(unique, chunk_ids))
     # faiss cannot delete from HNSW: removed chunks' vectors stay in the file, masked when loaded
-    masked = extra if vectors.kind == "hnsw" else 0
+    masked = extra if vectors.structure == "hnsw" else 0
     detail = f"{missing} chunks without a vector, {extra} vectors without a chunk" if missing or extra else ""
     if masked and not missing:
         detail = f"{masked} removed vectors masked until the next rebuild"
@@ -82,7 +82,7 @@ def checks(store: Store, data: Path, dimension: int) -> list[Check]:
     return checks
 
 
-def _same_vectors(store: Store, vectors: VectorIndex, dimension: int, chunk_ids: np.ndarray) -> Check:
+def _same_vectors(store: Store, vectors: FaissIndex, dimension: int, chunk_ids: np.ndarray) -> Check:
     """Whether the vector index holds the stored vectors themselves, not only their ids: all of
     them up to ``CONTENT_SAMPLE`` chunks, else a random sample of that many."""
     name = "vector index holds the stored vectors"

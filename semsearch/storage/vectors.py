@@ -70,11 +70,11 @@ def choose(requested: str, count: int, dimension: int, gpu: bool) -> str:
     search is fast enough on this device, then IVF); IVF needs ``IVF_MIN`` vectors."""
     if requested not in INDEX_TYPES:
         raise InvalidOptionError(f"Unknown index type {requested!r}; use one of {', '.join(INDEX_TYPES)}")
-    kind = requested
-    if kind == "auto":
+    structure = requested
+    if structure == "auto":
         exact_enough = count * dimension <= (FLAT_MAX_GPU if gpu else FLAT_MAX_CPU)
-        kind = "flat" if exact_enough else "ivf"
-    return "flat" if kind == "ivf" and count < IVF_MIN else kind
+        structure = "flat" if exact_enough else "ivf"
+    return "flat" if structure == "ivf" and count < IVF_MIN else structure
 
 
 def ivf_lists(count: int) -> int:
@@ -88,12 +88,12 @@ def hnsw_ef_search(count: int) -> int:
     return max(HNSW_EF_SEARCH, count // HNSW_EF_PER)
 
 
-def _structure(kind: str, dimension: int, count: int) -> Any:
+def _new(structure: str, dimension: int, count: int) -> Any:
     import faiss
 
-    if kind == "flat":
+    if structure == "flat":
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-    if kind == "hnsw":
+    if structure == "hnsw":
         graph = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         return faiss.IndexIDMap2(graph)
@@ -102,12 +102,12 @@ def _structure(kind: str, dimension: int, count: int) -> Any:
     return faiss.IndexIVFFlat(quantizer, dimension, ivf_lists(count), faiss.METRIC_INNER_PRODUCT)
 
 
-class VectorIndex:
+class FaissIndex:
     """Cosine-similarity search over (id, vector) pairs."""
 
     def __init__(self, dimension: int, index: Any = None, use_gpu: bool = True) -> None:
         self.dimension = dimension
-        self.cpu = index if index is not None else _structure("flat", dimension, 0)
+        self.cpu = index if index is not None else _new("flat", dimension, 0)
         self.use_gpu = use_gpu and gpu_available()
         self.dead = np.zeros(0, dtype=np.int64)  # removed from an HNSW index, masked out of searches
         self._gpu: Any = None  # a search copy on the GPU, rebuilt after each change
@@ -115,15 +115,15 @@ class VectorIndex:
         self._gpu_resources: Any = None
 
     @classmethod
-    def empty(cls, kind: str, dimension: int, count: int, use_gpu: bool = True) -> VectorIndex:
-        """A new ``kind`` index sized for about ``count`` vectors; IVF must be ``train``ed."""
-        return cls(dimension, _structure(kind, dimension, count), use_gpu)
+    def empty(cls, structure: str, dimension: int, count: int, use_gpu: bool = True) -> FaissIndex:
+        """A new ``structure`` index sized for about ``count`` vectors; IVF must be ``train``ed."""
+        return cls(dimension, _new(structure, dimension, count), use_gpu)
 
     def __len__(self) -> int:
         return int(self.cpu.ntotal) - len(self.dead)
 
     @property
-    def kind(self) -> str:
+    def structure(self) -> str:
         """flat, ivf or hnsw."""
         import faiss
 
@@ -133,7 +133,7 @@ class VectorIndex:
 
     @property
     def device(self) -> str:
-        return "gpu" if self.use_gpu and self.kind != "hnsw" else "cpu"
+        return "gpu" if self.use_gpu and self.structure != "hnsw" else "cpu"
 
     @property
     def max_k(self) -> int:
@@ -142,9 +142,9 @@ class VectorIndex:
 
     def describe(self) -> str:
         """The structure and its search settings, for ``info``."""
-        if self.kind == "ivf":
+        if self.structure == "ivf":
             return f"ivf ({self.cpu.nlist} lists, {IVF_NPROBE} searched)"
-        if self.kind == "hnsw":
+        if self.structure == "hnsw":
             return f"hnsw (M {HNSW_M}, efSearch {hnsw_ef_search(int(self.cpu.ntotal))})"
         return "flat (exact)"
 
@@ -157,14 +157,14 @@ class VectorIndex:
 
     def training_size(self) -> int:
         """How many sample vectors ``train`` wants."""
-        return 64 * int(self.cpu.nlist) if self.kind == "ivf" else 0
+        return 64 * int(self.cpu.nlist) if self.structure == "ivf" else 0
 
     def worn(self, count: int) -> bool:
         """Whether the structure no longer suits ``count`` live vectors and should be rebuilt:
         an HNSW index with many removed vectors, or IVF lists trained for a far smaller size."""
-        if self.kind == "hnsw":
+        if self.structure == "hnsw":
             return len(self.dead) > WORN_SHARE * max(1, int(self.cpu.ntotal))
-        return self.kind == "ivf" and ivf_lists(count) > 2 * int(self.cpu.nlist)
+        return self.structure == "ivf" and ivf_lists(count) > 2 * int(self.cpu.nlist)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if not len(ids):
@@ -181,7 +181,7 @@ class VectorIndex:
         if not len(ids):
             return 0
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if self.kind == "hnsw":
+        if self.structure == "hnsw":
             gone = np.setdiff1d(np.intersect1d(ids, self._all_ids()), self.dead)
             self.dead = np.union1d(self.dead, gone)
             return len(gone)
@@ -198,7 +198,7 @@ class VectorIndex:
     def _all_ids(self) -> np.ndarray:
         import faiss
 
-        if self.kind != "ivf":
+        if self.structure != "ivf":
             return faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
         lists = self.cpu.invlists
         parts = [
@@ -218,13 +218,13 @@ class VectorIndex:
         if k <= 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        if self.kind == "hnsw":
+        if self.structure == "hnsw":
             removed = faiss.IDSelectorBatch(self.dead)  # kept referenced until the search returns
             mask = faiss.IDSelectorNot(removed) if len(self.dead) else None
             breadth = hnsw_ef_search(int(self.cpu.ntotal))
             params = faiss.SearchParametersHNSW(efSearch=breadth, sel=mask)  # type: ignore[attr-defined]
             return self.cpu.search(queries, k, params=params)
-        if self.kind == "ivf":
+        if self.structure == "ivf":
             params = faiss.SearchParametersIVF(nprobe=IVF_NPROBE)  # type: ignore[call-arg]
             if not self.use_gpu:
                 return self.cpu.search(queries, k, params=params)
@@ -236,6 +236,10 @@ class VectorIndex:
         ids = self._gpu_ids[np.maximum(positions, 0)]
         return scores, np.where(positions < 0, -1, ids)
 
+    def drop_gpu_copy(self) -> None:
+        """Forget the GPU copy: it is made again, with the settings of then, at the next search."""
+        self._gpu = None
+
     def _gpu_copy(self) -> Any:
         if self._gpu is None:
             import faiss
@@ -243,10 +247,10 @@ class VectorIndex:
             self._gpu_resources = self._gpu_resources or faiss.StandardGpuResources()
             options = faiss.GpuClonerOptions()
             options.useFloat16 = int(self.cpu.ntotal) * self.dimension > FLOAT16_FROM
-            source = self.cpu if self.kind == "ivf" else faiss.downcast_index(self.cpu.index)
+            source = self.cpu if self.structure == "ivf" else faiss.downcast_index(self.cpu.index)
             self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, source, options)
-            self._gpu_ids = self._all_ids() if self.kind == "flat" else self._gpu_ids
-            if self.kind == "ivf":
+            self._gpu_ids = self._all_ids() if self.structure == "flat" else self._gpu_ids
+            if self.structure == "ivf":
                 self._gpu.nprobe = IVF_NPROBE
         return self._gpu
 
@@ -278,7 +282,7 @@ class VectorIndex:
         return path
 
     @classmethod
-    def load(cls, path: Path, dimension: int, use_gpu: bool = True) -> VectorIndex:
+    def load(cls, path: Path, dimension: int, use_gpu: bool = True) -> FaissIndex:
         """Read a saved file; FileNotFoundError when it is gone, IndexCorruptError when damaged."""
         import faiss
 
@@ -304,7 +308,7 @@ class VectorIndex:
     @classmethod
     def load_newest(
         cls, folder: Path, dimension: int, accept: Callable[[State], bool], use_gpu: bool = True
-    ) -> tuple[VectorIndex, State | None, list[Path]]:
+    ) -> tuple[FaissIndex, State | None, list[Path]]:
         """The newest saved file in ``folder`` whose state ``accept`` takes, with that state; an
         empty index and None if there is none; and the files passed over as not accepted. A file
         removed by a concurrent writer while loading is retried."""
@@ -327,7 +331,7 @@ class VectorIndex:
         import faiss
 
         index = self.cpu
-        if self.kind == "ivf":
+        if self.structure == "ivf":
             index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         expected = normalize(vectors)
         differ = 0

@@ -1,0 +1,144 @@
+"""Embedding queued files in batches of ``FLUSH_CHUNKS`` chunks and committing each batch: the
+files it finishes are published, the embedded part of a file not finished yet is staged."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..documents.prepare import Prepared
+from ..results import IngestReport
+from ..storage.store import Store
+from .progress import Progress
+
+if TYPE_CHECKING:
+    from ..embedding.encoder import Encoder
+    from ..storage.vectors import FaissIndex
+
+FLUSH_CHUNKS = 256  # chunks embedded and committed together: at most this much work is lost to a crash
+
+
+@dataclass
+class Queued:
+    """A file queued to be published: its chunks' vectors so far, and what is still to embed."""
+
+    item: Prepared
+    vectors: np.ndarray  # (chunks, dimension); the rows of ``missing`` are not filled yet
+    missing: list[int]  # positions of the chunks still to embed, in order
+    reused: bool = False  # chunks and vectors taken from an indexed copy of the same content
+    staged: int = 0  # chunks this run embedded and staged, not yet published
+
+
+class Batch:
+    """Files waiting to be embedded and published, and the commits that keep the work."""
+
+    def __init__(
+        self,
+        store: Store,
+        vectors: FaissIndex,
+        encoder: Callable[[], Encoder],
+        report: IngestReport,
+        stop: Callable[[], bool],
+        progress: Progress,
+        committed: Callable[[], None],
+    ) -> None:
+        self.store, self.vectors, self.encoder, self.report, self.stop = store, vectors, encoder, report, stop
+        self.progress, self.committed = progress, committed
+        self.files: deque[Queued] = deque()
+        self.to_embed = 0  # chunks of the queued files still to embed
+        self.ready = 0  # chunks of queued files with nothing left to embed
+
+    def add(self, item: Prepared) -> int:
+        """Queue a file; returns how many of its chunks it needs embedded (none when its
+        content is indexed elsewhere, fewer when an earlier run staged some)."""
+        dimension = self.vectors.dimension
+        content = item.document.content_hash
+        # read an indexed copy's vectors now, before this batch replaces any document
+        copy = self.store.find_content(content, dimension)
+        if copy is not None:
+            chunks, matrix = copy
+            self.files.append(Queued(Prepared(item.document, chunks, item.is_update), matrix, [], reused=True))
+            self.ready += len(chunks)
+            return 0
+        matrix = np.zeros((len(item.chunks), dimension), dtype=np.float32)
+        staged = self.store.staged(content, dimension)
+        missing = []
+        for seq, chunk in enumerate(item.chunks):
+            found = staged.get(seq)
+            if found is not None and found[:2] == (chunk.start, chunk.end):
+                matrix[seq] = found[2]
+            else:
+                missing.append(seq)
+        self.report.chunks_resumed += len(item.chunks) - len(missing)
+        self.files.append(Queued(item, matrix, missing))
+        self.to_embed += len(missing)
+        self.ready += 0 if missing else len(item.chunks)
+        return len(missing)
+
+    def flush(self, final: bool = False) -> None:
+        """Embed and commit ``FLUSH_CHUNKS`` chunks at a time while that many wait or that many
+        are ready to publish; ``final``: until nothing is left."""
+        while self.files and (final or self.to_embed >= FLUSH_CHUNKS or self.ready >= FLUSH_CHUNKS):
+            self._commit(self._embed_next())
+
+    def _embed_next(self) -> list[tuple[Queued, list[int]]]:
+        """Embed the next ``FLUSH_CHUNKS`` chunks still to embed, in queue order, into their files."""
+        taken: list[tuple[Queued, list[int]]] = []
+        room = FLUSH_CHUNKS
+        for file in self.files:
+            if room == 0:
+                break
+            if file.missing:
+                taken.append((file, file.missing[:room]))
+                room -= len(taken[-1][1])
+        if not taken:
+            return taken
+        encoder = self.encoder()
+        inputs: list[Any] = []
+        for file, part in taken:
+            tokenized = file.item.inputs or encoder.tokenize([c.text for c in file.item.chunks])
+            inputs.extend(tokenized[seq] for seq in part)
+        embedded = encoder.encode_tokenized(inputs, stop=self.stop)
+        at = 0
+        for file, part in taken:
+            file.vectors[part] = embedded[at : at + len(part)]
+            at += len(part)
+            del file.missing[: len(part)]
+            self.ready += 0 if file.missing else len(file.item.chunks)
+        self.to_embed -= len(inputs)
+        return taken
+
+    def _commit(self, taken: list[tuple[Queued, list[int]]]) -> None:
+        """One transaction: publish every queued file with nothing left to embed, and stage the
+        chunks just embedded of files that still miss some."""
+        done = [file for file in self.files if not file.missing]
+        partial = [(file, part) for file, part in taken if file.missing]
+        old = self.store.chunk_ids_of([file.item.document.path for file in done])
+        added: list[int] = []
+        with self.store.transaction(visible=bool(done)):
+            for file in done:
+                added.extend(self.store.put_document(file.item.document, file.item.chunks, file.vectors))
+            self.store.unstage([file.item.document.content_hash for file in done if not file.reused])
+            for file, part in partial:
+                rows = [(seq, file.item.chunks[seq].start, file.item.chunks[seq].end) for seq in part]
+                self.store.stage(file.item.document.content_hash, file.item.document.path, rows, file.vectors[part])
+        if done:
+            self.vectors.remove(np.array(old, dtype=np.int64))
+            self.vectors.add(np.array(added, dtype=np.int64), np.concatenate([file.vectors for file in done]))
+            self.committed()
+        self.files = deque(file for file in self.files if file.missing)
+        self.ready -= sum(len(file.item.chunks) for file in done)
+        embedded = sum(len(part) for _, part in taken)
+        for file, part in partial:
+            file.staged += len(part)
+        report = self.report
+        report.chunks_embedded += embedded
+        report.chunks_staged += sum(len(part) for _, part in partial) - sum(file.staged for file in done)
+        report.files_reused += sum(1 for file in done if file.reused)
+        report.files_updated += sum(1 for file in done if file.item.is_update)
+        report.files_added += sum(1 for file in done if not file.item.is_update)
+        self.progress.embedded(embedded, len(done))

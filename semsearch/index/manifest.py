@@ -1,0 +1,77 @@
+"""What an index was built with: reading its manifest and checking a request against it,
+planning a new one, and telling whether a loaded model is the one it was built with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import ChunkSettings, Manifest
+from ..errors import IndexCorruptError, InvalidOptionError, ModelMismatchError
+from ..storage.store import Store
+
+if TYPE_CHECKING:
+    from ..embedding.encoder import Encoder
+
+
+def same_model(model: str, manifest: Manifest) -> bool:
+    """Whether ``model`` names the model ``manifest`` was built with (a moved local copy counts)."""
+    if model == manifest.model.model:
+        return True
+    if Path(model).expanduser().is_dir() and manifest.model.revision is None:
+        from ..embedding.hub import fingerprint
+
+        return fingerprint(Path(model).expanduser()) == manifest.model.fingerprint
+    return False
+
+
+def same_pipeline(encoder: Encoder, manifest: Manifest) -> bool:
+    """Whether ``encoder`` computes what the index was built with (same files, same size)."""
+    built = manifest.model
+    return (encoder.info.fingerprint, encoder.dimension) == (built.fingerprint, built.dimension)
+
+
+def read(store: Store, folder: Path, model: str | None, chunking: ChunkSettings | None) -> Manifest | None:
+    """The manifest of the index whose database is ``store`` (None for one not written yet),
+    checked against the ``model`` and ``chunking`` asked for, if any."""
+    manifest = store.manifest()
+    if manifest is None:
+        if store.counts()["chunks"]:
+            raise IndexCorruptError(f"{store.path} has chunks but no manifest; rebuild the index into a new --index")
+        return None
+    if model is not None and not same_model(model, manifest):
+        raise ModelMismatchError(
+            f"The index at {folder} was built with model '{manifest.model.model}' "
+            f"({manifest.model.dimension}-d); '{model}' was asked for. Use the index's "
+            "model, 'semsearch ingest --reindex --model NEW' to re-embed it, or another --index"
+        )
+    if chunking is not None and chunking != manifest.chunking:
+        raise InvalidOptionError(
+            f"The index at {folder} was built with {manifest.chunking.chunk_tokens}-token chunks and "
+            f"{manifest.chunking.overlap_tokens}-token overlap; --reindex to change them"
+        )
+    return manifest
+
+
+def plan(encoder: Encoder, chunking: ChunkSettings | None, index_type: str | None) -> Manifest:
+    """The manifest a new index will get; checks the options before anything is written."""
+    limit = encoder.max_text_tokens
+    chunking = chunking or ChunkSettings(chunk_tokens=min(ChunkSettings().chunk_tokens, limit))
+    if not 1 <= chunking.chunk_tokens <= limit:
+        raise InvalidOptionError(f"--chunk-tokens must be between 1 and {limit} for this model")
+    if not 0 <= chunking.overlap_tokens < chunking.chunk_tokens:
+        raise InvalidOptionError("--overlap-tokens must be at least 0 and less than --chunk-tokens")
+    return Manifest(model=encoder.info, chunking=chunking, index_type=index_type or "auto")
+
+
+def check_model(encoder: Encoder, manifest: Manifest, model: str, folder: Path) -> None:
+    """ModelMismatchError when ``encoder`` (loaded from ``model``) is not what the index was
+    built with: the model's files changed under its name."""
+    if not same_pipeline(encoder, manifest):
+        built = manifest.model
+        raise ModelMismatchError(
+            f"Model '{model}' is now {encoder.dimension}-d with fingerprint "
+            f"{encoder.info.fingerprint}; the index at {folder} was built with "
+            f"{built.dimension}-d, fingerprint {built.fingerprint}. Use the original model files, "
+            "or 'semsearch ingest --reindex' to re-embed with these"
+        )
