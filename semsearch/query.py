@@ -28,10 +28,12 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 @dataclass(frozen=True)
 class Option:
-    """How one search option is offered. ``kind`` is its value's type (int, float, str, or
-    list for a repeatable one); ``low``/``high`` its bounds; ``served_high`` a tighter upper
-    bound (of the value, or of a list's length) for requests over HTTP; ``flags`` its
-    command-line names (default ``--name``); ``choices`` the values it takes."""
+    """How one search option is offered. ``kind`` is its value's type (int, float, str, list
+    of str for a repeatable one, or datetime for a moment, given as a time or an age);
+    ``low``/``high`` its bounds (of the value, or of a list's length); ``served_high`` a tighter
+    upper bound for requests over HTTP; ``flags`` its command-line names (default ``--name``);
+    ``choices`` the values it takes; ``pattern`` and ``max_chars`` what each string given must
+    match and its longest length (the server's schema states them)."""
 
     help: str
     kind: type
@@ -41,6 +43,8 @@ class Option:
     high: float | None = None
     served_high: float | None = None
     choices: tuple[str, ...] = ()
+    pattern: str = ""
+    max_chars: int | None = None
 
     def names(self, name: str) -> tuple[str, ...]:
         return self.flags or ("--" + name.replace("_", "-"),)
@@ -78,6 +82,9 @@ class Where:
         flags=("--path",),
         high=MAX_PATTERNS,
         served_high=32,
+        # not only white space (nor the control characters Python's str.isspace() counts as such), no NUL
+        pattern=r"^[^\x00]*[^\s\x1c-\x1f\x85\x00][^\x00]*$",
+        max_chars=MAX_PATTERN_CHARS,
     )
     types: tuple[str, ...] = option(
         (),
@@ -85,13 +92,17 @@ class Where:
         kind=list,
         metavar="TYPE",
         flags=("--type",),
-        high=16,
+        served_high=16,
+        pattern=r"^\.?[A-Za-z0-9]{1,16}$",
     )
     modified_after: float | None = option(
-        None, help="Only files modified since: 2024-05-01, 2024-05-01T09:30 or an age (7d).", kind=float, metavar="WHEN"
+        None,
+        help="Only files modified since: 2024-05-01, 2024-05-01T09:30 or an age (7d).",
+        kind=datetime,
+        metavar="WHEN",
     )
     modified_before: float | None = option(
-        None, help="Only files modified before this (same forms).", kind=float, metavar="WHEN"
+        None, help="Only files modified before this (same forms).", kind=datetime, metavar="WHEN"
     )
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from semsearch.cli.app import app
+from semsearch.cli import app
 
 SEMSEARCH = Path(sys.executable).parent / "semsearch"
 JSON_KEYS = {
@@ -213,7 +213,7 @@ def test_help_and_version() -> None:
 
 
 def test_help_does_not_import_torch() -> None:
-    code = "import sys; from semsearch.cli.app import app; print('torch' in sys.modules, 'faiss' in sys.modules)"
+    code = "import sys; from semsearch.cli import app; print('torch' in sys.modules, 'faiss' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
 

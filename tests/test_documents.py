@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import semsearch
-from semsearch.cli.app import app
+from semsearch.cli import app
 
 PAGES = [
     "Giant pandas eat bamboo for most of the day.",

@@ -10,7 +10,7 @@ from conftest import SHARED
 from typer.testing import CliRunner
 
 import semsearch
-from semsearch.cli.app import app
+from semsearch.cli import app
 from semsearch.evaluation import Dataset, _run_queries, evaluate, load_beir, subset, write_corpus
 from semsearch.results import Hit
 

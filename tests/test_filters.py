@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import semsearch
-from semsearch.cli.app import app
+from semsearch.cli import app
 from semsearch.documents.chunking import Chunk
 from semsearch.documents.prepare import Document
 from semsearch.errors import InvalidOptionError

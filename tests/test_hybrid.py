@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import semsearch
-from semsearch.cli.app import app
+from semsearch.cli import app
 from semsearch.retrieval.ranking import Ranked, fuse
 
 
@@ -101,7 +101,7 @@ def test_cli_query_modes_print_what_matched_and_json_highlights(index: semsearch
 def test_passage_shows_highlights_and_stays_on_one_line() -> None:
     import click
 
-    from semsearch.cli.app import _passage
+    from semsearch.cli.render import passage as _passage
 
     text = "第一行\n\n  大熊猫   吃竹子"
     shown = _passage(text, ((7, 10),))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import semsearch
 import semsearch.storage.vectors as vectors_module
-from semsearch.cli.app import app
+from semsearch.cli import app
 from semsearch.errors import InvalidOptionError
 from semsearch.storage.vectors import IVF_MIN, FaissIndex, choose, hnsw_ef_search
 

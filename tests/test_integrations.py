@@ -17,7 +17,7 @@ import pytest
 
 import semsearch
 from semsearch import Index
-from semsearch.errors import IndexNotFoundError, InvalidOptionError, MissingExtraError
+from semsearch.errors import IndexNotFoundError, InvalidOptionError, InvalidQueryError, MissingExtraError
 
 QUERY = "大熊猫"
 
@@ -84,7 +84,7 @@ def test_langchain_where_filters(index: Index) -> None:
     assert documents
     assert all(d.metadata["source"].endswith(".txt") for d in documents)
     assert not any(Path(d.metadata["source"]).name == "大熊猫.md" for d in documents)
-    md = langchain_retriever(index, k=20, mode="lexical", where=semsearch.storage.filtering.Where(types=("md",)))
+    md = langchain_retriever(index, k=20, mode="lexical", where=semsearch.Where(types=("md",)))
     assert all(d.metadata["source"].endswith(".md") for d in md.invoke(QUERY))
 
 
@@ -93,12 +93,27 @@ def test_langchain_bad_where_fails_when_made(index: Index) -> None:
         langchain_retriever(index, where={"colour": "red"})
 
 
+def test_bad_options_fail_when_made(index: Index) -> None:
+    # checked by Query, as every search option is: a new option needs no change here
+    with pytest.raises(InvalidOptionError, match="Unknown search mode"):
+        langchain_retriever(index, mode="fuzzy")
+    with pytest.raises(InvalidOptionError, match="Unknown search mode"):
+        llamaindex_retriever(index, mode="fuzzy")
+    with pytest.raises(InvalidOptionError, match="Unknown search option 'colour'"):
+        langchain_retriever(index, colour="red")
+    with pytest.raises(InvalidOptionError, match="Unknown search option 'colour'"):
+        llamaindex_retriever(index, colour="red")
+    with pytest.raises(InvalidOptionError, match="k must be at least 1"):
+        langchain_retriever(index, k=0)
+    assert langchain_retriever(index).search_options["k"] == llamaindex_retriever(index).search_options["k"] == 4
+
+
 def test_errors_reach_the_caller(index: Index) -> None:
     # raised on the search thread, re-raised as themselves in the caller's
-    with pytest.raises(InvalidOptionError, match="Unknown search mode"):
-        langchain_retriever(index, mode="fuzzy").invoke(QUERY)
-    with pytest.raises(InvalidOptionError, match="Unknown search mode"):
-        asyncio.run(llamaindex_retriever(index, mode="fuzzy").aretrieve(QUERY))
+    with pytest.raises(InvalidQueryError, match="The query is empty"):
+        langchain_retriever(index, mode="lexical").invoke("   ")
+    with pytest.raises(InvalidQueryError, match="The query is empty"):
+        asyncio.run(llamaindex_retriever(index, mode="lexical").aretrieve("   "))
 
 
 def test_langchain_context_widens(index: Index) -> None:

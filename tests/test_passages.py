@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import semsearch
-from semsearch.cli.app import app
+from semsearch.cli import app
 from semsearch.results import Hit
 from semsearch.retrieval.passages import join, merge, windows
 from semsearch.storage.rows import ChunkRow

@@ -333,7 +333,7 @@ def test_schemathesis_finds_nothing_wrong(server: Server) -> None:
 def test_serve_reports_setup_errors_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from semsearch.cli.app import app
+    from semsearch.cli import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["serve", "--index", str(tmp_path / "none")])

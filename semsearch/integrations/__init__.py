@@ -32,11 +32,6 @@ def metadata(hit: Hit) -> dict[str, Any]:
     }
 
 
-def options(retriever: Any) -> dict[str, Any]:
-    """A retriever's ``Index.search`` options."""
-    return {key: getattr(retriever, key) for key in ("k", "mode", "where", "context", "min_score")}
-
-
 def over_path(make: Callable[[Index], R], path: str | os.PathLike[str], model: str | None, device: str) -> R:
     """``make(index)`` for the existing index at ``path`` (IndexNotFoundError when there is
     none); the index is closed again if ``make`` fails."""

@@ -16,9 +16,9 @@ import os
 from typing import Any
 
 from ..errors import MissingExtraError
-from ..query import Where
+from ..query import Query
 from ..results import Hit
-from . import metadata, options, over_path
+from . import metadata, over_path
 
 try:
     from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -28,7 +28,7 @@ except ImportError:
     raise MissingExtraError(
         "semsearch.integrations.langchain needs langchain-core; install it with: pip install 'semsearch[langchain]'"
     ) from None
-from pydantic import ConfigDict, PrivateAttr, field_validator
+from pydantic import ConfigDict, PrivateAttr, model_validator
 
 __all__ = ["SemsearchRetriever", "to_document"]
 
@@ -36,23 +36,21 @@ __all__ = ["SemsearchRetriever", "to_document"]
 class SemsearchRetriever(BaseRetriever):
     """Retrieves ``Document``s from a semsearch ``Index``: the ``k`` best passages for a query.
 
-    ``mode``, ``where``, ``context`` and ``min_score`` are ``Index.search``'s. Each document's
+    Every other field (``mode``, ``where``, ``context``, ``min_score``…) is one of
+    ``Index.search``'s options, checked by ``Query`` when the retriever is made. Each document's
     ``page_content`` is the passage and its ``metadata`` says where it is (``source``, ``line``,
     ``page``, ``heading``, ``start``, ``end``) and how it was found (``score``, ``rank``,
     ``matched``, ``chunk_id``, ``chunk_ids``). Safe to call from any thread (an ``Index``
     serializes its calls) and from async code (LangChain runs the search in an executor).
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # the search options are extra fields: whatever Query takes, it checks them
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="allow")
 
     index: Any
     """The semsearch ``Index`` searched."""
     k: int = 4
-    mode: str = "dense"
-    where: Any = None
-    """A ``semsearch.filters.Where`` or a dict of its fields; checked when the retriever is made."""
-    context: int = 0
-    min_score: float | None = None
+    """How many documents (LangChain's usual default, 4)."""
 
     _owns_index: bool = PrivateAttr(default=False)
 
@@ -65,11 +63,18 @@ class SemsearchRetriever(BaseRetriever):
             fields["index"] = index
         super().__init__(**fields)
 
-    @field_validator("where")
-    @classmethod
-    def _check_where(cls, value: Any) -> Where | None:
-        # a mistyped filter fails here, where it was written, not on the first query
-        return Where.of(value)
+    @model_validator(mode="after")
+    def _check_options(self) -> SemsearchRetriever:
+        # a mistyped option or filter fails here, where it was written, not on the first query
+        extra = self.__pydantic_extra__ if self.__pydantic_extra__ is not None else {}
+        extra.update(Query.check_options(k=self.k, **extra))
+        self.k = extra.pop("k")
+        return self
+
+    @property
+    def search_options(self) -> dict[str, Any]:
+        """The options each search is made with."""
+        return {"k": self.k, **(self.__pydantic_extra__ or {})}
 
     @classmethod
     def from_path(
@@ -87,7 +92,7 @@ class SemsearchRetriever(BaseRetriever):
             self.index.close()
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [to_document(hit) for hit in self.index.search(query, **options(self))]
+        return [to_document(hit) for hit in self.index.search(query, **self.search_options)]
 
 
 def to_document(hit: Hit) -> Document:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from ..errors import MissingExtraError
 from ..index import Index
-from ..query import Where
+from ..query import Query
 from ..results import Hit
-from . import metadata, options, over_path
+from . import metadata, over_path
 
 try:
     from llama_index.core.callbacks import CallbackManager
@@ -41,8 +40,8 @@ _LLM_KEYS = ("source", "page", "heading")
 class SemsearchRetriever(BaseRetriever):
     """Retrieves ``NodeWithScore``s from a semsearch ``Index``: the ``k`` best passages for a query.
 
-    ``mode``, ``where`` (a ``Where`` or a dict of its fields), ``context`` and ``min_score`` are
-    ``Index.search``'s. Each node's text is the passage, its score the hit's, its id the chunk id
+    ``options`` (``mode``, ``where``, ``context``, ``min_score``…) are ``Index.search``'s, checked
+    by ``Query`` when the retriever is made. Each node's text is the passage, its score the hit's, its id the chunk id
     and its source relationship the document's path; its metadata says where the passage is
     (``source``, ``line``, ``page``, ``heading``, ``start``, ``end``) and how it was found
     (``matched``, ``chunk_id``, ``chunk_ids``). Safe to call from any thread (an ``Index``
@@ -53,20 +52,19 @@ class SemsearchRetriever(BaseRetriever):
         self,
         index: Index,
         k: int = 4,
-        mode: str = "dense",
-        where: Where | Mapping[str, Any] | None = None,
-        context: int = 0,
-        min_score: float | None = None,
         callback_manager: CallbackManager | None = None,
+        **options: Any,
     ) -> None:
         self.index = index
-        self.k = k
-        self.mode = mode
-        self.where = Where.of(where)  # a mistyped filter fails here, not on the first query
-        self.context = context
-        self.min_score = min_score
+        # a mistyped option or filter fails here, where it was written, not on the first query
+        self.search_options = Query.check_options(k=k, **options)
         self._owns_index = False
         super().__init__(callback_manager=callback_manager)
+
+    @property
+    def k(self) -> int:
+        """How many nodes a retrieval returns."""
+        return int(self.search_options["k"])
 
     @classmethod
     def from_path(
@@ -84,7 +82,7 @@ class SemsearchRetriever(BaseRetriever):
             self.index.close()
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return [to_node(hit) for hit in self.index.search(query_bundle.query_str, **options(self))]
+        return [to_node(hit) for hit in self.index.search(query_bundle.query_str, **self.search_options)]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         # BaseRetriever's default calls _retrieve right in the event loop, blocking it for the search

@@ -14,13 +14,11 @@ import ipaddress
 import json
 import sys
 import traceback
-from datetime import datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,18 +34,21 @@ from ..errors import (
     SemsearchError,
     SourceNotFoundError,
 )
-from ..query import DEFAULT_MODE, RRF_K, Query, Where
-from ..results import Hit
+from .models import (
+    ErrorDetail,
+    ErrorResponse,
+    Health,
+    IngestRequest,
+    IngestResponse,
+    IngestState,
+    QueryResult,
+    SearchRequest,
+    SearchResponse,
+)
 from .service import Service
 
 MAX_BODY = 1_000_000  # bytes of one request body
-MAX_QUERIES = 32  # queries in one search request
-MAX_QUERY_CHARS = 4_000
-MAX_K = 100
-MAX_CONTEXT = 10
-MAX_PATHS = 100
 MAX_BACKLOG = 1_000  # search requests waiting; beyond, new ones are turned away (503)
-MAX_WORK = 20_000  # queries x k x (2 x context + 1) in one search request: chunks of passages to build
 LOCAL_HOSTS = ("localhost", "ip6-localhost")
 DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's scripts, served from the package
 PUBLIC = frozenset({"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -71,124 +72,6 @@ class SafeJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
         return text.encode("utf-8", "backslashreplace")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-Mode = Literal["dense", "lexical", "hybrid"]  # ranking.MODES
-# not only white space as Python's str.isspace() has it: \s, plus control characters it counts
-# (\x1c-\x1f, \x85) that some regex engines' \s leaves out
-Text = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"[^\s\x1c-\x1f\x85]")]
-# no NUL (no path holds one), and not only white space
-Pattern = Annotated[str, Field(max_length=1_000, pattern=r"^[^\x00]*[^\s\x1c-\x1f\x85\x00][^\x00]*$")]
-Suffix = Annotated[str, Field(pattern=r"^\.?[A-Za-z0-9]{1,16}$")]
-Age = Annotated[str, Field(pattern=r"^[0-9]{1,9}(\.[0-9]{1,6})?[smhdw]$", description="An age: 30d, 12h, 2w…")]
-Time = float | datetime | Age
-
-
-def _json_integer(value: Any) -> Any:
-    # a JSON integer (36, or 36.0, which JSON Schema counts as one), never true or "5"
-    if isinstance(value, bool | str):
-        raise ValueError("Input should be an integer, not a boolean or a string")
-    return value
-
-
-Integer = Annotated[int, BeforeValidator(_json_integer)]
-
-
-class Filters(Strict):
-    """Which documents to search; a document must pass every filter given."""
-
-    paths: list[Pattern] = Field(default=[], max_length=32, description="Globs or folder/file prefixes; any may match.")
-    types: list[Suffix] = Field(default=[], max_length=16, description="File types: pdf, md, html…")
-    modified_after: Time | None = Field(default=None, description="Epoch seconds, an ISO 8601 time, or an age (7d).")
-    modified_before: Time | None = None
-
-
-class SearchRequest(Strict):
-    query: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_QUERIES)]
-    k: Integer = Field(default=10, ge=1, le=MAX_K)
-    mode: Mode = cast(Mode, DEFAULT_MODE)
-    where: Filters | None = None
-    context: Integer = Field(default=0, ge=0, le=MAX_CONTEXT, description="Neighbouring chunks merged in either side.")
-    min_score: float | None = Field(default=None, allow_inf_nan=False)
-    rrf_k: Integer = Field(default=RRF_K, ge=1, le=10_000)
-
-    @model_validator(mode="after")
-    def _bounded(self) -> SearchRequest:
-        # what one request may ask of the search thread: passages of up to (2 context + 1) chunks
-        queries = 1 if isinstance(self.query, str) else len(self.query)
-        work = queries * self.k * (2 * self.context + 1)
-        if work > MAX_WORK:
-            raise ValueError(
-                f"the request asks for {work:,} chunks of passages (queries x k x (2 x context + 1)); "
-                f"the limit is {MAX_WORK:,}: ask for fewer queries, a smaller k or less context"
-            )
-        return self
-
-
-class QueryResult(BaseModel):
-    query: str
-    hits: list[Hit]  # the library's own dataclass: one definition of a hit
-
-
-class SearchResponse(BaseModel):
-    model: str
-    results: list[QueryResult]
-    notes: list[str] = []
-
-
-class IngestRequest(Strict):
-    paths: list[Pattern] = Field(min_length=1, max_length=MAX_PATHS, description="Within the server's roots.")
-    exclude: list[Pattern] = Field(default=[], max_length=MAX_PATHS, description=".gitignore-style patterns.")
-    wait: bool = Field(default=True, description="Answer with the report when done; false: 202 at once (GET /ingest).")
-
-
-class SkippedOut(BaseModel):
-    path: str
-    reason: str
-
-
-class IngestResponse(BaseModel):
-    files_added: int
-    files_updated: int
-    files_unchanged: int
-    files_removed: int
-    files_removed_excluded: int
-    files_reused: int
-    files_skipped: int
-    chunks_embedded: int
-    chunks_total: int
-    seconds: float
-    skipped: list[SkippedOut]
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
-    version: str
-
-
-class ErrorDetail(BaseModel):
-    status: int
-    type: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
-
-
-class IngestState(BaseModel):
-    """The last ingest started through this server."""
-
-    state: Literal["idle", "running", "done", "failed"]
-    paths: list[str] = []
-    started: float | None = None
-    finished: float | None = None
-    report: IngestResponse | None = None
-    error: ErrorDetail | None = None
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -236,13 +119,8 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         """The best passages for one query or a list of them."""
         if service.backlog >= MAX_BACKLOG:
             return _error(503, "overloaded", f"{service.backlog} searches are waiting; try again shortly")
-        texts = [request.query] if isinstance(request.query, str) else request.query
-        where = Where.of(request.where.model_dump()) if request.where else None
-        queries = [
-            Query(text, request.k, request.min_score, request.mode, where, request.context, request.rrf_k)
-            for text in texts
-        ]
-        answer = await asyncio.wrap_future(service.search(queries))
+        answer = await asyncio.wrap_future(service.search(request.queries()))
+        texts = request.texts
         results = [QueryResult(query=text, hits=hits) for text, hits in zip(texts, answer.hits, strict=True)]
         return SearchResponse(model=answer.model, results=results, notes=answer.notes)
 

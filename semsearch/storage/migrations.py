@@ -126,3 +126,22 @@ def check_schema(db: sqlite_utils.Database, path: Path) -> None:
             f"{path} was written by an earlier semsearch and needs an upgrade, which its read-only folder does not "
             "allow; open it once where it can be written"
         )
+
+
+def invariants(dimension: int) -> dict[str, str]:
+    """What must hold in a sound index, each as SQL counting the rows that break it."""
+    return {
+        "chunks without a vector": "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+        "(SELECT 1 FROM vectors v WHERE v.chunk_id = c.id)",
+        "vectors without a chunk": "SELECT count(*) FROM vectors v WHERE NOT EXISTS "
+        "(SELECT 1 FROM chunks c WHERE c.id = v.chunk_id)",
+        "vectors of the wrong size": f"SELECT count(*) FROM vectors WHERE length(vector) != {4 * dimension}",
+        "documents without chunks": "SELECT count(*) FROM documents d WHERE NOT EXISTS "
+        "(SELECT 1 FROM chunks c WHERE c.document_id = d.id)",
+        "documents with a wrong chunk count": "SELECT count(*) FROM documents d WHERE d.chunks != "
+        "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id)",
+        "chunks without a document": "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+        "(SELECT 1 FROM documents d WHERE d.id = c.document_id)",
+        "chunks without lexical terms": "SELECT count(*) FROM chunks WHERE id NOT IN (SELECT rowid FROM chunks_fts)",
+        "lexical terms without a chunk": "SELECT count(*) FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks)",
+    }

@@ -9,15 +9,14 @@ The raw float32 vectors are kept here so FAISS can always be rebuilt without re-
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -26,64 +25,21 @@ from ..config import Manifest
 from ..documents.chunking import Chunk
 from ..documents.prepare import Document
 from ..documents.terms import indexed
-from ..errors import IndexClosedError, IndexCorruptError, IndexLockedError, ReadOnlyIndexError
+from ..errors import IndexCorruptError
 from ..globs import glob_match
 from ..query import Where
 from .filtering import GLOB_FUNCTION, to_sql
-from .layout import DATABASE, disk_full, low_on_space
-from .migrations import check_schema, fill_lexical, migrations
+from .guard import guard, guarded
+from .layout import DATABASE
+from .migrations import check_schema, fill_lexical, invariants, migrations
 from .rows import ChunkRow, loaded, prefix_condition, stored
+from .staging import Staging
 
-R = TypeVar("R")
 State = tuple[int, str]  # a committed state of the database: (generation, token)
 STATES_KEPT = 100_000  # states remembered: a vector file older than that is rebuilt, not synced
 
 
-@contextmanager
-def guard(path: Path) -> Iterator[None]:
-    """Turn SQLite's errors about ``path`` into semsearch's, naming the file."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "full" in text or ("disk I/O error" in text and low_on_space(path)):
-            raise disk_full(path, text) from exc
-        if "readonly" in text or "read-only" in text:
-            raise ReadOnlyIndexError(
-                f"The index at {path.parent} is read-only (its folder or file cannot be written): searches work, "
-                "writes need a writable copy"
-            ) from exc
-        if "locked" in text or "busy" in text:
-            raise IndexLockedError(
-                f"{path} is locked by another program ({text}); close it, or try again later"
-            ) from exc
-        if "unable to open" in text:
-            raise IndexCorruptError(f"Cannot open {path}: {text}; check that it exists and is readable") from exc
-        raise IndexCorruptError(f"{path}: {text}") from exc
-    except sqlite3.ProgrammingError as exc:
-        if "closed" in str(exc):
-            raise IndexClosedError(f"{path} was used after the index was closed; open it again") from exc
-        raise
-    except sqlite3.DatabaseError as exc:
-        if "full" in str(exc) or low_on_space(path):
-            raise disk_full(path, str(exc)) from exc
-        raise IndexCorruptError(
-            f"{path} is damaged ({exc}); its contents cannot be trusted: rebuild the index into a new --index"
-        ) from exc
-
-
-def _guarded(method: Callable[..., R]) -> Callable[..., R]:
-    """A Store method that turns SQLite's errors into semsearch's (``guard``)."""
-
-    @functools.wraps(method)
-    def call(self: Store, *args: Any, **kwargs: Any) -> R:
-        with guard(self.path):
-            return method(self, *args, **kwargs)
-
-    return call
-
-
-class Store:
+class Store(Staging):
     """One index's SQLite database. Every method turns SQLite's errors into semsearch's own
     (locked, damaged, full, read-only, closed), naming the file."""
 
@@ -184,7 +140,7 @@ class Store:
 
     # -- manifest and generation ------------------------------------------------------
 
-    @_guarded
+    @guarded
     def manifest(self) -> Manifest | None:
         value = self._meta("manifest")
         if value is None:
@@ -194,21 +150,21 @@ class Store:
         except (ValueError, KeyError, TypeError) as exc:
             raise IndexCorruptError(f"The manifest in {self.path} is unreadable: {exc}") from exc
 
-    @_guarded
+    @guarded
     def set_manifest(self, manifest: Manifest) -> None:
         with self.db.atomic():
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('manifest', ?)", [manifest.to_json()])
 
-    @_guarded
+    @guarded
     def generation(self) -> int:
         return int(self._meta("generation") or 0)
 
-    @_guarded
+    @guarded
     def state(self) -> State:
         """The committed state read now: (generation, token)."""
         return self.generation(), self._meta("state") or ""
 
-    @_guarded
+    @guarded
     def knows(self, state: State) -> bool:
         """Whether ``state`` is this database's current state or one it went through (of its
         last ``STATES_KEPT``). A state without a token (a vector file of an earlier version)
@@ -219,7 +175,7 @@ class Store:
         row = self.db.execute("SELECT 1 FROM states WHERE generation = ? AND token = ?", [generation, token])
         return row.fetchone() is not None
 
-    @_guarded
+    @guarded
     def reserve_ids(self, above: int) -> None:
         """Make new chunk ids start past ``above`` (ids a vector file of a lost state holds), so
         an id never stands for two chunks."""
@@ -237,7 +193,7 @@ class Store:
 
     # -- documents ----------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def documents(self, under: Sequence[Path] = ()) -> dict[str, Document]:
         """Indexed documents by path: all, or those inside any folder of ``under``."""
         sql = "SELECT path, content_hash, size, mtime, encoding FROM documents"
@@ -254,7 +210,7 @@ class Store:
         path, content_hash, size, mtime, encoding = row
         return Document(loaded(path), content_hash, int(size), float(mtime), encoding)
 
-    @_guarded
+    @guarded
     def put_document(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[int]:
         """Insert or replace one document with its chunks and vectors; returns the new chunk ids.
 
@@ -281,45 +237,7 @@ class Store:
         self.db.conn.executemany("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)", terms)
         return ids
 
-    # -- staged embeddings of files not yet published -------------------------------------
-
-    @_guarded
-    def stage(self, content_hash: str, path: str, rows: Sequence[tuple[int, int, int]], vectors: np.ndarray) -> None:
-        """Keep the vectors of chunks (seq, start, end) of the content ``content_hash`` (now at
-        ``path``) until the whole file is embedded. Call inside a transaction."""
-        blobs = [
-            (content_hash, seq, start, end, stored(path), np.ascontiguousarray(v, dtype=np.float32).tobytes())
-            for (seq, start, end), v in zip(rows, vectors, strict=True)
-        ]
-        self.db.conn.executemany(
-            'INSERT OR REPLACE INTO staged (content_hash, seq, start, "end", path, vector) VALUES (?, ?, ?, ?, ?, ?)',
-            blobs,
-        )
-
-    @_guarded
-    def staged(self, content_hash: str, dimension: int) -> dict[int, tuple[int, int, np.ndarray]]:
-        """The staged chunks of this content: seq -> (start, end, vector)."""
-        sql = 'SELECT seq, start, "end", vector FROM staged WHERE content_hash = ?'
-        return {
-            int(seq): (int(start), int(end), np.frombuffer(blob, dtype=np.float32))
-            for seq, start, end, blob in self.db.execute(sql, [content_hash])
-            if len(blob) == 4 * dimension
-        }
-
-    @_guarded
-    def unstage(self, content_hashes: Sequence[str]) -> None:
-        """Drop the staged chunks of these contents (published, or no longer wanted)."""
-        self.db.conn.executemany("DELETE FROM staged WHERE content_hash = ?", [(h,) for h in content_hashes])
-
-    @_guarded
-    def staged_files(self) -> dict[str, set[str]]:
-        """Paths with staged chunks -> the content hashes staged under them."""
-        found: dict[str, set[str]] = {}
-        for path, content_hash in self.db.execute("SELECT DISTINCT path, content_hash FROM staged"):
-            found.setdefault(loaded(path), set()).add(content_hash)
-        return found
-
-    @_guarded
+    @guarded
     def chunk_ids_of(self, paths: Sequence[str]) -> list[int]:
         ids: list[int] = []
         for path in paths:
@@ -329,7 +247,7 @@ class Store:
             ids.extend(int(r[0]) for r in rows)
         return ids
 
-    @_guarded
+    @guarded
     def delete_documents(self, paths: Sequence[str]) -> None:
         """Delete documents with their chunks and vectors. Call inside ``transaction()``."""
         self.db.conn.executemany("DELETE FROM documents WHERE path = ?", [(stored(p),) for p in paths])
@@ -341,7 +259,7 @@ class Store:
         "FROM chunks c JOIN documents d ON d.id = c.document_id"
     )
 
-    @_guarded
+    @guarded
     def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Chunk rows with their document's path, by id."""
         if not ids:
@@ -355,7 +273,7 @@ class Store:
         chunk_id, text, start, end, line, page, heading, document_id, seq, path = row
         return ChunkRow(chunk_id, text, start, end, line, page, heading, document_id, seq, loaded(path))
 
-    @_guarded
+    @guarded
     def neighbours(self, windows: Sequence[tuple[int, int, int]]) -> list[ChunkRow]:
         """The chunk rows of each (document id, first seq, last seq) window, in source order."""
         rows: list[ChunkRow] = []
@@ -364,7 +282,7 @@ class Store:
             rows.extend(self._chunk_row(row) for row in self.db.execute(sql, window))
         return rows
 
-    @_guarded
+    @guarded
     def matching_documents(self, where: Where, base: str) -> tuple[list[int], int, int]:
         """Ids of the documents ``where`` lets through (relative path patterns taken from
         ``base``), how many chunks they hold, and how many documents there are in all."""
@@ -373,13 +291,13 @@ class Store:
         total = int(self.db.execute("SELECT count(*) FROM documents").fetchone()[0])
         return [int(r[0]) for r in rows], sum(int(r[1]) for r in rows), total
 
-    @_guarded
+    @guarded
     def suffixes(self) -> list[str]:
         """The file types of the indexed documents (suffixes without the dot), sorted."""
         rows = self.db.execute("SELECT path FROM documents")
         return sorted({os.path.splitext(loaded(path))[1].lower().lstrip(".") or "(none)" for (path,) in rows})
 
-    @_guarded
+    @guarded
     def chunks_among(self, ids: Sequence[int], documents: Sequence[int]) -> set[int]:
         """Those of the chunk ``ids`` that belong to ``documents``."""
         sql = (
@@ -388,7 +306,7 @@ class Store:
         )
         return {int(r[0]) for r in self.db.execute(sql, [json.dumps(list(ids)), json.dumps(list(documents))])}
 
-    @_guarded
+    @guarded
     def chunk_ids_in(self, documents: Sequence[int]) -> np.ndarray:
         """The ids of every chunk of these documents, sorted."""
         sql = "SELECT id FROM chunks WHERE document_id IN (SELECT value FROM json_each(?)) ORDER BY id"
@@ -434,7 +352,7 @@ class Store:
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
 
-    @_guarded
+    @guarded
     def find_content(self, content_hash: str, dimension: int) -> tuple[list[Chunk], np.ndarray] | None:
         """The chunks and vectors of an indexed document with this content, if there is one."""
         row = self.db.execute("SELECT id FROM documents WHERE content_hash = ? LIMIT 1", [content_hash]).fetchone()
@@ -454,7 +372,7 @@ class Store:
         matrix = np.concatenate([f[1] for f in found])
         return [Chunk(*r[1:]) for r in rows], matrix[[by_id[r[0]] for r in rows]]
 
-    @_guarded
+    @guarded
     def lexical_search(
         self, expression: str, limit: int, documents: Sequence[int] | None = None
     ) -> list[tuple[int, float]]:
@@ -476,7 +394,7 @@ class Store:
             params = [expression, json.dumps(list(documents)), limit]
         return [(int(rowid), -float(score)) for rowid, score in self.db.execute(sql, params)]
 
-    @_guarded
+    @guarded
     def repair_lexical(self) -> int:
         """Bring the lexical index in step with the chunks: drop terms of chunks that are gone,
         add those of chunks that lack them. Returns how many rows it changed."""
@@ -487,47 +405,25 @@ class Store:
             after = int(self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0])
         return max(gone, 0) + after - before
 
-    @_guarded
+    @guarded
     def chunk_ids(self) -> np.ndarray:
         """Every chunk id, sorted."""
         rows = self.db.execute("SELECT id FROM chunks ORDER BY id").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    @_guarded
+    @guarded
     def problems(self, dimension: int) -> dict[str, int]:
         """Counts of rows breaking the store's invariants; all zero in a sound index."""
-        queries = {
-            "chunks without a vector": "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
-            "(SELECT 1 FROM vectors v WHERE v.chunk_id = c.id)",
-            "vectors without a chunk": "SELECT count(*) FROM vectors v WHERE NOT EXISTS "
-            "(SELECT 1 FROM chunks c WHERE c.id = v.chunk_id)",
-            "vectors of the wrong size": f"SELECT count(*) FROM vectors WHERE length(vector) != {4 * dimension}",
-            "documents without chunks": "SELECT count(*) FROM documents d WHERE NOT EXISTS "
-            "(SELECT 1 FROM chunks c WHERE c.document_id = d.id)",
-            "documents with a wrong chunk count": "SELECT count(*) FROM documents d WHERE d.chunks != "
-            "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id)",
-            "chunks without a document": "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
-            "(SELECT 1 FROM documents d WHERE d.id = c.document_id)",
-            "chunks without lexical terms": "SELECT count(*) FROM chunks "
-            "WHERE id NOT IN (SELECT rowid FROM chunks_fts)",
-            "lexical terms without a chunk": "SELECT count(*) FROM chunks_fts "
-            "WHERE rowid NOT IN (SELECT id FROM chunks)",
-        }
-        return {name: int(self.db.execute(sql).fetchone()[0]) for name, sql in queries.items()}
+        return {name: int(self.db.execute(sql).fetchone()[0]) for name, sql in invariants(dimension).items()}
 
-    @_guarded
+    @guarded
     def quick_check(self) -> str:
         """SQLite's own consistency check: 'ok' or the first problem it reports."""
         return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
 
-    @_guarded
+    @guarded
     def counts(self) -> dict[str, int]:
         return {
             name: int(self.db.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
             for name in ("documents", "chunks", "vectors")
         }
-
-    @_guarded
-    def staged_count(self) -> int:
-        """Chunks embedded and kept for files not yet published."""
-        return int(self.db.execute("SELECT count(*) FROM staged").fetchone()[0])

@@ -1,0 +1,166 @@
+"""What every command shares: the typer app and its help style, the common options, opening
+the index, and ``errors``, the one place where library errors become an ``Error:`` line and
+an exit code. Heavy imports (torch, faiss) happen inside commands, never here."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
+
+import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+
+from ..config import DEFAULT_MODEL
+from ..errors import Interrupted, SemsearchError, first_line
+from ..results import IngestReport
+from .render import print_report, printable
+
+if TYPE_CHECKING:
+    from ..index import Index
+
+
+class Command(TyperCommand):
+    """typer's command, with help that reads like a classic CLI's: arguments by their metavar
+    alone (not their Python type), ``--help`` as a flag."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+                param.get_usage_pieces = functools.partial(_usage, param)  # type: ignore[method-assign]
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+def _usage(argument: TyperArgument, ctx: Any) -> list[str]:
+    """An argument in the usage line as classic CLIs write it: ``NAME``, ``[NAME]``, ``NAME...``."""
+    name = argument.display_name_raw
+    name = name if argument.required else f"[{name}]"
+    return [name + ("..." if argument.nargs != 1 else "")]
+
+
+class _Group(TyperGroup):
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+app = typer.Typer(
+    cls=_Group,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Chinese-first semantic search over your files, with an embedded index.",
+)
+_state = {"debug": False}
+
+IndexType = Literal["auto", "flat", "ivf", "hnsw"]  # storage.vectors.INDEX_TYPES
+
+IndexOption = Annotated[
+    Path,
+    typer.Option("--index", envvar="SEMSEARCH_INDEX", metavar="DIR", help="Index folder.", show_default=True),
+]
+ModelOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        envvar="SEMSEARCH_MODEL",
+        metavar="MODEL",
+        help=f"Hub id or local sentence-transformers folder (default: the index's, else {DEFAULT_MODEL}).",
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[
+    str, typer.Option("--device", metavar="DEVICE", help="auto (CUDA when present), cpu, cuda or cuda:N.")
+]
+Fp32Option = Annotated[bool, typer.Option("--fp32", metavar="", help="Run the model in float32 on CUDA too.")]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait", metavar="", help="If another process is writing to the index, wait for it instead of failing."
+    ),
+]
+IndexTypeOption = Annotated[
+    Optional[IndexType],
+    typer.Option(
+        "--index-type",
+        help="Vector structure: auto (exact while fast enough, then IVF), flat, ivf or hnsw. "
+        "Kept for later writes; changing it rebuilds from the stored vectors, nothing re-embedded.",
+        show_default=False,
+    ),
+]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ..config import __version__
+
+        typer.echo(f"semsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="SEMSEARCH_DEBUG", metavar="", help="Show tracebacks on errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, metavar="", help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+    # pypdf logs every repair it makes to a damaged PDF; the skip line already says what matters
+    if not debug:
+        logging.getLogger("pypdf").setLevel(logging.ERROR)
+
+
+@contextmanager
+def errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
+    """Library errors as one ``Error:`` line and exit 1; an interrupted ingest's report, then
+    ``Interrupted`` and exit 130; anything unexpected as one line too (``--debug``: raised)."""
+    try:
+        yield
+    except Interrupted as exc:
+        if isinstance(exc.report, IngestReport):
+            print_report(exc.report, as_json, verbose)
+        typer.echo(f"Interrupted: {printable(str(exc))}", err=True)
+        raise typer.Exit(130) from None
+    except SemsearchError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"Error: {printable(str(exc))}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("Interrupted", err=True)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, typer.BadParameter):
+        raise
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        message = first_line(exc) if str(exc).strip() else ""
+        message = printable(message)
+        typer.echo(f"Error: unexpected {type(exc).__name__}: {message} (rerun with --debug for details)", err=True)
+        raise typer.Exit(1) from None
+
+
+def open_index(index: Path, model: str | None, device: str = "auto", fp32: bool = False, **kwargs: Any) -> Index:
+    from ..index import open_index
+
+    return open_index(index, model, device=device, fp32=fp32, **kwargs)

@@ -1,0 +1,71 @@
+"""``semsearch serve``: the index over HTTP."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..config import DEFAULT_INDEX
+from ..errors import MissingExtraError, SourceNotFoundError
+from .base import DeviceOption, Fp32Option, IndexOption, ModelOption, errors, open_index
+
+
+def serve(
+    index: IndexOption = Path(DEFAULT_INDEX),
+    host: Annotated[
+        str,
+        typer.Option("--host", metavar="HOST", help="Address to bind; beyond loopback SEMSEARCH_API_KEY must be set."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port to listen on.")] = 8000,
+    root: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--root",
+            metavar="DIR",
+            help="A folder POST /ingest may read (repeatable); without one, ingest is refused.",
+        ),
+    ] = None,
+    max_batch: Annotated[
+        int,
+        typer.Option(
+            "--max-batch", min=1, max=1024, metavar="N", help="Most queries embedded together (1: no batching)."
+        ),
+    ] = 64,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    fp32: Fp32Option = False,
+) -> None:
+    """Serve the index over HTTP (POST /search, GET /info, GET /health, POST /ingest); docs at /docs.
+
+    Needs the server extra: pip install 'semsearch[server]'. With SEMSEARCH_API_KEY set, every
+    route but /health and the docs wants 'Authorization: Bearer KEY'.
+    """
+    api_key = os.environ.get("SEMSEARCH_API_KEY") or None
+    with errors():
+        server = _server_module()
+        roots = [r.resolve() for r in root or ()]
+        missing = [str(r) for r in roots if not r.is_dir()]
+        if missing:
+            raise SourceNotFoundError(f"--root must be a folder: {', '.join(missing)}")
+        server.check_bind(host, api_key)  # before the model loads: fail fast
+        from ..serving.service import Service
+
+        opener = lambda: open_index(index, model, device, fp32, create=bool(roots))  # noqa: E731
+        service = Service(opener, roots, max_batch).start()
+        try:
+            server.run(service, host, port, api_key)
+        finally:
+            service.stop()
+
+
+def _server_module() -> Any:
+    try:
+        from ..serving import server
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"semsearch serve needs FastAPI and uvicorn ({exc.name} is missing): pip install 'semsearch[server]'"
+        ) from None
+    return server
