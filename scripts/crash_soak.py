@@ -1,5 +1,5 @@
 """Soak test: kill -9 a real ``semsearch ingest`` at random moments, many times, and check the
-index after every kill and at the end (the long form of tests/test_crash.py).
+index after every kill and at the end (the long form of tests/index/test_crash.py).
 
     python scripts/crash_soak.py [--kills 100] [--files 200] [--chars 3000] [--seed 1] [--model DIR]
 

@@ -1,5 +1,5 @@
 """Fault injection for ingest: kill -9 a real ``semsearch ingest`` at random moments, then check
-the index. Used by tests/test_crash.py (a short run for CI) and scripts/crash_soak.py (long).
+the index. Used by tests/index/test_crash.py (a short run for CI) and scripts/crash_soak.py (long).
 
 After every kill: ``semsearch info`` works, a search works and shows no passage twice, SQLite
 holds one vector per chunk. At the end, after one more ingest runs to completion: ``info

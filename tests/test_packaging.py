@@ -34,3 +34,13 @@ def test_the_readme_test_command_is_the_one_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     command = "python -m pytest -q"
     assert command in readme and ci.strip().splitlines()[-1] == command
+
+
+def test_the_version_is_set_in_one_place() -> None:
+    from importlib.metadata import version
+
+    from semsearch.config import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert version("semsearch") == __version__

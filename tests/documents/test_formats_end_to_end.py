@@ -123,6 +123,7 @@ def test_ingest_within_roots_never_follows_a_link_out(tmp_path: Path, tiny_model
         assert report.files_added == 0 and [Path(s.path).name for s in report.skipped] == ["secret"]
 
 
+@pytest.mark.slow
 def test_the_cli_reports_a_damaged_pdf_in_one_line(tmp_path: Path, tiny_model: Path) -> None:
     import subprocess
     import sys

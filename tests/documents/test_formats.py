@@ -672,6 +672,6 @@ def test_the_registry_is_the_one_list_of_formats() -> None:
     assert len(SUFFIXES) == len(set(SUFFIXES)) and all(s == s.lower() and s.startswith(".") for s in SUFFIXES)
     assert type_suffixes("md") == ("md", "markdown") and type_suffixes(".htm") == ("html", "htm", "xhtml")
     assert type_suffixes("TXT") == ("txt", "text") and type_suffixes("foo") == ("foo",)
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     for found in FORMATS:  # the README names every suffix semsearch reads
         assert all(suffix in readme for suffix in found.suffixes), found.name

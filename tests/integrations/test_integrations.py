@@ -19,6 +19,8 @@ import semsearch
 from semsearch import Index
 from semsearch.errors import IndexNotFoundError, InvalidOptionError, InvalidQueryError, MissingExtraError
 
+pytestmark = pytest.mark.slow  # LangChain and LlamaIndex take seconds to import
+
 QUERY = "大熊猫"
 
 

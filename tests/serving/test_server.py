@@ -24,7 +24,9 @@ pytest.importorskip("uvicorn")
 
 import semsearch  # noqa: E402
 
-SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
+pytestmark = pytest.mark.slow  # real servers, in processes of their own
+
+SAMPLE_DOCS = Path(__file__).resolve().parents[2] / "sample_docs"
 KEY = "s3cret-key-for-tests"
 
 

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from semsearch.cli import app
 
+pytestmark = pytest.mark.slow  # each test runs the semsearch command in a new process
+
 SEMSEARCH = Path(sys.executable).parent / "semsearch"
 JSON_KEYS = {
     "files_added", "files_updated", "files_unchanged", "files_removed", "files_reused",
@@ -45,7 +47,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[P
     if not SEMSEARCH.exists():
         pytest.skip("the semsearch console script is not installed")
     work = tmp_path_factory.mktemp("cli")
-    shutil.copytree(Path(__file__).resolve().parents[1] / "sample_docs", work / "docs")
+    shutil.copytree(Path(__file__).resolve().parents[2] / "sample_docs", work / "docs")
     result = run("ingest", "docs", "--model", tiny_model, cwd=work)
     assert result.returncode == 0, result.stderr
     assert "12 added, 0 updated, 0 unchanged, 0 removed, 0 skipped" in result.stdout

@@ -43,6 +43,7 @@ def failed(checks: list[semsearch.Check]) -> dict[str, str]:
     return {c.name: c.detail for c in checks if not c.ok}
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_writes_clearly_and_never_a_read(disk: Path, tmp_path: Path, tiny_model: Path, docs: Path):
     folder = disk / "kb"
     with semsearch.open_index(folder, model=str(tiny_model), device="cpu") as index:

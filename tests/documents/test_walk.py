@@ -13,7 +13,7 @@ from semsearch.documents.reading import DecodeError, UnreadableError, decode, hu
 from semsearch.documents.walk import walk
 from semsearch.errors import InvalidOptionError, SourceNotFoundError
 
-SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
+SAMPLE_DOCS = Path(__file__).resolve().parents[2] / "sample_docs"
 
 SIMPLIFIED = "中国茶文化历史悠久，茶叶是中国人日常生活的一部分。我们喜欢喝绿茶和红茶，也喜欢乌龙茶。" * 3
 TRADITIONAL = "臺灣的大熊貓與保護：熊貓是中國特有的動物，牠們喜歡吃竹子。" * 5

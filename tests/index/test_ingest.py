@@ -103,6 +103,7 @@ def test_ctrl_c_in_process_raises_interrupted_with_the_report(
     assert idx.handle.store.staged_count() == 0
 
 
+@pytest.mark.slow
 def test_reindex_with_another_model_switches_atomically(
     index: semsearch.Index, docs: Path, minilm_model: Path, tiny_model: Path
 ) -> None:
@@ -127,6 +128,7 @@ def test_reindex_with_another_model_switches_atomically(
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == [index.data.name]
 
 
+@pytest.mark.slow
 def test_an_interrupted_reindex_leaves_the_old_index_serving_and_resumes(
     index: semsearch.Index, docs: Path, minilm_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -282,6 +284,7 @@ def bar_states(stderr: str) -> list[tuple[int, int, str]]:
     return states
 
 
+@pytest.mark.slow
 def test_the_progress_bar_counts_chunks_embedded_with_the_files_beside(
     tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -313,6 +316,7 @@ def test_reindex_shows_the_same_bar(index: semsearch.Index, capfd: pytest.Captur
     assert states[-1][:2] == (report.chunks_embedded, report.chunks_embedded) and "files 12/12" in states[-1][2]
 
 
+@pytest.mark.slow
 def test_staged_work_no_file_needs_is_dropped_and_other_work_is_kept(
     tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:

@@ -30,7 +30,10 @@ from faults import (
 import semsearch
 from semsearch.storage.locking import holder_pid, is_locked
 
-pytestmark = pytest.mark.skipif(not SEMSEARCH.exists(), reason="the semsearch console script is not installed")
+pytestmark = [
+    pytest.mark.skipif(not SEMSEARCH.exists(), reason="the semsearch console script is not installed"),
+    pytest.mark.slow,  # kill loops: real processes, killed and checked again and again
+]
 
 
 @pytest.fixture
