@@ -1,6 +1,7 @@
 """The same benchmark on two versions of the code, side by side in one run: for a change that
 should not change speed (a refactor), "before" and "after" alternate for --rounds rounds on the
-same machine, so drift in the machine's load falls on both.
+same machine, in ABBA order (before first in odd rounds, after first in even ones), so drift in
+the machine's load and any advantage of going first or second fall on both.
 
     python scripts/bench_trees.py --before REV [--rounds 2] [--pick REGEX ...] -- SCRIPT [ARGS...]
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +50,7 @@ def main() -> int:
     if not command:
         parser.error("give the benchmark script to run after --")
     picks = [re.compile(p) for p in args.pick]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still removes the worktree
     with tempfile.TemporaryDirectory() as work:
         before = Path(work) / ROOT.name
         shared = ROOT.parent / "shared"  # the data sets the benchmarks read, beside the checkout
@@ -56,7 +59,8 @@ def main() -> int:
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(before), args.before], cwd=ROOT, check=True)
         try:
             for number in range(1, args.rounds + 1):
-                for label, tree in ((f"before ({args.before})", before), ("after (this tree)", ROOT)):
+                pair = [(f"before ({args.before})", before), ("after (this tree)", ROOT)]
+                for label, tree in pair if number % 2 else pair[::-1]:  # ABBA: order effects cancel
                     output = run(tree, command)
                     lines = [line for line in output.splitlines() if not picks or any(p.search(line) for p in picks)]
                     print(f"== round {number}, {label}")
