@@ -12,6 +12,7 @@ hits = index.search("安装", k=5, where={"paths": ["docs/**/*.md"]}, context=1)
 from __future__ import annotations
 
 from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version__
+from .documents.sharding import Shard
 from .errors import (
     DatasetError,
     DiskFullError,
@@ -65,6 +66,7 @@ __all__ = [
     "ReadOnlyIndexError",
     "RemoveReport",
     "SemsearchError",
+    "Shard",
     "Skipped",
     "SourceNotFoundError",
     "UnsupportedModelError",

@@ -65,6 +65,16 @@ def ingest(
             help="Re-embed every indexed document (and PATHS) with --model; the old index serves until done.",
         ),
     ] = False,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Only the files whose path hash falls in share I of N (1 to N): N workers ingest one corpus "
+            "together; each adds, updates and removes only its share.",
+            show_default=False,
+        ),
+    ] = None,
     index_type: IndexTypeOption = None,
     wait: WaitOption = False,
     fp32: Fp32Option = False,
@@ -82,6 +92,8 @@ def ingest(
     """
     if not paths and not reindex:
         raise typer.BadParameter("give at least one file or folder", param_hint="PATH")
+    if shard is not None and reindex:
+        raise typer.BadParameter("--reindex re-embeds the whole index; it takes no --shard", param_hint="--shard")
     chunking = _chunking(chunk_tokens, overlap_tokens)
     options: dict[str, Any] = {
         "progress": None,
@@ -96,7 +108,7 @@ def ingest(
                 print_notes(idx)
         else:
             with open_index(index, model, device, fp32, chunking=chunking, wait=wait, index_type=index_type) as idx:
-                report = idx.ingest(paths or [], **options)
+                report = idx.ingest(paths or [], shard=shard, **options)
                 print_notes(idx)
     print_report(report, as_json, verbose)
 

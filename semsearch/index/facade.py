@@ -24,6 +24,7 @@ from . import maintenance, searching
 from .handle import Handle, Options
 
 if TYPE_CHECKING:
+    from ..documents.sharding import Shard
     from ..embedding.encoder import Encoder
 
 P = ParamSpec("P")
@@ -153,6 +154,7 @@ class Index:
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
         within: Sequence[str | os.PathLike[str]] = (),
         ignore_files: bool = True,
+        shard: Shard | str | tuple[int, int] | None = None,
     ) -> IngestReport:
         """Add, update and remove documents so the index matches ``paths`` (files or folders).
 
@@ -165,7 +167,9 @@ class Index:
         included (it is published whole at its end); Ctrl-C stops at the next batch with
         ``Interrupted``, and the next run goes on from there. The model is loaded only when
         something needs embedding. With ``within``, nothing outside those folders is read,
-        symbolic links included.
+        symbolic links included. With ``shard`` (``"I/N"``, ``(I, N)`` or a ``Shard``), only
+        the files whose path hash falls in share I of N are added, updated or removed: N
+        workers given shares 1 to N over the same folders ingest every file exactly once.
         """
         from .ingest import ingest
 
@@ -177,6 +181,7 @@ class Index:
             max_file_bytes=max_file_bytes,
             within=within,
             ignore_files=ignore_files,
+            shard=shard,
         )
 
     @_serialized

@@ -27,6 +27,7 @@ from ..config import DEFAULT_MAX_FILE_BYTES, ChunkSettings
 from ..documents.formats import SUFFIXES
 from ..documents.prepare import Loaded, Prepared, Unchanged, cut, read
 from ..documents.reading import is_within
+from ..documents.sharding import Shard
 from ..documents.walk import Walk, walk
 from ..errors import Interrupted, NothingToIngestError
 from ..results import REFUSED, IngestReport, Skipped
@@ -51,6 +52,7 @@ def ingest(
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
     within: Sequence[str | os.PathLike[str]] = (),
     ignore_files: bool = True,
+    shard: Shard | str | tuple[int, int] | None = None,
 ) -> IngestReport:
     """See ``Index.ingest``."""
     started = time.perf_counter()
@@ -61,23 +63,30 @@ def ingest(
         within=[Path(w) for w in within],
         ignore_files=ignore_files,
     )
-    return ingest_walked(handle, found, started, progress, max_file_bytes)
+    return ingest_walked(handle, found, started, progress, max_file_bytes, Shard.of(shard))
 
 
 def ingest_walked(
-    handle: Handle, found: Walk, started: float, progress: bool | None, max_file_bytes: int | None
+    handle: Handle,
+    found: Walk,
+    started: float,
+    progress: bool | None,
+    max_file_bytes: int | None,
+    shard: Shard | None = None,
 ) -> IngestReport:
-    """Ingest what a walk found into the index of ``handle``."""
+    """Ingest what a walk found into the index of ``handle`` (with ``shard``, only its share)."""
     # fail on bad input and options here, before the index folder is created
     if not found.files and not (handle.store and handle.store.documents(found.folders)):
         where = ", ".join(str(p) for p in found.folders) or "the given files"
         raise NothingToIngestError(f"No files of a type semsearch reads ({' '.join(SUFFIXES)}) to ingest in {where}")
+    if shard is not None:
+        found = _share(found, shard)
     if handle.manifest is None:
         handle.plan_manifest()
     with handle.lock(), _stop_on_sigint() as stop:
         report = IngestReport(skipped=list(found.skipped))
         try:
-            _run(handle, found, report, progress, stop, max_file_bytes)
+            _run(handle, found, report, progress, stop, max_file_bytes, shard)
         except Interrupted:
             handle.save_vectors()
             report.seconds = round(time.perf_counter() - started, 3)
@@ -103,9 +112,12 @@ def _run(
     progress: bool | None,
     stop: Callable[[], bool],
     max_bytes: int | None,
+    shard: Shard | None = None,
 ) -> None:
     store = handle.writable_store()
     known = store.documents(found.folders)
+    if shard is not None:  # the other shares' documents are other workers' business
+        known = {path: document for path, document in known.items() if shard.holds(path)}
     given = {str(f) for f in found.files}
     known.update({p: d for p, d in store.documents().items() if p in given})
     settings = handle.manifest.chunking if handle.manifest else ChunkSettings()
@@ -142,7 +154,7 @@ def _run(
     report.files_removed = len(stale)
     # still there, but no longer walked: left out by an exclude pattern or an ignore file now
     report.files_removed_excluded = sum(1 for p in stale if os.path.lexists(p))
-    _clean_staged(store, found, report.skipped)
+    _clean_staged(store, found, report.skipped, shard)
     handle.save_vectors()
     report.chunks_total = store.counts()["chunks"]
 
@@ -156,14 +168,27 @@ def _kept_despite_skip(path: str, skipped: list[Skipped]) -> bool:
     return any(is_within(path, s.path) for s in skipped)
 
 
-def _clean_staged(store: Store, found: Walk, skipped: list[Skipped]) -> None:
+def _share(found: Walk, shard: Shard) -> Walk:
+    """What the walk found that is ``shard``'s: its files, and what was skipped among them (a
+    folder that could not be read counts for every share: documents under it are kept)."""
+    return replace(
+        found,
+        files=[f for f in found.files if shard.holds(str(f))],
+        skipped=[s for s in found.skipped if shard.holds(s.path) or os.path.isdir(s.path)],
+    )
+
+
+def _clean_staged(store: Store, found: Walk, skipped: list[Skipped], shard: Shard | None = None) -> None:
     """Drop staged chunks no file needs any more: after a whole run every file it walked is
     published, so what is still staged under those paths (or under paths gone from disk) is of
-    content that has since changed. A file skipped this time keeps its staged work."""
+    content that has since changed. A file skipped this time keeps its staged work, and so does
+    another share's file (its worker may be embedding it)."""
     given = {str(f) for f in found.files}
     passed = {s.path for s in skipped}
     stale: set[str] = set()
     for path, hashes in store.staged_files().items():
+        if shard is not None and not shard.holds(path):
+            continue
         walked = path in given or any(is_within(path, str(folder)) for folder in found.folders)
         if (walked or not os.path.lexists(path)) and path not in passed:
             stale |= hashes

@@ -149,6 +149,23 @@ def test_changed_and_deleted_files(built: tuple[Path, Path], own_copy: Path, tmp
     assert (report["files_updated"], report["files_removed"], report["chunks_embedded"]) == (1, 1, 1)
 
 
+def test_shards_through_the_cli(built: tuple[Path, Path], tiny_model: Path, tmp_path: Path) -> None:
+    work, _ = built
+    index = tmp_path / "sharded"
+    reports = [
+        json.loads(
+            run(
+                "ingest", "docs", "--index", index, "--model", tiny_model, "--shard", f"{n}/2", "--json", cwd=work
+            ).stdout
+        )
+        for n in (1, 2)
+    ]
+    assert sum(r["files_added"] for r in reports) == 12 and all(r["files_added"] for r in reports)
+    bad = run("ingest", "docs", "--index", index, "--shard", "3/2", cwd=work)
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: A shard is I/N")
+    assert run("ingest", "--reindex", "--index", index, "--shard", "1/2", cwd=work).returncode == 2
+
+
 # -- errors: exit 1, one line, no traceback ------------------------------------------------
 
 

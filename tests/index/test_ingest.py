@@ -406,3 +406,28 @@ def test_within_the_roots_a_file_swapped_for_a_link_out_is_refused_and_forgotten
     assert all("root:x" not in hit.text for hit in idx.search("root", k=50, mode="lexical"))
     assert [Path(d).name for d in idx.handle.store.documents()] == ["0000big.txt"]
     idx.close()
+
+
+def test_shards_ingest_every_file_exactly_once_and_remove_only_their_own(
+    tmp_path: Path, tiny_model: Path, docs: Path
+) -> None:
+    whole = semsearch.open_index(tmp_path / "whole", model=str(tiny_model), device="cpu")
+    whole.ingest([docs])
+    expected = set(whole.handle.store.documents())
+    assert len(expected) == 12
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")
+    added = [idx.ingest([docs], shard=f"{n}/3").files_added for n in (1, 2, 3)]
+    assert sum(added) == 12 and all(added)  # each share took some, together all, none twice
+    assert set(idx.handle.store.documents()) == expected and failed(idx.check()) == {}
+    assert idx.ingest([docs], shard=(2, 3)).chunks_embedded == 0  # a rerun of a share: nothing new
+    # a file of share 2 is deleted: share 1's worker leaves its document alone, share 2's removes it
+    gone = next(p for p in sorted(expected) if semsearch.Shard(2, 3).holds(p))
+    Path(gone).unlink()
+    first = idx.ingest([docs], shard="1/3")
+    assert first.files_removed == 0 and gone in idx.handle.store.documents()
+    assert first.files_unchanged == added[0] and first.files_added == 0
+    second = idx.ingest([docs], shard=semsearch.Shard(2, 3))
+    assert second.files_removed == 1 and gone not in idx.handle.store.documents()
+    assert second.files_unchanged == added[1] - 1
+    with pytest.raises(semsearch.InvalidOptionError, match="shard"):
+        idx.ingest([docs], shard="4/3")
