@@ -62,6 +62,11 @@ def options(cls: type) -> Iterator[tuple[Field[Any], Option]]:
             yield found, found.metadata["option"]
 
 
+def option_of(cls: type, name: str) -> Option:
+    """How the option ``name`` of ``Query`` or ``Where`` is offered."""
+    return next(how for found, how in options(cls) if found.name == name)
+
+
 @dataclass(frozen=True)
 class Where:
     """A filter on the documents searched; a document must pass every field that is set.

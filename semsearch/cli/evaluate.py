@@ -7,11 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..query import MODES, RRF_K, Query
+from ..query import MODES, RRF_K, Query, option_of
 from .base import DeviceOption, Fp32Option, JsonOption, ModelOption, errors
 from .render import print_json
 
-_RRF_K = Query.__dataclass_fields__["rrf_k"].metadata["option"]
+_RRF_K = option_of(Query, "rrf_k")  # as the query command offers it
 
 
 def _modes(values: list[str] | None) -> list[str] | None:
