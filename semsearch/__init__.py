@@ -23,6 +23,7 @@ from .errors import (
     Interrupted,
     InvalidOptionError,
     InvalidQueryError,
+    MilvusError,
     MissingExtraError,
     ModelLoadError,
     ModelMismatchError,
@@ -33,9 +34,9 @@ from .errors import (
     SourceNotFoundError,
     UnsupportedModelError,
 )
-from .index import Index, open_index
+from .index import Index, migrate, open_index
 from .query import Query, Where
-from .results import Check, Hit, IndexInfo, IngestReport, RemoveReport, Skipped
+from .results import Check, Hit, IndexInfo, IngestReport, MigrateReport, RemoveReport, Skipped
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -56,6 +57,8 @@ __all__ = [
     "InvalidOptionError",
     "InvalidQueryError",
     "Manifest",
+    "MigrateReport",
+    "MilvusError",
     "MissingExtraError",
     "ModelInfo",
     "ModelLoadError",
@@ -72,6 +75,7 @@ __all__ = [
     "UnsupportedModelError",
     "Where",
     "__version__",
+    "migrate",
     "open_index",
 ]
 

@@ -83,3 +83,7 @@ def first_line(exc: BaseException) -> str:
     """An exception's message, first line only (its type's name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class MilvusError(SemsearchError):
+    """Milvus could not be reached, or refused a request."""

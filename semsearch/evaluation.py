@@ -140,11 +140,13 @@ def evaluate(
     fp32: bool = False,
     workdir: str | os.PathLike[str] | None = None,
     progress: bool | None = False,
+    location: str | os.PathLike[str] | None = None,
 ) -> list[EvalReport]:
     """Index ``dataset``'s corpus with ``model`` (see ``open_index``), run every query one at a
     time in each search mode of ``modes`` and score the document rankings: one report a mode.
     The corpus files and the index go under ``workdir`` (kept, and reused by the next run: an
-    unchanged corpus is not embedded again), else into a temporary folder removed at the end."""
+    unchanged corpus is not embedded again), else into a temporary folder removed at the end;
+    ``location`` puts the index elsewhere (a folder or a Milvus location)."""
     measures = _measures()  # first: a missing ir-measures is a MissingExtraError, not an ImportError
     import ir_measures
 
@@ -158,7 +160,8 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as scratch:
         root = Path(workdir) if workdir is not None else Path(scratch)
         paths = write_corpus(dataset, root / "corpus")
-        with open_index(root / "index", model, device=device, fp32=fp32) as index:
+        where = location if location is not None else root / "index"
+        with open_index(where, model, device=device, fp32=fp32) as index:
             started = time.perf_counter()
             index.ingest([root / "corpus"], progress=progress, max_file_bytes=None)
             index_seconds = time.perf_counter() - started

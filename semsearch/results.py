@@ -92,6 +92,23 @@ class RemoveReport:
         return asdict(self)
 
 
+@dataclass
+class MigrateReport:
+    """What a migration copied: documents and chunks (with their stored vectors, nothing
+    re-embedded), those already in the target, those removed from it."""
+
+    source: str
+    target: str
+    documents_copied: int = 0
+    chunks_copied: int = 0
+    documents_present: int = 0
+    documents_removed: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class Check:
     """One invariant of an index and whether it holds."""

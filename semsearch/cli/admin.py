@@ -13,7 +13,7 @@ from .render import count, print_checks, print_json, print_notes, printable
 
 
 def info(
-    index: IndexOption = Path(DEFAULT_INDEX),
+    index: IndexOption = DEFAULT_INDEX,
     check: Annotated[
         bool, typer.Option("--check", metavar="", help="Verify the index's invariants; exit 1 if any fails.")
     ] = False,
@@ -43,7 +43,7 @@ def info(
 
 
 def repair(
-    index: IndexOption = Path(DEFAULT_INDEX),
+    index: IndexOption = DEFAULT_INDEX,
     index_type: IndexTypeOption = None,
     wait: WaitOption = False,
     as_json: JsonOption = False,
@@ -57,7 +57,7 @@ def remove(
     paths: Annotated[
         list[Path], typer.Argument(help="Indexed files, or folders to remove everything under.", metavar="PATH")
     ],
-    index: IndexOption = Path(DEFAULT_INDEX),
+    index: IndexOption = DEFAULT_INDEX,
     wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -68,3 +68,25 @@ def remove(
         print_json(report.to_dict())
         return
     typer.echo(f"removed {count(report.files_removed, 'document')}, {count(report.chunks_removed, 'chunk')}")
+
+
+def migrate(
+    source: Annotated[str, typer.Argument(help="The index to copy: a folder or a Milvus location.", metavar="SRC")],
+    target: Annotated[str, typer.Argument(help="Where to copy it: a folder or a Milvus location.", metavar="DST")],
+    index_type: IndexTypeOption = None,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy an index to another backend (a folder into Milvus, or back) with its stored vectors, nothing
+    re-embedded; rerun to resume."""
+    from ..index import migrate as copy
+
+    with errors():
+        report = copy(source, target, progress=None, index_type=index_type, wait=wait)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    typer.echo(
+        f"copied {count(report.documents_copied, 'document')} ({count(report.chunks_copied, 'chunk')}), "
+        f"{report.documents_present} already there, {report.documents_removed} removed, in {report.seconds:.1f} s"
+    )

@@ -17,6 +17,7 @@ for name, function in (
     ("info", admin.info),
     ("repair", admin.repair),
     ("remove", admin.remove),
+    ("migrate", admin.migrate),
     ("eval", evaluate.evaluate),
     ("serve", serve.serve),
 ):

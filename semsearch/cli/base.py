@@ -8,7 +8,6 @@ import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 import typer
@@ -66,11 +65,19 @@ app = typer.Typer(
 )
 _state = {"debug": False}
 
-IndexType = Literal["auto", "flat", "ivf", "hnsw"]  # storage.vectors.INDEX_TYPES
+# storage.vectors.INDEX_TYPES, and the Milvus ones (storage.milvus.store.INDEX_TYPES)
+IndexType = Literal["auto", "flat", "ivf", "hnsw", "diskann", "ivf_sq8", "ivf_pq"]
 
 IndexOption = Annotated[
-    Path,
-    typer.Option("--index", envvar="SEMSEARCH_INDEX", metavar="DIR", help="Index folder.", show_default=True),
+    str,
+    typer.Option(
+        "--index",
+        envvar="SEMSEARCH_INDEX",
+        metavar="DIR|URI",
+        help="Index folder, or Milvus: milvus://HOST:PORT/COLLECTION, milvus+https://HOST:PORT/COLLECTION, "
+        "milvus-lite:FILE.db[/COLLECTION] (credentials in SEMSEARCH_MILVUS_TOKEN).",
+        show_default=True,
+    ),
 ]
 ModelOption = Annotated[
     Optional[str],
@@ -97,8 +104,9 @@ IndexTypeOption = Annotated[
     Optional[IndexType],
     typer.Option(
         "--index-type",
-        help="Vector structure: auto (exact while fast enough, then IVF), flat, ivf or hnsw. "
-        "Kept for later writes; changing it rebuilds from the stored vectors, nothing re-embedded.",
+        help="Vector structure: auto (local: exact while fast enough, then IVF; Milvus: FLAT on Lite, AUTOINDEX "
+        "on a server), flat, ivf or hnsw; on a Milvus server also diskann, ivf_sq8, ivf_pq. Kept for later "
+        "writes; changing it rebuilds from the stored vectors, nothing re-embedded.",
         show_default=False,
     ),
 ]
@@ -160,7 +168,7 @@ def errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def open_index(index: Path, model: str | None, device: str = "auto", fp32: bool = False, **kwargs: Any) -> Index:
+def open_index(index: str, model: str | None, device: str = "auto", fp32: bool = False, **kwargs: Any) -> Index:
     from ..index import open_index
 
     return open_index(index, model, device=device, fp32=fp32, **kwargs)

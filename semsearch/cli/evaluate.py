@@ -56,6 +56,15 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    index: Annotated[
+        Optional[str],
+        typer.Option(
+            "--index",
+            metavar="DIR|URI",
+            help="Build the index here, a folder or a Milvus location (default: in the work folder).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Measure retrieval quality on a BEIR dataset: nDCG@10, Recall@10, Recall@100, MRR@10 and latency."""
@@ -67,7 +76,17 @@ def evaluate(
         if limit is not None:
             data = subset(data, limit)
         modes = list(dict.fromkeys(mode or MODES))
-        reports = run(data, model, modes=modes, rrf_k=rrf_k, device=device, fp32=fp32, workdir=workdir, progress=None)
+        reports = run(
+            data,
+            model,
+            modes=modes,
+            rrf_k=rrf_k,
+            device=device,
+            fp32=fp32,
+            workdir=workdir,
+            progress=None,
+            location=index,
+        )
     if as_json:
         print_json([report.to_dict() for report in reports])
         return

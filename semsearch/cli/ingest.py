@@ -28,7 +28,7 @@ def ingest(
         Optional[list[Path]],
         typer.Argument(help="Files or folders to index (folders recursively).", metavar="PATH", show_default=False),
     ] = None,
-    index: IndexOption = Path(DEFAULT_INDEX),
+    index: IndexOption = DEFAULT_INDEX,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     chunk_tokens: Annotated[

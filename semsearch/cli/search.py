@@ -77,7 +77,7 @@ def query(
         Optional[Path],
         typer.Option("--file", "-f", metavar="FILE", help="Read queries from a file, one per line ('-': stdin)."),
     ] = None,
-    index: IndexOption = Path(DEFAULT_INDEX),
+    index: IndexOption = DEFAULT_INDEX,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,

@@ -14,7 +14,7 @@ from .base import DeviceOption, Fp32Option, IndexOption, ModelOption, errors, op
 
 
 def serve(
-    index: IndexOption = Path(DEFAULT_INDEX),
+    index: IndexOption = DEFAULT_INDEX,
     host: Annotated[
         str,
         typer.Option("--host", metavar="HOST", help="Address to bind; beyond loopback SEMSEARCH_API_KEY must be set."),

@@ -1,11 +1,13 @@
-"""The Index: a folder of storage, kept in step, that ingests and answers.
+"""The Index: storage kept in step, that ingests and answers.
 
-``facade`` is the public ``Index`` and ``open_index``; ``handle`` one open index (database,
-manifest, vector replica, model, lock); ``manifest`` what an index was built with; ``replica``
-the vector index kept in step with SQLite; ``ingest`` (with ``batch``, ``progress``,
-``readahead``) and ``reindex`` the writers; ``searching`` and ``maintenance`` the rest.
+``facade`` is the public ``Index``, ``open_index`` and ``migrate``; ``backend`` the storage seam
+every backend implements; ``handle`` the local backend (SQLite database, manifest, FAISS vector
+replica, lock) and ``milvus`` (with ``milvus_data`` and ``milvus_upkeep``) the Milvus one;
+``manifest`` what an index was built with; ``replica`` the vector index kept in step with SQLite;
+``ingest`` (with ``batch``, ``progress``, ``readahead``), ``reindex`` and ``migrate`` the
+writers; ``searching`` and ``maintenance`` the rest.
 """
 
-from .facade import Index, open_index
+from .facade import Index, migrate, open_index
 
-__all__ = ["Index", "open_index"]
+__all__ = ["Index", "migrate", "open_index"]

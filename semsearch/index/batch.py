@@ -12,12 +12,11 @@ import numpy as np
 
 from ..documents.prepare import Prepared
 from ..results import IngestReport
-from ..storage.store import Store
+from .backend import Backend, Published, Staged
 from .progress import Progress
 
 if TYPE_CHECKING:
     from ..embedding.encoder import Encoder
-    from ..storage.vectors import FaissIndex
 
 FLUSH_CHUNKS = 256  # chunks embedded and committed together: at most this much work is lost to a crash
 
@@ -38,16 +37,15 @@ class Batch:
 
     def __init__(
         self,
-        store: Store,
-        vectors: FaissIndex,
+        backend: Backend,
+        dimension: int,
         encoder: Callable[[], Encoder],
         report: IngestReport,
         stop: Callable[[], bool],
         progress: Progress,
-        committed: Callable[[], None],
     ) -> None:
-        self.store, self.vectors, self.encoder, self.report, self.stop = store, vectors, encoder, report, stop
-        self.progress, self.committed = progress, committed
+        self.backend, self.dimension, self.encoder, self.report, self.stop = backend, dimension, encoder, report, stop
+        self.progress = progress
         self.files: deque[Queued] = deque()
         self.to_embed = 0  # chunks of the queued files still to embed
         self.ready = 0  # chunks of queued files with nothing left to embed
@@ -55,17 +53,17 @@ class Batch:
     def add(self, item: Prepared) -> int:
         """Queue a file; returns how many of its chunks it needs embedded (none when its
         content is indexed elsewhere, fewer when an earlier run staged some)."""
-        dimension = self.vectors.dimension
+        dimension = self.dimension
         content = item.document.content_hash
         # read an indexed copy's vectors now, before this batch replaces any document
-        copy = self.store.find_content(content, dimension)
+        copy = self.backend.find_content(content)
         if copy is not None:
             chunks, matrix = copy
             self.files.append(Queued(Prepared(item.document, chunks, item.is_update), matrix, [], reused=True))
             self.ready += len(chunks)
             return 0
         matrix = np.zeros((len(item.chunks), dimension), dtype=np.float32)
-        staged = self.store.staged(content, dimension)
+        staged = self.backend.staged(content)
         missing = []
         for seq, chunk in enumerate(item.chunks):
             found = staged.get(seq)
@@ -113,23 +111,22 @@ class Batch:
         return taken
 
     def _commit(self, taken: list[tuple[Queued, list[int]]]) -> None:
-        """One transaction: publish every queued file with nothing left to embed, and stage the
-        chunks just embedded of files that still miss some."""
+        """One commit: publish every queued file with nothing left to embed, and stage the chunks
+        just embedded of files that still miss some."""
         done = [file for file in self.files if not file.missing]
         partial = [(file, part) for file, part in taken if file.missing]
-        old = self.store.chunk_ids_of([file.item.document.path for file in done])
-        added: list[int] = []
-        with self.store.transaction(visible=bool(done)):
-            for file in done:
-                added.extend(self.store.put_document(file.item.document, file.item.chunks, file.vectors))
-            self.store.unstage([file.item.document.content_hash for file in done if not file.reused])
-            for file, part in partial:
-                rows = [(seq, file.item.chunks[seq].start, file.item.chunks[seq].end) for seq in part]
-                self.store.stage(file.item.document.content_hash, file.item.document.path, rows, file.vectors[part])
-        if done:
-            self.vectors.remove(np.array(old, dtype=np.int64))
-            self.vectors.add(np.array(added, dtype=np.int64), np.concatenate([file.vectors for file in done]))
-            self.committed()
+        self.backend.commit(
+            [Published(f.item.document, f.item.chunks, f.vectors, f.reused) for f in done],
+            [
+                Staged(
+                    file.item.document.content_hash,
+                    file.item.document.path,
+                    [(seq, file.item.chunks[seq].start, file.item.chunks[seq].end) for seq in part],
+                    file.vectors[part],
+                )
+                for file, part in partial
+            ],
+        )
         self.files = deque(file for file in self.files if file.missing)
         self.ready -= sum(len(file.item.chunks) for file in done)
         embedded = sum(len(part) for _, part in taken)

@@ -1,9 +1,10 @@
 """``Index``, the public face of an open index, and ``open_index``.
 
 Each method is a thin call into the part that does the work: ``ingest`` and ``reindex`` (the
-ingest modules), ``search_queries`` (``searching``), ``info``, ``check``, ``repair`` and
-``remove`` (``maintenance``), all on one ``Handle``. An ``Index`` may be shared between threads:
-its calls run one at a time.
+ingest modules), ``search_queries`` (``searching``), ``remove`` (``maintenance``), ``info``,
+``check`` and ``repair`` (the backend), all on one ``Backend``: a local folder (``Handle``) or
+Milvus (``MilvusBackend``, chosen by a ``milvus://``, ``milvus+https://`` or ``milvus-lite:``
+location). An ``Index`` may be shared between threads: its calls run one at a time.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from ..config import DEFAULT_MAX_FILE_BYTES, ChunkSettings, Manifest
 from ..errors import IndexClosedError, IndexNotFoundError
 from ..query import Query
-from ..results import Check, Hit, IndexInfo, IngestReport, RemoveReport
+from ..results import Check, Hit, IndexInfo, IngestReport, MigrateReport, RemoveReport
 from ..storage.vectors import choose
 from . import maintenance, searching
-from .handle import Handle, Options
+from .backend import Backend, Options
+from .handle import Handle
 
 if TYPE_CHECKING:
     from ..documents.sharding import Shard
@@ -52,16 +54,51 @@ def open_index(
     ``index_type`` (auto, flat, ivf or hnsw) sets the vector structure the next write saves;
     auto picks exact search while it is fast enough, then IVF.
     """
-    if index_type is not None:
-        choose(index_type, 0, 1, False)  # refuse an unknown type before anything is opened
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise IndexNotFoundError(f"{path} is a file, not an index folder; give --index a folder")
-    index = Index(Handle(Path(path), Options(model, device, fp32, chunking, wait, index_type)))
+    options = Options(model, device, fp32, chunking, wait, index_type)
+    index = Index(backend_for(path, options))
     index.handle.open()
     if index.manifest is None and not create:
         index.close()
         raise IndexNotFoundError(f"No index at {path}; run 'semsearch ingest DIR' first")
     return index
+
+
+def migrate(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    progress: bool | None = False,
+    index_type: str | None = None,
+    wait: bool | float = False,
+) -> MigrateReport:
+    """Copy the index at ``source`` into ``target`` (a folder or a Milvus location; created with
+    the source's model and chunking when new) using the vectors it stores: nothing is
+    re-embedded. Resumable: a rerun copies only what the target lacks; documents no longer in
+    the source are removed from the target. ``index_type`` sets the target's vector structure."""
+    from .migrate import migrate as copy
+
+    with (
+        open_index(source, create=False) as old,
+        open_index(target, index_type=index_type, wait=wait) as new,
+        old._mutex,
+        new._mutex,
+    ):
+        return copy(old.handle, new.handle, progress)
+
+
+def backend_for(path: str | os.PathLike[str], options: Options) -> Backend:
+    """The backend a location names: a Milvus URI, or else a local index folder."""
+    from .milvus import is_milvus
+
+    if isinstance(path, str) and is_milvus(path):
+        from .milvus import MilvusBackend
+
+        return MilvusBackend(path, options)
+    if options.index_type is not None:
+        choose(options.index_type, 0, 1, False)  # refuse an unknown type before anything is opened
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise IndexNotFoundError(f"{path} is a file, not an index folder; give --index a folder")
+    return Handle(Path(path), options)
 
 
 def _serialized(method: Callable[P, R]) -> Callable[P, R]:
@@ -86,20 +123,26 @@ class Index:
     index (``reopen``).
     """
 
-    def __init__(self, handle: Handle) -> None:
-        self.handle = handle  # what the calls work on: database, manifest, vector replica, model
+    def __init__(self, handle: Backend) -> None:
+        self.handle = handle  # the backend the calls work on: its data, manifest and model
         self._mutex = threading.RLock()  # one call at a time: the SQLite connection is shared
         self._closed = False
 
     @property
+    def location(self) -> str:
+        """Where the index is: its folder, or its Milvus URI."""
+        return self.handle.location
+
+    @property
     def folder(self) -> Path:
-        """The index folder: ``write.lock``, ``CURRENT`` and (until a reindex) the data."""
-        return self.handle.root
+        """The index folder: ``write.lock``, ``CURRENT`` and (until a reindex) the data. For a
+        Milvus index, the folder of a Lite file, else the working directory."""
+        return getattr(self.handle, "root", Path(self.handle.location))
 
     @property
     def data_folder(self) -> Path:
-        """The folder of the database and vector files in use."""
-        return self.handle.data_folder
+        """The folder of the database and vector files in use (a local index's)."""
+        return getattr(self.handle, "data_folder", self.folder)
 
     data = data_folder  # an older name
 
@@ -139,7 +182,7 @@ class Index:
     def reopen(self) -> Index:
         """Another index on the same folder, with these options and the loaded model: one runs one
         call at a time, so a thread that searches while another ingests needs its own."""
-        other = Index(Handle(self.handle.root, self.handle.options))
+        other = Index(backend_for(self.handle.location, self.handle.options))
         other.handle.share_encoder(self.handle)
         other.handle.open()
         return other
@@ -252,15 +295,15 @@ class Index:
         """Verify the index's invariants: SQLite sound, every chunk with exactly one vector in
         SQLite and in FAISS and the reverse, the FAISS file current and holding the stored
         vectors, no orphan documents. Waits for (or refuses during) a write, as ``wait`` says."""
-        return maintenance.check(self.handle)
+        return self.handle.check()
 
     @_serialized
     def repair(self) -> list[Check]:
         """Rebuild the vector index from the vectors stored in SQLite, bring the lexical index in
         step with the chunks, then ``check``."""
-        return maintenance.repair(self.handle)
+        return self.handle.repair()
 
     @_serialized
     def info(self) -> IndexInfo:
         """What the index holds and how it is stored."""
-        return maintenance.info(self.handle)
+        return self.handle.info()

@@ -11,55 +11,47 @@ A ``Handle`` is not thread-safe; ``Index`` gives one call at a time to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import DEFAULT_MODEL, ChunkSettings, Manifest
+from ..config import ChunkSettings, Manifest
+from ..documents.chunking import Chunk
+from ..documents.prepare import Document
+from ..documents.terms import match_expression
 from ..errors import IndexCorruptError, IndexNotFoundError
-from ..storage.layout import DATABASE, data_folder
+from ..query import Where
+from ..results import Check, IndexInfo
+from ..retrieval import search
+from ..storage.consistency import checks
+from ..storage.layout import DATABASE, build_folder, data_folder, pending_builds, publish
+from ..storage.layout import discard as discard_folder
 from ..storage.locking import WriteLock
+from ..storage.rows import ChunkRow
 from ..storage.store import Store
-from ..storage.vectors import FaissIndex
+from ..storage.vectors import FaissIndex, choose, gpu_available
 from . import manifest as manifests
+from .backend import Backend, Candidates, Options, Published, Staged, describe_info
 from .replica import VectorReplica
 
-if TYPE_CHECKING:
-    from ..embedding.encoder import Encoder
+__all__ = ["Handle", "Options"]
 
 
-@dataclass(frozen=True)
-class Options:
-    """How an index is opened: the model asked for (None: the index's own), the device, float32
-    on CUDA, chunking and vector structure for a new index (or a change of structure), and what a
-    write does while another process writes (fail, wait, or wait that many seconds)."""
-
-    model: str | None = None
-    device: str = "auto"
-    fp32: bool = False
-    chunking: ChunkSettings | None = None
-    wait: bool | float = False
-    index_type: str | None = None  # the vector structure asked for: auto, flat, ivf, hnsw; None: the manifest's
-
-
-class Handle:
-    """The index in folder ``root``, as ``options`` ask to open it. ``open`` reads it."""
+class Handle(Backend):
+    """The local backend: the index in folder ``root``, as ``options`` ask to open it. ``open``
+    reads it."""
 
     def __init__(self, root: Path, options: Options) -> None:
+        super().__init__(str(root), options)
         self.root = root
-        self.options = options
         self.data_folder = root  # the folder of the database and vector files in use
         self.store: Store | None = None
-        self.manifest: Manifest | None = None
-        self.model = options.model or DEFAULT_MODEL  # the model to load: asked for, else the index's
         self.replica = VectorReplica(root, root)
-        self.notes: list[str] = []  # things worth telling the user, such as a rebuilt vector index
         self.locked = False  # this handle holds the writer lock
-        self._encoder: Encoder | None = None
+        self._scopes: dict[tuple[Where, str], search.Scope | None] = {}  # inside ``reading``
 
     # -- opening, locking, following a reindex ---------------------------------------------
 
@@ -135,6 +127,24 @@ class Handle:
             raise IndexNotFoundError(f"No index at {self.root}; run 'semsearch ingest DIR' first")
         return self.store, self.manifest
 
+    def rebuild(self, options: Options, chunking: ChunkSettings | None) -> Handle:
+        new = Handle(self.root, options)
+        new.build_in(_resume_or_start(self.root, options.model or self.model, chunking))
+        return new
+
+    def switch_to(self, new: Backend) -> None:
+        assert isinstance(new, Handle)
+        publish(self.root, new.data_folder)
+        old = self.data_folder
+        self.release()
+        discard_folder(self.root, old)
+        self.adopt(new)
+
+    def discard(self, new: Backend) -> None:
+        assert isinstance(new, Handle)
+        new.release()
+        discard_folder(self.root, new.data_folder)
+
     def adopt(self, other: Handle) -> None:
         """Take over another handle's data (the result of a reindex); ``other`` lets go of it."""
         self.release()
@@ -144,34 +154,20 @@ class Handle:
         self.notes.extend(other.notes)
         other.store = None
 
-    # -- the model ---------------------------------------------------------------------------
-
-    def encoder(self) -> Encoder:
-        """The embedding pipeline, loaded on first use (and checked against the manifest)."""
-        if self._encoder is None:
-            from ..embedding.encoder import Encoder
-
-            revision = self.manifest.model.revision if self.manifest else None
-            encoder = Encoder.load(self.model, self.options.device, revision=revision, fp32=self.options.fp32)
-            if self.manifest is not None:
-                manifests.check_model(encoder, self.manifest, self.model, self.root)
-            self._encoder = encoder
-        return self._encoder
-
-    def share_encoder(self, other: Handle) -> None:
-        """Use ``other``'s loaded model, if any (another handle on the same index)."""
-        self._encoder = other._encoder
-
     # -- writing -----------------------------------------------------------------------------
 
-    def plan_manifest(self) -> Manifest:
-        """The manifest a new index will get; checks the options before anything is written."""
-        return manifests.plan(self.encoder(), self.options.chunking, self.options.index_type)
+    def own_paths(self) -> list[Path]:
+        return [self.root]
+
+    def create(self) -> None:
+        self.writable_store()
 
     def writable_store(self) -> Store:
         """The store, created with its manifest for a new index. Hold the lock."""
         if self.store is None:
             self.store = Store.open(self.data_folder, create=True)
+            if self.manifest is not None and self.store.manifest() is None:  # given: a migration's
+                self.store.set_manifest(self.manifest)
         if self.manifest is None:
             planned = self.plan_manifest()
             self.store.set_manifest(planned)
@@ -188,7 +184,7 @@ class Handle:
         store, _ = self.require()
         self.replica.committed(store)
 
-    def delete(self, paths: list[str]) -> int:
+    def delete(self, paths: Sequence[str]) -> int:
         """Delete documents from the database, then from the vector index; how many chunks went.
         Hold the lock."""
         store, _ = self.require()
@@ -201,6 +197,9 @@ class Handle:
         vectors.remove(np.array(ids, dtype=np.int64))
         self.replica.committed(store)
         return len(ids)
+
+    def save(self) -> None:
+        self.save_vectors()
 
     def save_vectors(self) -> None:
         """Save the vector index as the file of the current state. Holding the lock, first record
@@ -215,3 +214,155 @@ class Handle:
                 self.store.set_manifest(self.manifest)
             self.replica.reshape(self.store, self.manifest.index_type, self.manifest.model.dimension, self.notes)
         self.replica.save(self.store, self.locked)
+
+    def commit(self, published: Sequence[Published], staged: Sequence[Staged]) -> None:
+        """One SQLite transaction: the published documents replace their old rows, chunks and
+        vectors, and ``staged`` is kept; then the same change in the vector index."""
+        store = self.writable_store()
+        vectors = self.vectors()
+        old = store.chunk_ids_of([p.document.path for p in published])
+        added: list[int] = []
+        with store.transaction(visible=bool(published)):
+            for item in published:
+                added.extend(store.put_document(item.document, item.chunks, item.vectors))
+            store.unstage([item.document.content_hash for item in published if not item.reused])
+            for part in staged:
+                store.stage(part.content_hash, part.path, part.rows, part.vectors)
+        if published:
+            vectors.remove(np.array(old, dtype=np.int64))
+            vectors.add(np.array(added, dtype=np.int64), np.concatenate([item.vectors for item in published]))
+            self.committed()
+
+    # -- the ledger, staged work ---------------------------------------------------------------
+
+    def documents(self, under: Sequence[Path] = ()) -> dict[str, Document]:
+        return self.store.documents(under) if self.store is not None else {}
+
+    def find_content(self, content_hash: str) -> tuple[list[Chunk], np.ndarray] | None:
+        store, manifest = self.require()
+        return store.find_content(content_hash, manifest.model.dimension)
+
+    def staged(self, content_hash: str) -> dict[int, tuple[int, int, np.ndarray]]:
+        store, manifest = self.require()
+        return store.staged(content_hash, manifest.model.dimension)
+
+    def staged_files(self) -> dict[str, set[str]]:
+        return self.store.staged_files() if self.store is not None else {}
+
+    def unstage(self, content_hashes: Sequence[str]) -> None:
+        store, _ = self.require()
+        with store.transaction(visible=False):
+            store.unstage(content_hashes)
+
+    def chunk_count(self) -> int:
+        return self.store.counts()["chunks"] if self.store is not None else 0
+
+    # -- searching -------------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One SQLite snapshot; the vector index is brought up to it on first use."""
+        store, _ = self.require()
+        with store.snapshot():
+            self._scopes = {}
+            try:
+                yield
+            finally:
+                self._scopes = {}
+
+    def _scope(self, where: Where | None, base: str) -> search.Scope | None:
+        if where is None or where.empty:
+            return None
+        if (where, base) not in self._scopes:
+            self._scopes[(where, base)] = search.scope(self.require()[0], where, base)
+        return self._scopes[(where, base)]
+
+    def dense(self, embedded: np.ndarray, depth: int, where: Where | None, base: str) -> list[Candidates]:
+        store, _ = self.require()
+        return search.dense_candidates(self.vectors(), store, embedded, depth, self._scope(where, base))
+
+    def lexical(self, text: str, depth: int, where: Where | None, base: str) -> Candidates:
+        store, _ = self.require()
+        within = self._scope(where, base)
+        expression = match_expression(text)
+        if not expression or (within is not None and not within.documents):
+            return []
+        return store.lexical_search(expression, depth, within.documents if within else None)
+
+    def chunks(self, ids: Sequence[int]) -> Mapping[int, ChunkRow]:
+        return self.require()[0].chunks(ids)
+
+    def neighbours(self, windows: Sequence[tuple[int, int, int]]) -> list[ChunkRow]:
+        return self.require()[0].neighbours(windows)
+
+    def passes(self, where: Where, base: str) -> bool:
+        found = search.scope(self.require()[0], where, base)
+        return found is None or bool(found.documents)
+
+    def suffixes(self) -> list[str]:
+        return self.require()[0].suffixes()
+
+    # -- looking after it ------------------------------------------------------------------------
+
+    def check(self) -> list[Check]:
+        """SQLite sound, each chunk with one vector in SQLite and in the current vector file and
+        the reverse, no orphan documents (``storage.consistency.checks``), under the lock."""
+        with self.lock():
+            store, manifest = self.require()
+            return checks(store, self.data_folder, manifest.model.dimension)
+
+    def repair(self) -> list[Check]:
+        """Rebuild the vector index from the stored vectors (as the structure asked for), bring
+        the lexical index in step with the chunks, then ``check``."""
+        with self.lock():
+            store, manifest = self.require()
+            dimension, count = manifest.model.dimension, len(store.chunk_ids())
+            structure = choose(self.options.index_type or manifest.index_type, count, dimension, gpu_available())
+            self.replica.rebuild(store, dimension, structure)
+            self.save_vectors()
+            store.repair_lexical()
+            return self.check()
+
+    def info(self) -> IndexInfo:
+        self.follow()
+        store, _ = self.require()
+        with store.snapshot():
+            counts = store.counts()
+            vectors = self.vectors()
+        self.save_vectors()
+        size = sum(f.stat().st_size for f in self.data_folder.iterdir() if f.is_file())
+        self.location = str(self.root.resolve())
+        found = describe_info(self, counts["chunks"], counts["documents"], vectors.describe(), vectors.device, size)
+        self.location = str(self.root)
+        return found
+
+    def export(self, paths: Sequence[str]) -> Iterator[Published]:
+        store, manifest = self.require()
+        with store.snapshot():
+            documents = store.documents()
+            for path in paths:
+                document = documents.get(path)
+                found = store.document_chunks(path, manifest.model.dimension) if document else None
+                if document is not None and found is not None:
+                    yield Published(document, *found)
+
+
+def _resume_or_start(root: Path, model: str, chunking: ChunkSettings | None) -> Path:
+    """An unfinished rebuild with the same model (and chunking, if given) to resume, else a new
+    folder; other unfinished rebuilds are deleted."""
+    chosen: Path | None = None
+    for folder in pending_builds(root):
+        try:
+            store = Store.open(folder)
+            manifest = store.manifest()
+            store.close()
+        except Exception:  # a damaged leftover, whatever the damage, is simply started over
+            manifest = None
+        resumable = (
+            manifest is not None and manifests.same_model(model, manifest) and chunking in (None, manifest.chunking)
+        )
+        if chosen is None and resumable:
+            chosen = folder
+        else:
+            discard_folder(root, folder)
+    return chosen or build_folder(root)

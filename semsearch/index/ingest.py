@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import DEFAULT_MAX_FILE_BYTES, ChunkSettings
+from ..config import DEFAULT_MAX_FILE_BYTES
 from ..documents.formats import SUFFIXES
 from ..documents.prepare import Loaded, Prepared, Unchanged, cut, read
 from ..documents.reading import is_within
@@ -31,9 +31,8 @@ from ..documents.sharding import Shard
 from ..documents.walk import Walk, walk
 from ..errors import Interrupted, NothingToIngestError
 from ..results import REFUSED, IngestReport, Skipped
-from ..storage.store import Store
+from .backend import Backend
 from .batch import Batch
-from .handle import Handle
 from .progress import Progress
 from .readahead import ReadAhead
 
@@ -44,7 +43,7 @@ __all__ = ["ingest", "ingest_walked"]
 
 
 def ingest(
-    handle: Handle,
+    handle: Backend,
     paths: Sequence[str | os.PathLike[str]],
     *,
     progress: bool | None = False,
@@ -58,7 +57,7 @@ def ingest(
     started = time.perf_counter()
     found = walk(
         [Path(p) for p in paths],
-        exclude=[handle.root],
+        exclude=handle.own_paths(),
         patterns=exclude,
         within=[Path(w) for w in within],
         ignore_files=ignore_files,
@@ -67,7 +66,7 @@ def ingest(
 
 
 def ingest_walked(
-    handle: Handle,
+    handle: Backend,
     found: Walk,
     started: float,
     progress: bool | None,
@@ -76,7 +75,7 @@ def ingest_walked(
 ) -> IngestReport:
     """Ingest what a walk found into the index of ``handle`` (with ``shard``, only its share)."""
     # fail on bad input and options here, before the index folder is created
-    if not found.files and not (handle.store and handle.store.documents(found.folders)):
+    if not found.files and not handle.documents(found.folders):
         where = ", ".join(str(p) for p in found.folders) or "the given files"
         raise NothingToIngestError(f"No files of a type semsearch reads ({' '.join(SUFFIXES)}) to ingest in {where}")
     if shard is not None:
@@ -88,9 +87,9 @@ def ingest_walked(
         try:
             _run(handle, found, report, progress, stop, max_file_bytes, shard)
         except Interrupted:
-            handle.save_vectors()
+            handle.save()
             report.seconds = round(time.perf_counter() - started, 3)
-            report.chunks_total = handle.store.counts()["chunks"] if handle.store else 0
+            report.chunks_total = handle.chunk_count()
             raise Interrupted(_stopped(report), report) from None
     report.seconds = round(time.perf_counter() - started, 3)
     return report
@@ -106,7 +105,7 @@ def _stopped(report: IngestReport) -> str:
 
 
 def _run(
-    handle: Handle,
+    handle: Backend,
     found: Walk,
     report: IngestReport,
     progress: bool | None,
@@ -114,13 +113,13 @@ def _run(
     max_bytes: int | None,
     shard: Shard | None = None,
 ) -> None:
-    store = handle.writable_store()
-    known = store.documents(found.folders)
+    handle.create()
+    known = handle.documents(found.folders)
     if shard is not None:  # the other shares' documents are other workers' business
         known = {path: document for path, document in known.items() if shard.holds(path)}
     given = {str(f) for f in found.files}
-    known.update({p: d for p, d in store.documents().items() if p in given})
-    settings = handle.manifest.chunking if handle.manifest else ChunkSettings()
+    known.update({p: d for p, d in handle.documents().items() if p in given})
+    manifest = handle.require_manifest()
     model = LazyEncoder(handle)
 
     def prepared(path: Path) -> Prepared | Unchanged | Skipped:
@@ -128,14 +127,14 @@ def _run(
         if not isinstance(item, Loaded):
             return item
         encoder = model.get()  # something changed: now the model is needed
-        chunks = cut(item, encoder.token_spans, settings, encoder.max_text_tokens, encoder.token_counts)
+        chunks = cut(item, encoder.token_spans, manifest.chunking, encoder.max_text_tokens, encoder.token_counts)
         if isinstance(chunks, Prepared):  # tokenized for the model here too, off the encoder's path
             return replace(chunks, inputs=encoder.tokenize([c.text for c in chunks.chunks]))
         return chunks
 
     kept: set[str] = set()
     with Progress(found.files, known, progress) as bar, ReadAhead(prepared, found.files, stop) as items:
-        batch = Batch(store, handle.vectors(), model.get, report, stop, bar, handle.committed)
+        batch = Batch(handle, manifest.model.dimension, model.get, report, stop, bar)
         for path, item in items:
             if isinstance(item, Skipped):
                 report.skipped.append(item)
@@ -154,9 +153,9 @@ def _run(
     report.files_removed = len(stale)
     # still there, but no longer walked: left out by an exclude pattern or an ignore file now
     report.files_removed_excluded = sum(1 for p in stale if os.path.lexists(p))
-    _clean_staged(store, found, report.skipped, shard)
-    handle.save_vectors()
-    report.chunks_total = store.counts()["chunks"]
+    _clean_staged(handle, found, report.skipped, shard)
+    handle.save()
+    report.chunks_total = handle.chunk_count()
 
 
 def _kept_despite_skip(path: str, skipped: list[Skipped]) -> bool:
@@ -178,7 +177,7 @@ def _share(found: Walk, shard: Shard) -> Walk:
     )
 
 
-def _clean_staged(store: Store, found: Walk, skipped: list[Skipped], shard: Shard | None = None) -> None:
+def _clean_staged(handle: Backend, found: Walk, skipped: list[Skipped], shard: Shard | None = None) -> None:
     """Drop staged chunks no file needs any more: after a whole run every file it walked is
     published, so what is still staged under those paths (or under paths gone from disk) is of
     content that has since changed. A file skipped this time keeps its staged work, and so does
@@ -186,22 +185,21 @@ def _clean_staged(store: Store, found: Walk, skipped: list[Skipped], shard: Shar
     given = {str(f) for f in found.files}
     passed = {s.path for s in skipped}
     stale: set[str] = set()
-    for path, hashes in store.staged_files().items():
+    for path, hashes in handle.staged_files().items():
         if shard is not None and not shard.holds(path):
             continue
         walked = path in given or any(is_within(path, str(folder)) for folder in found.folders)
         if (walked or not os.path.lexists(path)) and path not in passed:
             stale |= hashes
     if stale:
-        with store.transaction(visible=False):
-            store.unstage(sorted(stale))
+        handle.unstage(sorted(stale))
 
 
 class LazyEncoder:
     """The index's encoder, loaded on first use by whichever thread needs it first: an ingest
     with nothing to embed never imports torch."""
 
-    def __init__(self, handle: Handle) -> None:
+    def __init__(self, handle: Backend) -> None:
         self.handle = handle
         self.lock = threading.Lock()
 

@@ -25,6 +25,12 @@ def same_model(model: str, manifest: Manifest) -> bool:
     return False
 
 
+def same_pipeline_info(one: Manifest, other: Manifest) -> bool:
+    """Whether two indexes hold vectors of the same model and chunks cut the same way."""
+    pipeline = (one.model.fingerprint, one.model.dimension, one.chunking)
+    return pipeline == (other.model.fingerprint, other.model.dimension, other.chunking)
+
+
 def same_pipeline(encoder: Encoder, manifest: Manifest) -> bool:
     """Whether ``encoder`` computes what the index was built with (same files, same size)."""
     built = manifest.model
@@ -39,6 +45,11 @@ def read(store: Store, folder: Path, model: str | None, chunking: ChunkSettings 
         if store.counts()["chunks"]:
             raise IndexCorruptError(f"{store.path} has chunks but no manifest; rebuild the index into a new --index")
         return None
+    return checked(manifest, folder, model, chunking)
+
+
+def checked(manifest: Manifest, folder: Path | str, model: str | None, chunking: ChunkSettings | None) -> Manifest:
+    """``manifest``, once the ``model`` and ``chunking`` asked for (if any) are found to be its."""
     if model is not None and not same_model(model, manifest):
         raise ModelMismatchError(
             f"The index at {folder} was built with model '{manifest.model.model}' "
@@ -64,7 +75,7 @@ def plan(encoder: Encoder, chunking: ChunkSettings | None, index_type: str | Non
     return Manifest(model=encoder.info, chunking=chunking, index_type=index_type or "auto")
 
 
-def check_model(encoder: Encoder, manifest: Manifest, model: str, folder: Path) -> None:
+def check_model(encoder: Encoder, manifest: Manifest, model: str, folder: Path | str) -> None:
     """ModelMismatchError when ``encoder`` (loaded from ``model``) is not what the index was
     built with: the model's files changed under its name."""
     if not same_pipeline(encoder, manifest):

@@ -1,5 +1,5 @@
 """Answering queries on an open index: embed the dense ones together, then rank inside one
-snapshot of the database (``retrieval.search``), with notes on what the user should know."""
+consistent state of the backend (``retrieval.search``), with notes on what the user should know."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from ..query import Query
 from ..results import Hit
 from ..retrieval import search
-from .handle import Handle
+from .backend import Backend
 
 
-def answer(handle: Handle, queries: Sequence[Query], base: str | os.PathLike[str] | None = None) -> list[list[Hit]]:
+def answer(handle: Backend, queries: Sequence[Query], base: str | os.PathLike[str] | None = None) -> list[list[Hit]]:
     """The hits of each query, embedding all the dense ones in one batch. Relative path filters
     are taken relative to ``base`` (default: the working directory)."""
     handle.follow()
-    store, _ = handle.require()  # no index yet: say so, rather than find nothing
+    handle.require_manifest()  # no index yet: say so, rather than find nothing
     dense_texts = list(dict.fromkeys(q.text for q in queries if q.dense))
     embedded = {}
     if dense_texts:
@@ -24,17 +24,17 @@ def answer(handle: Handle, queries: Sequence[Query], base: str | os.PathLike[str
         _note_long_queries(handle, dense_texts)
         embedded = dict(zip(dense_texts, encoder.encode(dense_texts), strict=True))
     folder = os.fspath(base if base is not None else os.getcwd())
-    with store.snapshot():
-        hits = search.rank(store, handle.vectors, queries, embedded, folder)
+    with handle.reading():
+        hits = search.rank(handle, queries, embedded, folder)
         for where in dict.fromkeys(q.where for q, found in zip(queries, hits, strict=True) if q.where and not found):
-            if (why := search.unmatched(store, where, folder)) and why not in handle.notes:
+            if (why := search.unmatched(handle, where, folder)) and why not in handle.notes:
                 handle.notes.append(why)
     if dense_texts:
-        handle.save_vectors()
+        handle.save()
     return hits
 
 
-def _note_long_queries(handle: Handle, queries: list[str]) -> None:
+def _note_long_queries(handle: Backend, queries: list[str]) -> None:
     encoder = handle.encoder()
     limit = encoder.max_text_tokens - len(encoder.token_spans([encoder.prompt])[0])
     for number, spans in enumerate(encoder.token_spans(queries), 1):

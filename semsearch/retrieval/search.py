@@ -1,9 +1,9 @@
-"""Ranking queries inside one snapshot of the index (``rank``): filters, the dense and lexical
-candidates, fusion, hits and context passages.
+"""Ranking queries (``rank``) over any backend: the dense and lexical candidates it gives,
+fusion, hits and context passages; and the local backend's filtered dense search.
 
 A filter (``query.Where``) narrows the documents first; the dense and lexical candidates are
 then drawn from those documents only, so a filter never leaves fewer than k hits while more
-match. The lexical side filters inside its SQL. The dense side asks the vector index for more
+match. Locally the lexical side filters inside its SQL. The dense side asks FAISS for more
 neighbours than it needs, drops those outside the filter and asks again, deeper, while too few
 are left; a narrow filter (or an approximate index that runs dry) is answered exactly instead,
 from the stored vectors of the chunks it allows.
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from ..documents.terms import match_expression
 from ..query import Query, Where
 from ..results import Hit
 from ..storage.rows import ChunkRow
@@ -42,26 +42,30 @@ class Scope:
     chunks: int
 
 
-def rank(
-    store: Store,
-    vectors: Callable[[], FaissIndex],
-    queries: Sequence[Query],
-    embedded: Mapping[str, np.ndarray],
-    base: str,
-) -> list[list[Hit]]:
-    """The hits of each query, inside one snapshot of ``store``: ``vectors`` gives the vector
-    index as of that snapshot, ``embedded`` each dense query's vector, ``base`` the folder
-    relative path filters start from."""
-    scopes = {q.where: scope(store, q.where, base) for q in queries}
-    dense = _dense_all(store, vectors, queries, scopes, embedded)
+class Source(Protocol):
+    """What ranking reads from a backend (``index.backend.Backend`` is one)."""
+
+    def dense(self, embedded: np.ndarray, depth: int, where: Where | None, base: str) -> list[Candidates]: ...
+    def lexical(self, text: str, depth: int, where: Where | None, base: str) -> Candidates: ...
+    def chunks(self, ids: Sequence[int]) -> Mapping[int, ChunkRow]: ...
+    def neighbours(self, windows: Sequence[tuple[int, int, int]]) -> list[ChunkRow]: ...
+    def passes(self, where: Where, base: str) -> bool: ...
+    def suffixes(self) -> list[str]: ...
+
+
+def rank(source: Source, queries: Sequence[Query], embedded: Mapping[str, np.ndarray], base: str) -> list[list[Hit]]:
+    """The hits of each query from ``source`` (read inside one consistent state of it):
+    ``embedded`` holds each dense query's vector, ``base`` is the folder relative path filters
+    start from. Dense queries with the same filter are searched together."""
+    dense = _dense_all(source, queries, embedded, base)
     rankings = []
     for query, found in zip(queries, dense, strict=True):
-        lexical = _lexical(store, query, scopes[query.where]) if query.lexical else []
+        lexical = source.lexical(query.text, _depth(query), query.where, base) if query.lexical else []
         both = query.dense and query.lexical
         rankings.append(fuse(found, lexical, query.rrf_k) if both else single(found or lexical, lexical=query.lexical))
-    rows = store.chunks(sorted({r.chunk_id for ranking in rankings for r in ranking}))
+    rows = source.chunks(sorted({r.chunk_id for ranking in rankings for r in ranking}))
     hits = [to_hits(r, rows, q.text, q.k, q.min_score) for r, q in zip(rankings, queries, strict=True)]
-    return [_widen(store, q, h, rows) if q.context else h for q, h in zip(queries, hits, strict=True)]
+    return [_widen(source, q, h, rows) if q.context else h for q, h in zip(queries, hits, strict=True)]
 
 
 def _depth(query: Query) -> int:
@@ -70,11 +74,7 @@ def _depth(query: Query) -> int:
 
 
 def _dense_all(
-    store: Store,
-    vectors: Callable[[], FaissIndex],
-    queries: Sequence[Query],
-    scopes: Mapping[Where | None, Scope | None],
-    embedded: Mapping[str, np.ndarray],
+    source: Source, queries: Sequence[Query], embedded: Mapping[str, np.ndarray], base: str
 ) -> list[Candidates]:
     """Dense candidates of each query (none for a lexical one), searched together per filter."""
     found: list[Candidates] = [[] for _ in queries]
@@ -82,63 +82,48 @@ def _dense_all(
     for number, query in enumerate(queries):
         if query.dense:
             groups.setdefault(query.where, []).append(number)
-    if not groups:
-        return found
-    index = vectors()
     for where, numbers in groups.items():
         depth = max(_depth(queries[n]) for n in numbers)
         matrix = np.stack([embedded[queries[n].text] for n in numbers])
-        for number, row in zip(numbers, dense_candidates(index, store, matrix, depth, scopes[where]), strict=True):
+        for number, row in zip(numbers, source.dense(matrix, depth, where, base), strict=True):
             found[number] = row[: _depth(queries[number])]
     return found
 
 
-def _lexical(store: Store, query: Query, within: Scope | None) -> Candidates:
-    expression = match_expression(query.text)
-    if not expression or (within is not None and not within.documents):
-        return []
-    return store.lexical_search(expression, _depth(query), within.documents if within else None)
-
-
-def _widen(store: Store, query: Query, hits: list[Hit], rows: Mapping[int, ChunkRow]) -> list[Hit]:
+def _widen(source: Source, query: Query, hits: list[Hit], rows: Mapping[int, ChunkRow]) -> list[Hit]:
     """``hits`` as passages with ``query.context`` neighbouring chunks (see passages.py)."""
     spans = passages.windows(hits, rows, query.context)
-    return passages.merge(hits, rows, store.neighbours(spans), query.context, query.text)
+    return passages.merge(hits, rows, source.neighbours(spans), query.context, query.text)
 
 
 def scope(store: Store, where: Where | None, base: str) -> Scope | None:
-    """What ``where`` lets through; None when that is every document."""
+    """What ``where`` lets through in the local store; None when that is every document."""
     if where is None or where.empty:
         return None
     found, chunks, total = store.matching_documents(where, base)
     return None if len(found) == total else Scope(found, chunks)
 
 
-def unmatched(store: Store, where: Where, base: str) -> str | None:
+def unmatched(source: Source, where: Where, base: str) -> str | None:
     """Why ``where`` lets no document through, naming each filter that matches none; None when
     some document passes it."""
-    if _passes(store, where, base):
+    if source.passes(where, base):
         return None
     parts: list[tuple[Where, str]] = []
     if where.paths:
         patterns = ", ".join(repr(p) for p in where.paths)
         parts.append((Where(paths=where.paths), f"the path filter {patterns}"))
     if where.types:
-        indexed = ", ".join(store.suffixes()) or "none"
+        indexed = ", ".join(source.suffixes()) or "none"
         types = ", ".join(repr(t) for t in where.types)
         parts.append((Where(types=where.types), f"the type filter {types} (types indexed: {indexed})"))
     if where.modified_after is not None or where.modified_before is not None:
         span = Where(modified_after=where.modified_after, modified_before=where.modified_before)
         parts.append((span, "the modification-time filter"))
-    empty = [text for part, text in parts if not _passes(store, part, base)]
+    empty = [text for part, text in parts if not source.passes(part, base)]
     if empty:
         return f"No indexed document matches {'; nor '.join(empty)}"
     return "No indexed document passes all the filters together"
-
-
-def _passes(store: Store, where: Where, base: str) -> bool:
-    found = scope(store, where, base)
-    return found is None or bool(found.documents)
 
 
 def dense_candidates(

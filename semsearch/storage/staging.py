@@ -1,21 +1,57 @@
-"""Staged embeddings: the vectors of chunks of a file not yet wholly embedded, kept across a
-stop so that a rerun embeds only the rest. Part of the store (``Store`` is a ``Staging``)."""
+"""Embeddings kept for reuse: staged ones, the vectors of chunks of a file not yet wholly
+embedded, kept across a stop so that a rerun embeds only the rest; and an indexed document's
+chunks with their vectors, for a renamed or copied file and for a migration. Part of the store
+(``Store`` is a ``Staging``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlite_utils
 
+from ..documents.chunking import Chunk
 from .guard import guarded
 from .rows import loaded, stored
+
+_DOCUMENT_CHUNKS = (
+    'SELECT id, text, start, "end", line, tokens, page, heading FROM chunks WHERE document_id = ? ORDER BY seq'
+)
 
 
 class Staging:
     db: sqlite_utils.Database
     path: Path
+
+    def iter_vectors(
+        self, dimension: int, ids: Sequence[int] | None = None, batch: int = 10_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        raise NotImplementedError  # the store's
+
+    @guarded
+    def find_content(self, content_hash: str, dimension: int) -> tuple[list[Chunk], np.ndarray] | None:
+        """The chunks and vectors of an indexed document with this content, if there is one."""
+        return self._document_chunks("content_hash", content_hash, dimension)
+
+    @guarded
+    def document_chunks(self, path: str, dimension: int) -> tuple[list[Chunk], np.ndarray] | None:
+        """The chunks, in order, and vectors of the document at ``path``, if it is indexed whole."""
+        return self._document_chunks("path", stored(path), dimension)
+
+    def _document_chunks(self, column: str, value: Any, dimension: int) -> tuple[list[Chunk], np.ndarray] | None:
+        row = self.db.execute(f"SELECT id FROM documents WHERE {column} = ? LIMIT 1", [value]).fetchone()
+        if row is None:
+            return None
+        rows = self.db.execute(_DOCUMENT_CHUNKS, [row[0]]).fetchall()
+        found = list(self.iter_vectors(dimension, [r[0] for r in rows]))
+        ids = np.concatenate([f[0] for f in found]) if found else np.zeros(0, dtype=np.int64)
+        if not rows or len(ids) != len(rows):
+            return None  # a damaged copy: embed again rather than spread the damage
+        by_id = {int(i): n for n, i in enumerate(ids)}
+        matrix = np.concatenate([f[1] for f in found])
+        return [Chunk(*r[1:]) for r in rows], matrix[[by_id[r[0]] for r in rows]]
 
     @guarded
     def stage(self, content_hash: str, path: str, rows: Sequence[tuple[int, int, int]], vectors: np.ndarray) -> None:

@@ -37,6 +37,9 @@ from .staging import Staging
 
 State = tuple[int, str]  # a committed state of the database: (generation, token)
 STATES_KEPT = 100_000  # states remembered: a vector file older than that is rebuilt, not synced
+_DOCUMENT_CHUNKS = (
+    'SELECT id, text, start, "end", line, tokens, page, heading FROM chunks WHERE document_id = ? ORDER BY seq'
+)
 
 
 class Store(Staging):
@@ -353,26 +356,6 @@ class Store(Staging):
         return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
 
     @guarded
-    def find_content(self, content_hash: str, dimension: int) -> tuple[list[Chunk], np.ndarray] | None:
-        """The chunks and vectors of an indexed document with this content, if there is one."""
-        row = self.db.execute("SELECT id FROM documents WHERE content_hash = ? LIMIT 1", [content_hash]).fetchone()
-        if row is None:
-            return None
-        sql = (
-            'SELECT id, text, start, "end", line, tokens, page, heading FROM chunks WHERE document_id = ? ORDER BY seq'
-        )
-        rows = self.db.execute(sql, [row[0]]).fetchall()
-        if not rows:
-            return None
-        found = list(self.iter_vectors(dimension, [r[0] for r in rows]))
-        ids = np.concatenate([f[0] for f in found]) if found else np.zeros(0, dtype=np.int64)
-        if len(ids) != len(rows):
-            return None  # a damaged copy: embed again rather than spread the damage
-        by_id = {int(i): n for n, i in enumerate(ids)}
-        matrix = np.concatenate([f[1] for f in found])
-        return [Chunk(*r[1:]) for r in rows], matrix[[by_id[r[0]] for r in rows]]
-
-    @guarded
     def lexical_search(
         self, expression: str, limit: int, documents: Sequence[int] | None = None
     ) -> list[tuple[int, float]]:
@@ -423,7 +406,5 @@ class Store(Staging):
 
     @guarded
     def counts(self) -> dict[str, int]:
-        return {
-            name: int(self.db.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
-            for name in ("documents", "chunks", "vectors")
-        }
+        tables = ("documents", "chunks", "vectors")
+        return {name: int(self.db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]) for name in tables}

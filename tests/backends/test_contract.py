@@ -1,0 +1,204 @@
+"""The backend contract, on every backend (``conftest.BACKENDS``): the same ingest, search,
+filters, context, check and repair behaviour, checked against brute force over the vectors and
+terms the backend itself stores, and migration between backends with identical hits."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import location_for
+
+import semsearch
+from semsearch import Query, Where
+from semsearch.documents.formats import type_suffixes
+from semsearch.documents.terms import terms
+from semsearch.globs import glob_match, glob_regex, is_glob
+
+QUERIES = ["你是谁", "python packaging", "熊猫吃竹子", "coral reef bleaching"]
+FILTERS = [
+    None,
+    Where(paths=("science",)),
+    Where(paths=("**/*.md",)),
+    Where(types=("txt",)),
+    Where(modified_after=1_700_005_000.0),
+    Where(paths=("science", "大熊猫.md"), types=("md",)),
+]
+
+
+def dated(docs: Path) -> Path:
+    """Give the sample files distinct modification times, 1,000 s apart."""
+    for number, path in enumerate(sorted(p for p in docs.rglob("*") if p.is_file())):
+        os.utime(path, (1_700_000_000 + 1_000 * number,) * 2)
+    return docs
+
+
+def admitted(where: Where | None, path: str, mtime: float, base: Path) -> bool:
+    """``where`` as the documents say it works, applied by hand."""
+    if where is None:
+        return True
+    if where.paths:
+        either = []
+        for pattern in where.paths:
+            if is_glob(pattern):
+                full = pattern if pattern.startswith("**") else os.path.join(base, pattern)
+                either.append(glob_match(glob_regex(full), path))
+            else:
+                folder = os.path.join(base, pattern)
+                either.append(path == folder or path.startswith(folder + "/"))
+        if not any(either):
+            return False
+    if where.types and os.path.splitext(path)[1].lower().lstrip(".") not in {
+        s for t in where.types for s in type_suffixes(t)
+    }:
+        return False
+    if where.modified_after is not None and mtime < where.modified_after:
+        return False
+    return where.modified_before is None or mtime <= where.modified_before
+
+
+def untied(hits: list[semsearch.Hit]) -> tuple[int, list[tuple[str, int, int, float]]]:
+    """How many hits, and those scoring above the last one, ties put in source order: equal
+    scores are ordered by chunk id, and a migration gives chunks new ids."""
+    found = sorted(((h.source, h.start, h.end, round(h.score, 4)) for h in hits), key=lambda h: (-h[3], h[:3]))
+    return len(hits), [h for h in found if not hits or h[3] > round(hits[-1].score, 4)]
+
+
+def stored_chunks(index: semsearch.Index) -> list[tuple[str, int, int, str, float, np.ndarray]]:
+    """(path, start, end, text, mtime, vector) of every chunk, as the backend stores them."""
+    found = []
+    for item in index.handle.export(sorted(index.handle.documents())):
+        for chunk, vector in zip(item.chunks, item.vectors, strict=True):
+            found.append((item.document.path, chunk.start, chunk.end, chunk.text, item.document.mtime, vector))
+    return found
+
+
+@pytest.fixture
+def built(location: str, docs: Path, tiny_model: Path):
+    index = semsearch.open_index(location, str(tiny_model), device="cpu")
+    index.ingest([dated(docs)])
+    yield index
+    index.close()
+
+
+def test_ingest_reingest_rename_and_remove(built: semsearch.Index, docs: Path) -> None:
+    info = built.info()
+    assert (info.documents, info.chunks) == (12, built.handle.chunk_count()) and info.chunks > 12
+    again = built.ingest([docs])
+    assert (again.files_unchanged, again.chunks_embedded, again.files_added) == (12, 0, 0)
+    (docs / "大熊猫.md").rename(docs / "熊猫.md")
+    moved = built.ingest([docs])
+    assert (moved.files_added, moved.files_removed, moved.files_reused, moved.chunks_embedded) == (1, 1, 1, 0)
+    assert [h.source for h in built.search("熊猫", k=1, mode="lexical")] == [str(docs / "熊猫.md")]
+    report = built.remove([docs / "science"])
+    assert report.files_removed == 3 and report.chunks_removed > 0
+    assert not [h for h in built.search("coral reef", k=50) if "/science/" in h.source]
+    assert built.info().documents == 9 and all(c.ok for c in built.check())
+
+
+@pytest.mark.parametrize("where", FILTERS, ids=lambda w: "none" if w is None else repr(w)[6:40])
+def test_every_mode_and_filter_against_brute_force(built: semsearch.Index, docs: Path, where: Where | None) -> None:
+    chunks = stored_chunks(built)
+    allowed = [c for c in chunks if admitted(where, c[0], c[4], docs)]
+    assert allowed, "every filter here matches something"
+    vectors = np.stack([c[5] for c in allowed])
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for text in QUERIES:
+        queries = [Query(text, k=5, mode=mode, where=where) for mode in ("dense", "lexical", "hybrid")]
+        dense, lexical, hybrid = built.search_queries(queries, base=docs)
+        query = built.encoder.encode([text])[0]
+        scores = vectors @ (query / np.linalg.norm(query))
+        best = np.argsort(-scores, kind="stable")[:5]
+        assert [(h.source, h.start, h.end) for h in dense] == [allowed[i][:3] for i in best]
+        assert np.allclose([h.score for h in dense], scores[best], atol=1e-4)
+        wanted = set(terms(text))
+        matching = {c[:3] for c in allowed if wanted & set(terms(c[3]))}
+        assert {(h.source, h.start, h.end) for h in lexical} <= matching
+        assert len(lexical) == min(5, len(matching))
+        assert [h.score for h in lexical] == sorted((h.score for h in lexical), reverse=True)
+        assert len(hybrid) == min(5, len(allowed))
+        assert all(admitted(where, h.source, os.stat(h.source).st_mtime, docs) for h in hybrid)
+
+
+def test_context_widens_each_hit_with_its_neighbours(built: semsearch.Index) -> None:
+    hits = built.search("熊猫", k=3, mode="lexical", context=1)
+    assert hits
+    for hit in hits:
+        text = Path(hit.source).read_text(encoding="utf-8")
+        assert text[hit.start : hit.end] == hit.text and len(hit.chunk_ids) >= 2
+    alone = {h.chunk_id for h in built.search("熊猫", k=3, mode="lexical")}
+    assert alone <= {i for h in hits for i in h.chunk_ids}
+
+
+def test_check_and_repair_pass_on_a_sound_index(built: semsearch.Index) -> None:
+    assert all(c.ok for c in built.check()), built.check()
+    assert all(c.ok for c in built.repair())
+
+
+def test_shards_ingest_every_file_exactly_once(location: str, docs: Path, tiny_model: Path) -> None:
+    with semsearch.open_index(location, str(tiny_model), device="cpu") as index:
+        added = [index.ingest([docs], shard=(number, 3)).files_added for number in (1, 2, 3)]
+        assert sum(added) == 12 and all(added)
+        assert sorted(index.handle.documents()) == sorted(str(p) for p in docs.rglob("*") if p.is_file())
+        assert all(c.ok for c in index.check())
+
+
+def test_two_writers_on_disjoint_folders_at_once(location: str, docs: Path, tiny_model: Path) -> None:
+    first, second = docs / "science", docs.parent / "other"
+    second.mkdir()
+    for path in [p for p in docs.iterdir() if p.is_file()]:
+        path.rename(second / path.name)
+    errors: list[BaseException] = []
+
+    def write(folder: Path) -> None:
+        try:
+            with semsearch.open_index(location, str(tiny_model), device="cpu", wait=True) as index:
+                index.ingest([folder])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(folder,)) for folder in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with semsearch.open_index(location, create=False) as index:
+        assert len(index.handle.documents()) == 12 and all(c.ok for c in index.check())
+
+
+@pytest.mark.slow
+def test_migrate_both_ways_copies_without_embedding_and_finds_the_same(
+    backend: str, docs: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    other = "milvus-lite" if backend == "local" else "local"
+    source = location_for(backend, tmp_path, "source")
+    middle, back = location_for(other, tmp_path, "middle"), location_for(backend, tmp_path, "back")
+    with semsearch.open_index(source, str(tiny_model), device="cpu") as index:
+        index.ingest([dated(docs)])
+    first = semsearch.migrate(source, middle)
+    assert (first.documents_copied, first.documents_present) == (12, 0) and first.chunks_copied > 12
+    assert semsearch.migrate(source, middle).documents_copied == 0  # a rerun finds it all there
+    assert semsearch.migrate(middle, back).documents_copied == 12
+    found = {}
+    for where in (source, middle, back):
+        with semsearch.open_index(where, create=False, device="cpu") as index:
+            assert all(c.ok for c in index.check())
+            found[where] = {
+                (text, mode): untied(index.search(text, k=5, mode=mode))
+                for text in QUERIES
+                for mode in ("dense", "lexical", "hybrid")
+            }
+    for key, (count, hits) in found[source].items():
+        if key[1] != "hybrid":  # the same backend: the same hits, the same scores
+            assert found[back][key] == (count, hits), key
+        # hybrid ranks follow ties in BM25, which chunk ids order, and a migration renumbers chunks;
+        # BM25's formula differs between the two engines: the same number of hits, the same best
+        for other in (back, middle):
+            assert found[other][key][0] == count, (key, other)
+            assert [h[:3] for h in found[other][key][1][:1]] == [h[:3] for h in hits[:1]], (key, other)
+    dense = {key: hits for key, hits in found[source].items() if key[1] == "dense"}
+    assert {key: found[middle][key] for key in dense} == dense
