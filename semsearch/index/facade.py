@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..config import DEFAULT_MAX_FILE_BYTES, ChunkSettings, Manifest
-from ..errors import IndexClosedError, IndexNotFoundError
+from ..errors import IndexClosedError, IndexNotFoundError, InvalidOptionError
 from ..query import Query
 from ..results import Check, Hit, IndexInfo, IngestReport, MigrateReport, RemoveReport
-from ..storage.vectors import choose
+from ..storage.milvus.store import INDEX_TYPES as MILVUS_TYPES
+from ..storage.vectors import INDEX_TYPES, choose
 from . import maintenance, searching
 from .backend import Backend, Options
 from .handle import Handle
@@ -94,6 +95,10 @@ def backend_for(path: str | os.PathLike[str], options: Options) -> Backend:
         from .milvus import MilvusBackend
 
         return MilvusBackend(path, options)
+    if options.index_type is not None and options.index_type not in INDEX_TYPES and options.index_type in MILVUS_TYPES:
+        raise InvalidOptionError(
+            f"{options.index_type} is a Milvus index type; a local index takes {', '.join(INDEX_TYPES)}"
+        )
     if options.index_type is not None:
         choose(options.index_type, 0, 1, False)  # refuse an unknown type before anything is opened
     if os.path.exists(path) and not os.path.isdir(path):

@@ -1,0 +1,239 @@
+"""What only the Milvus backend has: locations and credentials, the Lite file's one process,
+versions (a reader never sees a file half-replaced or twice, the newer of two writers wins),
+check and repair of what a crash leaves, index types, a reindex, and the commands, the server
+and the retrievers on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import end_servers
+
+import semsearch
+from semsearch.errors import InvalidOptionError, MilvusError
+
+pytest.importorskip("milvus_lite")
+pytest.importorskip("pymilvus")
+
+from semsearch.index import milvus_data, milvus_upkeep  # noqa: E402
+from semsearch.storage.milvus.connection import TOKEN_VARIABLE, parse  # noqa: E402
+
+
+def lite(folder: Path, name: str = "index") -> str:
+    return f"milvus-lite:{folder / name}.db"
+
+
+@pytest.fixture
+def built(tmp_path: Path, docs: Path, tiny_model: Path) -> Iterator[semsearch.Index]:
+    index = semsearch.open_index(lite(tmp_path), str(tiny_model), device="cpu")
+    index.ingest([docs])
+    yield index
+    index.close()
+    assert end_servers(tmp_path, wait=2.0) == []
+
+
+# -- locations and credentials ----------------------------------------------------------------
+
+
+def test_locations_name_the_server_the_collection_and_the_lite_file(tmp_path: Path) -> None:
+    assert parse("milvus://db.example:19530/docs").uri == "http://db.example:19530"
+    assert parse("milvus://db.example:19530/docs").collection == "docs"
+    assert parse("milvus+https://x.zillizcloud.com:443/kb").uri == "https://x.zillizcloud.com:443"
+    assert parse("milvus://db:19530").collection == "semsearch"
+    found = parse(f"milvus-lite:{tmp_path}/a.db/notes")
+    assert (found.lite, found.collection) == (tmp_path / "a.db", "notes")
+    assert parse(f"milvus-lite:{tmp_path}/a.db").collection == "semsearch"
+    for bad, words in [
+        ("milvus://user:secret@db:19530/x", TOKEN_VARIABLE),
+        ("milvus://db/x", "HOST:PORT"),
+        ("milvus://db:19530/bad-name", "collection name"),
+        (f"milvus-lite:{tmp_path}/索引.db", "file name"),
+        (f"milvus-lite:{tmp_path}/a.sqlite", "ending in .db"),
+    ]:
+        with pytest.raises(InvalidOptionError, match=words):
+            semsearch.open_index(bad)
+
+
+def test_the_token_comes_from_the_environment_and_is_never_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymilvus
+
+    seen: dict[str, Any] = {}
+
+    class Refusing:
+        def __init__(self, **kwargs: Any) -> None:
+            seen.update(kwargs)
+            raise ConnectionError("connection refused\nmore detail")
+
+    monkeypatch.setattr(pymilvus, "MilvusClient", Refusing)
+    monkeypatch.setenv(TOKEN_VARIABLE, "root:Milvus")
+    with pytest.raises(MilvusError) as caught:
+        semsearch.open_index("milvus://db.example:19530/docs")
+    assert seen["token"] == "root:Milvus" and seen["uri"] == "http://db.example:19530"
+    assert str(caught.value) == "Milvus at http://db.example:19530/docs could not be reached: connection refused"
+    assert "Milvus" not in str(caught.value).split("reached")[0].replace("Milvus at", "")
+
+
+def test_a_lite_file_is_one_process_s_and_a_second_is_told_so(built: semsearch.Index, tmp_path: Path) -> None:
+    code = f"import semsearch; semsearch.open_index({lite(tmp_path)!r}, create=False)"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert other.returncode == 1 and "IndexLockedError" in other.stderr
+    assert "open in another process (Milvus Lite allows one)" in other.stderr
+    assert built.search("熊猫", k=1)  # the first process still has it
+
+
+# -- versions ---------------------------------------------------------------------------------
+
+
+def test_a_version_being_written_is_invisible_and_repair_deletes_it(built: semsearch.Index, docs: Path) -> None:
+    backend = built.handle
+    store = backend._require()
+    panda = str(docs / "大熊猫.md")
+    before = [(h.source, h.start) for h in built.search("熊猫", k=50, mode="lexical")]
+    # a writer killed after inserting a new version's chunks, before publishing it
+    item = next(backend.export([panda]))
+    rows = milvus_data.chunk_rows(panda, milvus_data.new_version(), item.document, item.chunks, item.vectors)
+    store.insert(store.chunks_name, rows)
+    after = [(h.source, h.start) for h in built.search("熊猫", k=50, mode="lexical")]
+    assert after == before and len(set(after)) == len(after)
+    checks = {c.name: c for c in built.check()}
+    assert all(c.ok for c in checks.values())
+    assert checks["only current versions stored"].detail.startswith(f"{len(rows)} chunk rows and 0 ledger rows")
+    built.repair()
+    assert milvus_upkeep.survey(store).orphans == []
+
+
+def test_the_newer_of_two_writers_of_one_file_wins_whole(
+    built: semsearch.Index, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = built.handle
+    panda = docs / "大熊猫.md"
+    item = next(backend.export([str(panda)]))
+    newer = semsearch.index.backend.Published(item.document, item.chunks[:2], item.vectors[:2])
+    backend.commit([newer], [])  # the newer version: two chunks
+    # a slower writer whose version is older publishes after it: it lost, and takes itself out
+    monkeypatch.setattr(milvus_data, "new_version", lambda: 1)
+    backend.commit([item], [])
+    hits = [h for h in built.search("熊猫", k=50, mode="lexical") if h.source == str(panda)]
+    assert 0 < len(hits) <= 2
+    survey = milvus_upkeep.survey(backend._require())
+    assert survey.orphans == [] and survey.superseded == [] and survey.broken == []
+
+
+def test_a_document_missing_chunks_fails_the_check_and_repair_takes_it_out(built: semsearch.Index, docs: Path) -> None:
+    backend = built.handle
+    store = backend._require()
+    panda = str(docs / "大熊猫.md")
+    first = min(h.chunk_id for h in built.search("熊猫", k=50, mode="lexical") if h.source == panda)
+    store.delete(store.chunks_name, f"id in [{first}]")
+    failed = [c for c in built.check() if not c.ok]
+    assert [c.name for c in failed] == ["every document's chunks present, once each"]
+    assert all(c.ok for c in built.repair())
+    assert built.notes[-1] == "1 documents were not whole and were taken out; ingest them again"
+    again = built.ingest([docs])
+    assert again.files_added == 1 and again.chunks_embedded > 0 and all(c.ok for c in built.check())
+
+
+# -- index types and a reindex ----------------------------------------------------------------
+
+
+def test_index_types_map_to_milvus_and_lite_refuses_what_it_cannot_build(
+    built: semsearch.Index, tmp_path: Path
+) -> None:
+    assert built.info().index_type == "FLAT in Milvus Lite"
+    with pytest.raises(InvalidOptionError, match="Milvus Lite builds only auto, flat, ivf; hnsw needs a Milvus server"):
+        semsearch.open_index(lite(tmp_path), index_type="hnsw")
+    with pytest.raises(InvalidOptionError, match="a Milvus index type"):
+        semsearch.open_index(tmp_path / "local", index_type="diskann")
+    built.close()
+    with semsearch.open_index(lite(tmp_path), index_type="ivf", device="cpu") as index:
+        before = [h.chunk_id for h in index.search("熊猫", k=5)]
+        assert all(c.ok for c in index.repair())
+        assert index.info().index_type == "IVF_FLAT in Milvus Lite" and index.manifest.index_type == "ivf"
+        assert [h.chunk_id for h in index.search("熊猫", k=5)] == before
+
+
+def test_a_reindex_builds_new_collections_and_switches_to_them(built: semsearch.Index, docs: Path) -> None:
+    old = built.handle._require().prefix
+    report = built.reindex(chunking=semsearch.ChunkSettings(chunk_tokens=64, overlap_tokens=8))
+    assert report.files_added == 12 and report.chunks_embedded == report.chunks_total
+    store = built.handle._require()
+    assert store.prefix != old and not store.client.has_collection(f"{old}_chunks")
+    assert built.manifest.chunking.chunk_tokens == 64 and all(c.ok for c in built.check())
+    assert built.search("熊猫", k=1, mode="lexical")[0].source == str(docs / "大熊猫.md")
+
+
+# -- the commands, the server, the retrievers --------------------------------------------------
+
+
+def run(*args: object) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")} | {"HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "semsearch", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_every_command_works_on_milvus(tmp_path: Path, docs: Path, tiny_model: Path) -> None:
+    where = lite(tmp_path)
+    ingest = run("ingest", docs, "--index", where, "--model", tiny_model, "--device", "cpu", "--json")
+    assert ingest.returncode == 0 and json.loads(ingest.stdout)["files_added"] == 12, ingest.stderr
+    query = run("query", "熊猫", "--index", where, "--mode", "hybrid", "--type", "md", "--context", "1", "--json")
+    assert query.returncode == 0 and json.loads(query.stdout)["results"], query.stderr
+    info = run("info", "--index", where, "--json")
+    assert json.loads(info.stdout)["documents"] == 12 and json.loads(info.stdout)["index_type"] == "FLAT in Milvus Lite"
+    assert run("info", "--check", "--index", where).returncode == 0
+    assert run("remove", docs / "science", "--index", where).stdout.startswith("removed 3 documents")
+    assert run("repair", "--index", where).returncode == 0
+    back = tmp_path / "local"
+    moved = run("migrate", where, back, "--json")
+    assert moved.returncode == 0 and json.loads(moved.stdout)["documents_copied"] == 9, moved.stderr
+    assert run("info", "--check", "--index", back).returncode == 0
+    missing = run("query", "熊猫", "--index", lite(tmp_path, "none"))
+    assert missing.returncode == 1 and missing.stderr.startswith("Error: No index at milvus-lite:")
+    assert end_servers(tmp_path) == []  # each process's server ended with it
+
+
+@pytest.mark.slow
+def test_the_server_and_the_retrievers_answer_from_milvus(built: semsearch.Index, tmp_path: Path, docs: Path) -> None:
+    import httpx
+
+    pytest.importorskip("langchain_core")
+    from semsearch.integrations.langchain import SemsearchRetriever
+
+    expected = [(h.source, h.start) for h in built.search("熊猫", k=3)]
+    retrieved = SemsearchRetriever(index=built, k=3).invoke("熊猫")
+    assert [(d.metadata["source"], d.metadata["start"]) for d in retrieved] == expected
+    built.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "semsearch", "serve", "--index", lite(tmp_path), "--port", str(port)]
+    server = subprocess.Popen([*command, "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                found = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "熊猫", "k": 3}, timeout=60)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    server.stderr.read() if server.stderr else ""
+                )
+                time.sleep(0.3)
+        assert [(h["source"], h["start"]) for h in found.json()["results"][0]["hits"]] == expected
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    assert end_servers(tmp_path) == []
