@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import end_servers
+from lite_servers import end_servers
 
 import semsearch
 from semsearch.errors import InvalidOptionError, MilvusError

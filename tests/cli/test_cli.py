@@ -345,7 +345,10 @@ def test_help_reads_like_a_well_made_cli(command: list[str]) -> None:
         assert "-k N" in text and "--mode <dense|lexical|hybrid>" in text and "[default: dense]" in text
         assert "--index DIR" in text and "--path GLOB" in text and "Usage: semsearch query [OPTIONS] [TEXT]" in text
     if command == ["ingest"]:
-        assert "--index-type <auto|flat|ivf|hnsw>" in text and "Usage: semsearch ingest [OPTIONS] [PATH]..." in text
+        assert (
+            "--index-type <auto|flat|ivf|hnsw|diskann|ivf_sq8|ivf_pq>" in text
+            and "Usage: semsearch ingest [OPTIONS] [PATH]..." in text
+        )
 
 
 def test_a_new_user_s_folder(built: tuple[Path, Path], tmp_path: Path) -> None:

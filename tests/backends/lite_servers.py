@@ -1,8 +1,9 @@
-"""The backends every contract test runs on: a local folder (SQLite + FAISS) and Milvus Lite 2.5
-(the real Milvus engine, embedded as a child ``milvus`` process). Milvus Lite stands in for a
-Milvus server here: one process per file, so "several processes" are several threads of one
-process sharing its server; a server or cluster has no such limit. Each test must leave no
-``milvus`` process behind: closing an index stops its server, and the fixture checks."""
+"""The backends every contract test runs on, and the Milvus Lite servers tests start: a local
+folder (SQLite + FAISS) and Milvus Lite 2.5 (the real Milvus engine, embedded as a child
+``milvus`` process). Milvus Lite stands in for a Milvus server here: one process per file, so
+"several processes" are several threads of one process sharing its server; a server or cluster
+has no such limit. Each test must leave no ``milvus`` process behind: closing an index stops its
+server, and the ``location`` fixture checks."""
 
 from __future__ import annotations
 
