@@ -138,7 +138,7 @@ class IndexInfo:
     chunks: int
     index_type: str
     index_device: str
-    size_bytes: int
+    size_bytes: int  # on disk; -1 where not known (a Milvus server)
     semsearch_version: str
 
     def to_dict(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def info(
         return
     for key, value in details.to_dict().items():
         if key == "size_bytes":
-            key, value = "size", f"{value / 1e6:.1f} MB"
+            key, value = "size", f"{value / 1e6:.1f} MB" if value >= 0 else "- (on the Milvus server)"
         elif key == "revision" and value is None:
             value = "- (a local model folder)"
         elif isinstance(value, list):

@@ -245,12 +245,15 @@ class Backend(ABC):
         """The published documents at ``paths`` with their chunks and stored vectors."""
 
 
-def describe_info(backend: Backend, chunks: int, documents: int, structure: str, device: str, size: int) -> IndexInfo:
-    """An ``IndexInfo`` from a backend's manifest and what it counts."""
+def describe_info(
+    backend: Backend, path: str, counts: tuple[int, int], structure: str, device: str, size: int
+) -> IndexInfo:
+    """An ``IndexInfo`` from a backend's manifest and what it counts: (documents, chunks)."""
     manifest = backend.require_manifest()
     model = manifest.model
+    documents, chunks = counts
     return IndexInfo(
-        path=backend.location,
+        path=path,
         model=model.model,
         revision=model.revision,
         dimension=model.dimension,

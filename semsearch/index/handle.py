@@ -331,10 +331,8 @@ class Handle(Backend):
             vectors = self.vectors()
         self.save_vectors()
         size = sum(f.stat().st_size for f in self.data_folder.iterdir() if f.is_file())
-        self.location = str(self.root.resolve())
-        found = describe_info(self, counts["chunks"], counts["documents"], vectors.describe(), vectors.device, size)
-        self.location = str(self.root)
-        return found
+        path, found = str(self.root.resolve()), (counts["documents"], counts["chunks"])
+        return describe_info(self, path, found, vectors.describe(), vectors.device, size)
 
     def export(self, paths: Sequence[str]) -> Iterator[Published]:
         store, manifest = self.require()

@@ -149,12 +149,13 @@ class MilvusBackend(MilvusData):
         store = self._require()
         ledger = [r for r in self._ledger("").values() if not r["deleted"]]
         lite = self.target.lite
-        size = (
-            sum(f.stat().st_size for f in ([lite] if lite.is_file() else lite.rglob("*")) if f.is_file()) if lite else 0
-        )
+        size = -1  # a server's: not known from here
+        if lite is not None:
+            size = sum(f.stat().st_size for f in ([lite] if lite.is_file() else lite.rglob("*")) if f.is_file())
         where = "Milvus Lite" if lite else "Milvus"
         structure = f"{store.vector_index()} in {where}"
-        return describe_info(self, sum(int(r["chunks"]) for r in ledger), len(ledger), structure, "milvus", size)
+        counts = (len(ledger), sum(int(r["chunks"]) for r in ledger))
+        return describe_info(self, self.target.shown, counts, structure, "milvus", size)
 
     def export(self, paths: Sequence[str]) -> Iterator[Published]:
         current = self._current([stored_path(p) for p in paths])

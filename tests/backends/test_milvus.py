@@ -79,7 +79,7 @@ def test_the_token_comes_from_the_environment_and_is_never_stored(monkeypatch: p
     with pytest.raises(MilvusError) as caught:
         semsearch.open_index("milvus://db.example:19530/docs")
     assert seen["token"] == "root:Milvus" and seen["uri"] == "http://db.example:19530"
-    assert str(caught.value) == "Milvus at http://db.example:19530/docs could not be reached: connection refused"
+    assert str(caught.value) == "Milvus at milvus://db.example:19530/docs could not be reached: connection refused"
     assert "Milvus" not in str(caught.value).split("reached")[0].replace("Milvus at", "")
 
 

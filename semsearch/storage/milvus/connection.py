@@ -47,11 +47,14 @@ class Target:
     uri: str
     collection: str
     lite: Path | None = None
+    scheme: str = "milvus"
 
     @property
     def shown(self) -> str:
-        """The location as shown to the user (never with a secret)."""
-        return f"milvus-lite:{self.lite}/{self.collection}" if self.lite else f"{self.uri}/{self.collection}"
+        """The location in its full form, as given to ``--index`` (there is never a secret in it)."""
+        if self.lite:
+            return f"milvus-lite:{self.lite}/{self.collection}"
+        return f"{self.scheme}://{self.uri.partition('://')[2]}/{self.collection}"
 
 
 def parse(location: str) -> Target:
@@ -77,7 +80,7 @@ def parse(location: str) -> Target:
     if not address or ":" not in address:
         raise InvalidOptionError(f"{location}: give the server as {scheme}://HOST:PORT/COLLECTION")
     protocol = "https" if scheme == "milvus+https" else "http"
-    return Target(f"{protocol}://{address}", _collection(collection or DEFAULT_COLLECTION, location))
+    return Target(f"{protocol}://{address}", _collection(collection or DEFAULT_COLLECTION, location), None, scheme)
 
 
 def _collection(name: str, location: str) -> str:
