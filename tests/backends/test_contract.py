@@ -4,6 +4,7 @@ terms the backend itself stores, and migration between backends with identical h
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from pathlib import Path
@@ -212,3 +213,43 @@ def test_migrate_both_ways_copies_without_embedding_and_finds_the_same(
             assert [h[:3] for h in found[other][key][1][:1]] == [h[:3] for h in hits[:1]], (key, other)
     dense = {key: hits for key, hits in found[source].items() if key[1] == "dense"}
     assert {key: found[middle][key] for key in dense} == dense
+
+
+def test_lexical_terms_fold_alike_on_every_backend(location: str, tmp_path: Path, tiny_model: Path) -> None:
+    folder = tmp_path / "terms"
+    folder.mkdir()
+    (folder / "wide.md").write_text("安装 ＰＹＴＨＯＮ　３．１２ 和 Ｃ＋＋ 编译器。", encoding="utf-8")
+    (folder / "other.md").write_text("安装 c 语言 3.11 和 java。", encoding="utf-8")
+    with semsearch.open_index(location, str(tiny_model), device="cpu") as index:
+        index.ingest([folder])
+        for query in ("python", "PYTHON", "3.12", "c++", "ｃ＋＋"):
+            hits = index.search(query, k=5, mode="lexical")
+            assert [Path(h.source).name for h in hits] == ["wide.md"], query
+
+
+def test_an_interrupted_migration_resumes_where_it_stopped(
+    backend: str, docs: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migration = importlib.import_module("semsearch.index.migrate")  # the module, not the function
+
+    source, target = location_for("local", tmp_path, "source"), location_for(backend, tmp_path, "target")
+    with semsearch.open_index(source, str(tiny_model), device="cpu") as index:
+        index.ingest([docs])
+    commits = []
+    real = migration._commit
+
+    def stop_after_one(target_backend, batch, report, bar) -> None:  # type: ignore[no-untyped-def]
+        if commits and batch:
+            raise KeyboardInterrupt
+        commits.append(len(batch))
+        real(target_backend, batch, report, bar)
+
+    monkeypatch.setattr(migration, "FLUSH_CHUNKS", 5)
+    monkeypatch.setattr(migration, "_commit", stop_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        semsearch.migrate(source, target)
+    monkeypatch.setattr(migration, "_commit", real)
+    resumed = semsearch.migrate(source, target)
+    assert resumed.documents_present == commits[0] and resumed.documents_copied == 12 - commits[0]
+    with semsearch.open_index(target, create=False) as index:
+        assert len(index.handle.documents()) == 12 and all(c.ok for c in index.check())
