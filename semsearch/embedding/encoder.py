@@ -1,112 +1,26 @@
 """The hand-assembled sentence-transformers pipeline: tokenizer + AutoModel + Pooling + Dense + Normalize.
 
-``modules.json`` decides the stages, each built from its own folder (see ``pipeline.py``). The
+``modules.json`` decides the stages (read by ``folder.py``), each built from its own folder
+(``stages.py``). The
 output equals ``SentenceTransformer(folder).encode(texts)``: float32, not normalised unless the
 folder lists a Normalize stage. Cosine similarity is the index's business, not the encoder's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import ModelInfo, tqdm_disable
 from ..errors import Interrupted, InvalidOptionError, ModelLoadError, UnsupportedModelError
+from .folder import Stages, backend_tokenizers, lowercase_normalizer, max_seq_length, quiet_transformers, read_stages
 from .hub import fingerprint, resolve
 
 if TYPE_CHECKING:
     import torch
-
-# sentence-transformers has used several names for the Transformer stage's config over the years
-_TRANSFORMER_CONFIGS = (
-    "sentence_bert_config.json",
-    "sentence_roberta_config.json",
-    "sentence_distilbert_config.json",
-    "sentence_camembert_config.json",
-    "sentence_albert_config.json",
-    "sentence_xlm-roberta_config.json",
-    "sentence_xlnet_config.json",
-)
-
-
-@dataclass
-class _Stages:
-    """What ``modules.json`` lists, resolved to folders and configs."""
-
-    transformer: Path
-    transformer_config: dict[str, Any]
-    pooling: tuple[str, ...] = ("mean",)
-    pooling_config: dict[str, Any] = field(default_factory=dict)
-    dense: list[Path] = field(default_factory=list)
-    normalize: bool = False
-    prompt: str = ""  # config_sentence_transformers.json's default prompt, put before every text
-
-
-def _read_stages(folder: Path) -> _Stages:
-    from .stages import pooling_modes, read_json
-
-    modules_file = folder / "modules.json"
-    if not modules_file.exists():
-        # a plain transformers folder: sentence-transformers wraps it with mean pooling
-        if not (folder / "config.json").exists():
-            raise ModelLoadError(f"{folder} has neither modules.json nor config.json: not a model folder")
-        return _Stages(transformer=folder, transformer_config=_transformer_config(folder))
-    try:
-        import json
-
-        modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"Cannot read {modules_file}: {exc}") from exc
-    stages: _Stages | None = None
-    for module in sorted(modules, key=lambda m: m.get("idx", 0)):
-        kind = str(module.get("type", "")).rpartition(".")[2]
-        path = folder / module.get("path", "")
-        if kind == "Transformer" and stages is None:
-            stages = _Stages(transformer=path, transformer_config=_transformer_config(path))
-        elif stages is None:
-            raise UnsupportedModelError(f"{modules_file}: the first stage must be a Transformer, not {kind!r}")
-        elif kind == "Pooling":
-            stages.pooling_config = read_json(path / "config.json")
-            stages.pooling = pooling_modes(stages.pooling_config)
-        elif kind == "Dense":
-            stages.dense.append(path)
-        elif kind == "Normalize":
-            stages.normalize = True  # its folder is optional: all-MiniLM-L6-v2 ships none
-        else:
-            raise UnsupportedModelError(f"{modules_file}: stage type {module.get('type')!r} is not supported")
-    if stages is None:
-        raise ModelLoadError(f"{modules_file} lists no Transformer stage")
-    stages.prompt = _default_prompt(folder)
-    return stages
-
-
-def _default_prompt(folder: Path) -> str:
-    # SentenceTransformer.encode puts prompts[default_prompt_name] before every input
-    from .stages import read_json
-
-    config_file = folder / "config_sentence_transformers.json"
-    config = read_json(config_file) if config_file.exists() else {}
-    name = config.get("default_prompt_name")
-    if not name:
-        return ""
-    prompts = config.get("prompts") or {}
-    if name not in prompts:
-        raise ModelLoadError(f"{config_file}: default prompt {name!r} is not among its prompts")
-    return str(prompts[name] or "")
-
-
-def _transformer_config(folder: Path) -> dict[str, Any]:
-    from .stages import read_json
-
-    for name in _TRANSFORMER_CONFIGS:
-        if (folder / name).exists():
-            return read_json(folder / name)
-    return {}
 
 
 def _pick_device(device: str) -> str:
@@ -124,7 +38,7 @@ def _pick_device(device: str) -> str:
 class Encoder:
     """Turns texts into the model's sentence embeddings. Build one with ``Encoder.load``."""
 
-    def __init__(self, stages: _Stages, info: ModelInfo, device: str, fp32: bool) -> None:
+    def __init__(self, stages: Stages, info: ModelInfo, device: str, fp32: bool) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -140,16 +54,16 @@ class Encoder:
         path = stages.transformer
         config = stages.transformer_config
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 self.tokenizer = AutoTokenizer.from_pretrained(str(path))
                 self.model = AutoModel.from_pretrained(str(path), dtype=torch.float32)
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
             raise ModelLoadError(f"Cannot load the transformer in {path}: {exc}") from exc
-        self.max_seq_length = _max_seq_length(config, self.tokenizer, self.model.config)
+        self.max_seq_length = max_seq_length(config, self.tokenizer, self.model.config)
         self.tokenizer.model_max_length = self.max_seq_length
         if config.get("do_lower_case"):
-            _lowercase_normalizer(self.tokenizer)
-        self._text_tokens, self._input_tokens = _backend_tokenizers(self.tokenizer, self.max_seq_length)
+            lowercase_normalizer(self.tokenizer)
+        self._text_tokens, self._input_tokens = backend_tokenizers(self.tokenizer, self.max_seq_length)
         names = self.tokenizer.model_input_names
         self._input_names = [n for n in ("input_ids", "token_type_ids", "attention_mask") if n in names]
         self.dense: list[Dense] = [Dense(p) for p in stages.dense]
@@ -164,7 +78,7 @@ class Encoder:
         model runs in float16 unless ``fp32`` is set; on CPU it always runs in float32.
         """
         folder = resolve(model, revision)
-        stages = _read_stages(folder.path)
+        stages = read_stages(folder.path)
         if stages.prompt and stages.pooling_config.get("include_prompt") is False:
             raise UnsupportedModelError(f"{folder.path}: pooling that excludes the prompt is not supported")
         info = ModelInfo(
@@ -342,25 +256,6 @@ def _to_device(array: np.ndarray, device: str, pinned: bool) -> torch.Tensor:
     return tensor.pin_memory().to(device, non_blocking=True) if pinned else tensor
 
 
-def _backend_tokenizers(tokenizer: Any, max_seq_length: int) -> tuple[Any, Any]:
-    """Two private copies of the fast tokenizer's backend: one for plain text (no special tokens,
-    no truncation) and one for model inputs (truncated to ``max_seq_length`` as
-    sentence-transformers truncates). Private copies keep the settings fixed, so chunking in one
-    thread and encoding in another never see each other's, and skip transformers' per-text
-    Python conversion."""
-    from tokenizers import Tokenizer
-
-    if not getattr(tokenizer, "is_fast", False):
-        raise UnsupportedModelError(f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer")
-    saved = tokenizer.backend_tokenizer.to_str()
-    text, inputs = Tokenizer.from_str(saved), Tokenizer.from_str(saved)
-    for backend in (text, inputs):
-        backend.no_padding()
-        backend.no_truncation()
-    inputs.enable_truncation(max_seq_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
-    return text, inputs
-
-
 def _token_batches(lengths: np.ndarray, budget: int, max_rows: int) -> list[tuple[int, int]]:
     """(first, last) ranges over ``lengths`` (sorted longest first) whose padded size, rows times
     the first row's length, stays within ``budget`` (a single row may exceed it)."""
@@ -371,44 +266,3 @@ def _token_batches(lengths: np.ndarray, budget: int, max_rows: int) -> list[tupl
         batches.append((first, min(first + rows, len(lengths))))
         first += rows
     return batches
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    # loading prints a progress bar and notes on unused weights (the BERT pooler): not for users
-    from transformers.utils import logging
-
-    bars = logging.is_progress_bar_enabled()
-    verbosity = logging.get_verbosity()
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(verbosity)
-        if bars:
-            logging.enable_progress_bar()
-
-
-def _max_seq_length(config: dict[str, Any], tokenizer: Any, model_config: Any) -> int:
-    # the same rule as sentence-transformers: the saved max_seq_length, else the tokenizer's
-    # limit capped by the model's position embeddings
-    limit = getattr(model_config, "max_position_embeddings", None)
-    if config.get("max_seq_length"):
-        return int(config["max_seq_length"])
-    length = int(tokenizer.model_max_length)
-    if limit and limit > 0:
-        length = min(length, int(limit))
-    return length
-
-
-def _lowercase_normalizer(tokenizer: Any) -> None:
-    # sentence-transformers lowercases inside the tokenizer, which keeps offsets into the original
-    from tokenizers import normalizers
-
-    backend = tokenizer.backend_tokenizer
-    current = backend.normalizer
-    parts = [normalizers.Lowercase()]
-    if current is not None:
-        parts.append(current)
-    backend.normalizer = normalizers.Sequence(parts)

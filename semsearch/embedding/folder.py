@@ -1,0 +1,159 @@
+"""A sentence-transformers model folder read for the encoder: the stages ``modules.json`` lists,
+the default prompt, the token limit, and the tokenizer set up as sentence-transformers sets it
+(lowercasing inside it, truncation), loaded quietly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelLoadError, UnsupportedModelError
+
+# sentence-transformers has used several names for the Transformer stage's config over the years
+_TRANSFORMER_CONFIGS = (
+    "sentence_bert_config.json",
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+)
+
+
+@dataclass
+class Stages:
+    """What ``modules.json`` lists, resolved to folders and configs."""
+
+    transformer: Path
+    transformer_config: dict[str, Any]
+    pooling: tuple[str, ...] = ("mean",)
+    pooling_config: dict[str, Any] = field(default_factory=dict)
+    dense: list[Path] = field(default_factory=list)
+    normalize: bool = False
+    prompt: str = ""  # config_sentence_transformers.json's default prompt, put before every text
+
+
+def read_stages(folder: Path) -> Stages:
+    from .stages import pooling_modes, read_json
+
+    modules_file = folder / "modules.json"
+    if not modules_file.exists():
+        # a plain transformers folder: sentence-transformers wraps it with mean pooling
+        if not (folder / "config.json").exists():
+            raise ModelLoadError(f"{folder} has neither modules.json nor config.json: not a model folder")
+        return Stages(transformer=folder, transformer_config=_transformer_config(folder))
+    try:
+        import json
+
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Cannot read {modules_file}: {exc}") from exc
+    stages: Stages | None = None
+    for module in sorted(modules, key=lambda m: m.get("idx", 0)):
+        kind = str(module.get("type", "")).rpartition(".")[2]
+        path = folder / module.get("path", "")
+        if kind == "Transformer" and stages is None:
+            stages = Stages(transformer=path, transformer_config=_transformer_config(path))
+        elif stages is None:
+            raise UnsupportedModelError(f"{modules_file}: the first stage must be a Transformer, not {kind!r}")
+        elif kind == "Pooling":
+            stages.pooling_config = read_json(path / "config.json")
+            stages.pooling = pooling_modes(stages.pooling_config)
+        elif kind == "Dense":
+            stages.dense.append(path)
+        elif kind == "Normalize":
+            stages.normalize = True  # its folder is optional: all-MiniLM-L6-v2 ships none
+        else:
+            raise UnsupportedModelError(f"{modules_file}: stage type {module.get('type')!r} is not supported")
+    if stages is None:
+        raise ModelLoadError(f"{modules_file} lists no Transformer stage")
+    stages.prompt = _default_prompt(folder)
+    return stages
+
+
+def _default_prompt(folder: Path) -> str:
+    # SentenceTransformer.encode puts prompts[default_prompt_name] before every input
+    from .stages import read_json
+
+    config_file = folder / "config_sentence_transformers.json"
+    config = read_json(config_file) if config_file.exists() else {}
+    name = config.get("default_prompt_name")
+    if not name:
+        return ""
+    prompts = config.get("prompts") or {}
+    if name not in prompts:
+        raise ModelLoadError(f"{config_file}: default prompt {name!r} is not among its prompts")
+    return str(prompts[name] or "")
+
+
+def _transformer_config(folder: Path) -> dict[str, Any]:
+    from .stages import read_json
+
+    for name in _TRANSFORMER_CONFIGS:
+        if (folder / name).exists():
+            return read_json(folder / name)
+    return {}
+
+
+def backend_tokenizers(tokenizer: Any, max_seq_length: int) -> tuple[Any, Any]:
+    """Two private copies of the fast tokenizer's backend: one for plain text (no special tokens,
+    no truncation) and one for model inputs (truncated to ``max_seq_length`` as
+    sentence-transformers truncates). Private copies keep the settings fixed, so chunking in one
+    thread and encoding in another never see each other's, and skip transformers' per-text
+    Python conversion."""
+    from tokenizers import Tokenizer
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise UnsupportedModelError(f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer")
+    saved = tokenizer.backend_tokenizer.to_str()
+    text, inputs = Tokenizer.from_str(saved), Tokenizer.from_str(saved)
+    for backend in (text, inputs):
+        backend.no_padding()
+        backend.no_truncation()
+    inputs.enable_truncation(max_seq_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
+    return text, inputs
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    # loading prints a progress bar and notes on unused weights (the BERT pooler): not for users
+    from transformers.utils import logging
+
+    bars = logging.is_progress_bar_enabled()
+    verbosity = logging.get_verbosity()
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def max_seq_length(config: dict[str, Any], tokenizer: Any, model_config: Any) -> int:
+    # the same rule as sentence-transformers: the saved max_seq_length, else the tokenizer's
+    # limit capped by the model's position embeddings
+    limit = getattr(model_config, "max_position_embeddings", None)
+    if config.get("max_seq_length"):
+        return int(config["max_seq_length"])
+    length = int(tokenizer.model_max_length)
+    if limit and limit > 0:
+        length = min(length, int(limit))
+    return length
+
+
+def lowercase_normalizer(tokenizer: Any) -> None:
+    # sentence-transformers lowercases inside the tokenizer, which keeps offsets into the original
+    from tokenizers import normalizers
+
+    backend = tokenizer.backend_tokenizer
+    current = backend.normalizer
+    parts = [normalizers.Lowercase()]
+    if current is not None:
+        parts.append(current)
+    backend.normalizer = normalizers.Sequence(parts)
