@@ -28,9 +28,9 @@ def to_sql(where: Where, base: str) -> tuple[str, list[Any]]:
         for pattern in where.paths:
             if is_glob(pattern):
                 either.append(f"{GLOB_FUNCTION}(?, d.path)")
-                params.append(glob_regex(_absolute(pattern, base)))
+                params.append(glob_regex(glob_pattern(pattern, base)))
             else:
-                prefix = os.path.normpath(os.path.join(base, os.path.expanduser(pattern)))
+                prefix = prefix_path(pattern, base)
                 folder = os.fsencode(prefix.rstrip("/") + "/")
                 # compared as bytes: a path that is not UTF-8 is kept as a BLOB of its bytes
                 either.append("(CAST(d.path AS BLOB) = ? OR substr(CAST(d.path AS BLOB), 1, ?) = ?)")
@@ -49,7 +49,13 @@ def to_sql(where: Where, base: str) -> tuple[str, list[Any]]:
     return " AND ".join(clauses) or "1", params
 
 
-def _absolute(pattern: str, base: str) -> str:
+def prefix_path(pattern: str, base: str) -> str:
+    """The absolute file or folder a prefix filter names, relative ones taken from ``base``."""
+    return os.path.normpath(os.path.join(base, os.path.expanduser(pattern)))
+
+
+def glob_pattern(pattern: str, base: str) -> str:
+    """A glob filter as a pattern over absolute paths (one starting ``**`` matches anywhere)."""
     pattern = os.path.expanduser(pattern)
     if pattern.startswith("**") or os.path.isabs(pattern):
         return pattern

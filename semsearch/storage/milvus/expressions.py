@@ -16,8 +16,10 @@ import re
 from collections.abc import Callable
 
 from ...documents.formats import type_suffixes
+from ...documents.reading import is_within
 from ...globs import glob_match, glob_regex, is_glob
 from ...query import Where
+from ..filtering import glob_pattern, prefix_path
 
 _WILDCARD = re.compile(r"[*?\[]")
 
@@ -49,13 +51,13 @@ def to_expression(where: Where | None, base: str) -> tuple[str, Callable[[str], 
         either = []
         for pattern in where.paths:
             if is_glob(pattern):
-                absolute = _absolute(pattern, base)
+                absolute = glob_pattern(pattern, base)
                 regexes.append(glob_regex(absolute))
                 literal_part = _WILDCARD.split(absolute, 1)[0]
                 folder = literal_part.rpartition("/")[0]
                 either.append(under(folder) if folder else 'path != ""')
             else:
-                either.append(under(os.path.normpath(os.path.join(base, os.path.expanduser(pattern)))))
+                either.append(under(prefix_path(pattern, base)))
         clauses.append("(" + " or ".join(either) + ")")
     if where.types:
         suffixes = sorted({s for t in where.types for s in type_suffixes(t)})
@@ -66,13 +68,10 @@ def to_expression(where: Where | None, base: str) -> tuple[str, Callable[[str], 
         clauses.append(f"mtime <= {float(where.modified_before):.6f}")
     if not regexes:
         return " and ".join(clauses), None
-    prefixes = [p for p in where.paths if not is_glob(p)]
-    folders = [os.path.normpath(os.path.join(base, os.path.expanduser(p))) for p in prefixes]
+    folders = [prefix_path(p, base) for p in where.paths if not is_glob(p)]
 
     def admits(path: str) -> bool:
-        return any(glob_match(r, path) for r in regexes) or any(
-            path == f or path.startswith(f.rstrip("/") + "/") for f in folders
-        )
+        return any(glob_match(r, path) for r in regexes) or any(is_within(path, f) for f in folders)
 
     return " and ".join(clauses), admits
 
@@ -80,10 +79,3 @@ def to_expression(where: Where | None, base: str) -> tuple[str, Callable[[str], 
 def suffix_of(path: str) -> str:
     """The type field of a path: its suffix, lower case, without the dot ('' for none)."""
     return os.path.splitext(path)[1].lower().lstrip(".")
-
-
-def _absolute(pattern: str, base: str) -> str:
-    pattern = os.path.expanduser(pattern)
-    if pattern.startswith("**") or os.path.isabs(pattern):
-        return pattern
-    return os.path.join(base, pattern)

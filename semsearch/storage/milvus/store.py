@@ -31,6 +31,7 @@ import numpy as np
 
 from ...errors import InvalidOptionError, MilvusError, SemsearchError
 from .connection import Connection
+from .expressions import literal
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,7 +117,7 @@ class MilvusStore:
     def get_meta(self, key: str) -> str | None:
         if not self.client.has_collection(self.meta_name):
             return None
-        rows = self.client.query(self.meta_name, filter=f"key == {_literal(key)}", output_fields=["value"], limit=1)
+        rows = self.client.query(self.meta_name, filter=f"key == {literal(key)}", output_fields=["value"], limit=1)
         return str(rows[0]["value"]) if rows else None
 
     @_reported
@@ -132,7 +133,7 @@ class MilvusStore:
     @_reported
     def delete_meta(self, key: str) -> None:
         if self.client.has_collection(self.meta_name):
-            self.client.delete(self.meta_name, filter=f"key == {_literal(key)}")
+            self.client.delete(self.meta_name, filter=f"key == {literal(key)}")
 
     # -- the collections -------------------------------------------------------------------------
 
@@ -337,10 +338,6 @@ def vectors_of(rows: Sequence[dict[str, Any]], dimension: int) -> np.ndarray:
     if not rows:
         return np.zeros((0, dimension), dtype=np.float32)
     return np.asarray([row["vector"] for row in rows], dtype=np.float32).reshape(len(rows), dimension)
-
-
-def _literal(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'") + '"'
 
 
 def _types() -> Any:
