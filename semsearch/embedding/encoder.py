@@ -15,24 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import ModelInfo, tqdm_disable
-from ..errors import Interrupted, InvalidOptionError, ModelLoadError, UnsupportedModelError
+from ..errors import Interrupted, ModelLoadError, UnsupportedModelError
 from .folder import Stages, backend_tokenizers, lowercase_normalizer, max_seq_length, quiet_transformers, read_stages
 from .hub import fingerprint, resolve
+from .runtime import MAX_ROWS, pick_device, to_device, token_batches
 
 if TYPE_CHECKING:
     import torch
-
-
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidOptionError(f"Device {device!r} was asked for but CUDA is not available; use --device cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise InvalidOptionError(f"Unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    return device
 
 
 class Encoder:
@@ -91,7 +80,7 @@ class Encoder:
             normalize=stages.normalize,
             max_seq_length=0,
         )
-        encoder = cls(stages, info, _pick_device(device), fp32)
+        encoder = cls(stages, info, pick_device(device), fp32)
         encoder.info = replace(
             info,
             dimension=encoder.dimension,
@@ -202,7 +191,7 @@ class Encoder:
         order = np.argsort(-lengths, kind="stable")
         padded = 0
         with torch.inference_mode():
-            for first, last in _token_batches(lengths[order], budget, max_rows=max(batch_size, _MAX_ROWS)):
+            for first, last in token_batches(lengths[order], budget, max_rows=max(batch_size, MAX_ROWS)):
                 if stop is not None and stop():
                     raise Interrupted("Embedding stopped on request")
                 rows = order[first:last]
@@ -227,8 +216,7 @@ class Encoder:
             types[row, cells] = encoding.type_ids
             mask[row, cells] = 1
         arrays = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
-        pinned = self.device.startswith("cuda")
-        return {name: _to_device(arrays[name], self.device, pinned) for name in self._input_names}
+        return {name: to_device(arrays[name], self.device) for name in self._input_names}
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         import torch
@@ -244,25 +232,4 @@ class Encoder:
         return embeddings
 
 
-_MAX_ROWS = 512  # texts in one batch at most, however short
 _GROUP = 4096  # texts tokenized and sorted together; the next group is tokenized meanwhile
-
-
-def _to_device(array: np.ndarray, device: str, pinned: bool) -> torch.Tensor:
-    """A host array as a tensor on ``device``; through pinned memory, without blocking, to a GPU."""
-    import torch
-
-    tensor = torch.from_numpy(array)
-    return tensor.pin_memory().to(device, non_blocking=True) if pinned else tensor
-
-
-def _token_batches(lengths: np.ndarray, budget: int, max_rows: int) -> list[tuple[int, int]]:
-    """(first, last) ranges over ``lengths`` (sorted longest first) whose padded size, rows times
-    the first row's length, stays within ``budget`` (a single row may exceed it)."""
-    batches: list[tuple[int, int]] = []
-    first = 0
-    while first < len(lengths):
-        rows = max(1, min(max_rows, budget // max(1, int(lengths[first]))))
-        batches.append((first, min(first + rows, len(lengths))))
-        first += rows
-    return batches

@@ -172,10 +172,10 @@ def test_half_precision_on_cuda_is_close(tiny_model: Path) -> None:
 def test_token_batches_keep_padded_tokens_within_the_budget() -> None:
     import numpy as np
 
-    from semsearch.embedding.encoder import _token_batches
+    from semsearch.embedding.runtime import token_batches
 
     lengths = np.array([512, 300, 300, 120, 40, 40, 40, 10, 10, 3])
-    batches = _token_batches(lengths, budget=600, max_rows=4)
+    batches = token_batches(lengths, budget=600, max_rows=4)
     assert batches[0] == (0, 1)  # a single row may not fit and still goes alone
     assert [last - first for first, last in batches] == [1, 2, 4, 3]
     assert all(lengths[first] * (last - first) <= 600 for first, last in batches[1:])
