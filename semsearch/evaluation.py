@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import DatasetError, InvalidOptionError, MissingExtraError
-from .query import MODES, RRF_K
+from .query import MODES, RERANK_DEPTH, RRF_K
 
 if TYPE_CHECKING:
     from .index import Index
@@ -51,6 +51,7 @@ class EvalReport:
     mode: str
     documents: int
     queries: int
+    reranker: str | None = None  # the cross-encoder that rescored the mode's candidates, if any
     metrics: dict[str, float] = field(default_factory=dict)  # MEASURES -> mean over the queries
     latency_ms: dict[str, float] = field(default_factory=dict)  # p50, p95, mean of one query
     index_seconds: float = 0.0
@@ -141,9 +142,13 @@ def evaluate(
     workdir: str | os.PathLike[str] | None = None,
     progress: bool | None = False,
     location: str | os.PathLike[str] | None = None,
+    rerank: str | None = None,
+    rerank_depth: int = RERANK_DEPTH,
 ) -> list[EvalReport]:
     """Index ``dataset``'s corpus with ``model`` (see ``open_index``), run every query one at a
-    time in each search mode of ``modes`` and score the document rankings: one report a mode.
+    time in each search mode of ``modes`` and score the document rankings: one report a mode,
+    and with ``rerank`` (a cross-encoder) a second one for the mode reranked (its first
+    max(``rerank_depth``, 100) candidates rescored: Recall@100 needs 100).
     The corpus files and the index go under ``workdir`` (kept, and reused by the next run: an
     unchanged corpus is not embedded again), else into a temporary folder removed at the end;
     ``location`` puts the index elsewhere (a folder or a Milvus location)."""
@@ -165,8 +170,9 @@ def evaluate(
             started = time.perf_counter()
             index.ingest([root / "corpus"], progress=progress, max_file_bytes=None)
             index_seconds = time.perf_counter() - started
-            for mode in modes:
-                run, latencies = _run_queries(index, dataset, paths, mode, rrf_k, progress)
+            for mode, reranker in [(m, r) for m in modes for r in ((None, rerank) if rerank else (None,))]:
+                options = {"mode": mode, "rrf_k": rrf_k, "rerank": reranker, "rerank_depth": rerank_depth}
+                run, latencies = _run_queries(index, dataset, paths, options, progress)
                 scores = ir_measures.calc_aggregate(measures, qrels, run)
                 milliseconds = [seconds * 1000 for seconds in latencies]
                 reports.append(
@@ -174,6 +180,7 @@ def evaluate(
                         dataset=dataset.name,
                         model=index.manifest.model.model if index.manifest else "",
                         mode=mode,
+                        reranker=reranker,
                         documents=len(dataset.corpus),
                         queries=len(dataset.queries),
                         metrics={str(m): round(float(scores.get(m, 0.0)), 4) for m in measures},
@@ -189,7 +196,7 @@ def evaluate(
 
 
 def _run_queries(
-    index: Index, dataset: Dataset, paths: dict[str, str], mode: str, rrf_k: int, progress: bool | None
+    index: Index, dataset: Dataset, paths: dict[str, str], options: dict[str, Any], progress: bool | None
 ) -> tuple[list[Any], list[float]]:
     """The ranked documents of each query (ir-measures ScoredDocs) and each query's latency."""
     import ir_measures
@@ -199,11 +206,12 @@ def _run_queries(
 
     run: list[Any] = []
     latencies: list[float] = []
-    index.search("warm-up", k=1, mode=mode)  # loads what the mode needs before the clock starts
-    queries = tqdm(dataset.queries.items(), desc=f"Querying ({mode})", unit="query", disable=tqdm_disable(progress))
+    index.search("warm-up", k=1, **options)  # loads what the mode needs before the clock starts
+    label = options["mode"] + (" + rerank" if options["rerank"] else "")
+    queries = tqdm(dataset.queries.items(), desc=f"Querying ({label})", unit="query", disable=tqdm_disable(progress))
     for query_id, text in queries:
         started = time.perf_counter()
-        hits = index.search(text, k=CHUNKS_PER_QUERY, mode=mode, rrf_k=rrf_k)
+        hits = index.search(text, k=CHUNKS_PER_QUERY, **options)
         latencies.append(time.perf_counter() - started)
         best: dict[str, float] = {}
         for hit in hits:  # best first: a document's first hit is its best chunk

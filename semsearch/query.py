@@ -21,6 +21,8 @@ from .globs import MAX_PATTERN_CHARS, MAX_PATTERNS, compiled, glob_regex, is_glo
 MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "dense"
 RRF_K = 60  # the constant of the original paper; larger flattens the weight of the top ranks
+DEFAULT_RERANKER = "BAAI/bge-reranker-v2-m3"  # the usual Chinese and multilingual cross-encoder
+RERANK_DEPTH = 50  # first-stage candidates a reranker rescores
 _TYPE = re.compile(r"^[a-z0-9]{1,16}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -33,7 +35,8 @@ class Option:
     ``low``/``high`` its bounds (of the value, or of a list's length); ``served_high`` a tighter
     upper bound for requests over HTTP; ``flags`` its command-line names (default ``--name``);
     ``choices`` the values it takes; ``pattern`` and ``max_chars`` what each string given must
-    match and its longest length (the server's schema states them)."""
+    match and its longest length (the server's schema states them); ``flag_value`` what the
+    flag alone means, for an option whose value may be left out (``--rerank [MODEL]``)."""
 
     help: str
     kind: type
@@ -45,6 +48,7 @@ class Option:
     choices: tuple[str, ...] = ()
     pattern: str = ""
     max_chars: int | None = None
+    flag_value: str = ""  # what the flag means given without a value (an optional value)
 
     def names(self, name: str) -> tuple[str, ...]:
         return self.flags or ("--" + name.replace("_", "-"),)
@@ -193,8 +197,28 @@ class Query:
         high=10_000,
     )
 
+    rerank: str | None = option(
+        None,
+        help="Rescore the top candidates with a cross-encoder (default model: " + DEFAULT_RERANKER + ").",
+        kind=str,
+        metavar="[MODEL]",
+        flag_value=DEFAULT_RERANKER,
+        pattern=r"^[^\x00\s][^\x00]*$",
+        max_chars=300,
+    )
+    rerank_depth: int = option(
+        RERANK_DEPTH,
+        help="Reranking: how many first-stage candidates to rescore (at least k).",
+        kind=int,
+        metavar="N",
+        low=1,
+        high=1_000,
+        served_high=200,
+    )
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "where", Where.of(self.where))
+        object.__setattr__(self, "rerank", _reranker(self.rerank))
         if not isinstance(self.text, str) or not self.text.strip():
             raise InvalidQueryError("The query is empty")
         for found, how in options(Query):
@@ -230,8 +254,24 @@ class Query:
         return self.mode != "lexical"
 
     @property
+    def depth(self) -> int:
+        """First-stage candidates a reranked query rescores: ``rerank_depth``, at least ``k``."""
+        return max(self.k, self.rerank_depth)
+
+    @property
     def lexical(self) -> bool:
         return self.mode != "dense"
+
+
+def _reranker(value: object) -> str | None:
+    """The reranker a query asks for: a model name, True for the default, False or None for none."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return DEFAULT_RERANKER
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise InvalidOptionError(f"rerank takes a model name, or true for {DEFAULT_RERANKER}; not {value!r}")
+    return value.strip()
 
 
 def parse_time(value: object, now: datetime | None = None) -> float:

@@ -26,7 +26,8 @@ class Hit:
     """One ranked passage: its ``score``, the passage ``text`` and where it is in ``source``.
 
     ``score`` is the search mode's: cosine similarity (dense), BM25 (lexical) or the reciprocal
-    rank fusion score (hybrid). ``matched`` says which searches found it: "dense", "lexical" or
+    rank fusion score (hybrid); for a ``reranked`` hit it is the reranker's, and
+    ``first_score`` keeps the mode's. ``matched`` says which searches found it: "dense", "lexical" or
     "dense+lexical". ``highlights`` are (start, end) spans of ``text`` where the query's terms
     occur, for lexical matches. ``page`` is the PDF page the passage starts on and ``heading``
     the headings it sits under ("Chapter > Section"), when the source has them. ``chunk_ids``
@@ -47,6 +48,8 @@ class Hit:
     page: int | None = None
     heading: str | None = None
     chunk_ids: tuple[int, ...] = ()
+    reranked: bool = False
+    first_score: float | None = None  # the search mode's score, when reranked
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +135,10 @@ class IndexInfo:
     pooling: list[str]
     normalize: bool
     max_seq_length: int
+    # put before queries and documents; None where not recorded (an index of an earlier
+    # semsearch, which put the model's default prompt, usually none, before both)
+    query_prompt: str | None
+    document_prompt: str | None
     chunk_tokens: int
     overlap_tokens: int
     documents: int

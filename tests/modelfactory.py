@@ -18,6 +18,12 @@ ACTIVATIONS = {
 }
 
 
+def read_vocab(path: Path) -> list[str]:
+    """The tokens of a vocab.txt, one per line (split on newlines only: bert-base-chinese's
+    vocabulary holds U+2028, which ``splitlines`` would take for a line break)."""
+    return path.read_text(encoding="utf-8").removesuffix("\n").split("\n")
+
+
 def generated_vocab() -> list[str]:
     """A small Chinese + ASCII WordPiece vocabulary for when the shared one is absent."""
     specials = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -43,24 +49,28 @@ def build_model(
     normalize: bool = False,
     do_lower_case: bool = False,
     vocab: Path | None = None,
+    prompts: dict[str, str] | None = None,
+    default_prompt_name: str | None = None,
     seed: int = 0,
 ) -> Path:
     """Write a sentence-transformers folder with random weights and return it.
 
     ``pooling`` is ``"legacy-mean"`` (xiaobu's boolean config), a mode name or a list of modes
     (the newer ``pooling_mode`` form). ``dense`` lists (out_features, activation) stages; the
-    default is xiaobu's single Identity Dense to ``hidden * 3 // 2``.
+    default is xiaobu's single Identity Dense to ``hidden * 3 // 2``. ``prompts`` and
+    ``default_prompt_name`` go into ``config_sentence_transformers.json``, as bge-zh's query
+    instruction or e5's ``query: ``/``passage: `` would.
     """
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab_file = folder / "vocab.txt"
     if vocab is None and SHARED_VOCAB.exists():
         vocab = SHARED_VOCAB
-    tokens = vocab.read_text(encoding="utf-8").splitlines() if vocab else generated_vocab()
+    tokens = read_vocab(vocab) if vocab else generated_vocab()
     vocab_file.write_text("\n".join(tokens) + "\n", encoding="utf-8")
-    BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True).save_pretrained(str(folder))
+    bert_tokenizer(tokens, do_lower_case=True).save_pretrained(str(folder))
 
     torch.manual_seed(seed)
     config = BertConfig(
@@ -91,8 +101,43 @@ def build_model(
             {"idx": idx, "name": str(idx), "path": f"{idx}_Normalize", "type": "sentence_transformers.models.Normalize"}
         )
     _write(folder / "modules.json", modules)
-    _write(folder / "config_sentence_transformers.json", {"__version__": {"sentence_transformers": "2.2.2"}})
+    settings: dict[str, object] = {"__version__": {"sentence_transformers": "2.2.2"}}
+    if prompts is not None:
+        settings.update(prompts=prompts, default_prompt_name=default_prompt_name)
+    _write(folder / "config_sentence_transformers.json", settings)
     return folder
+
+
+def bert_tokenizer(tokens: list[str], *, do_lower_case: bool = True, model_max_length: int = 512):
+    """A fast BERT WordPiece tokenizer over ``tokens``, built from the tokenizers library as
+    bert-base-chinese's tokenizer.json is. (``BertTokenizerFast(vocab_file=...)`` is not used:
+    transformers 5 ignores the file there and builds a five-token vocabulary, so every word
+    would be [UNK].)"""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import BertTokenizerFast
+
+    vocab = {token: number for number, token in enumerate(tokens)}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=do_lower_case
+    )
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    backend.decoder = decoders.WordPiece(prefix="##")
+    return BertTokenizerFast(
+        tokenizer_object=backend,
+        do_lower_case=do_lower_case,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=model_max_length,
+    )
 
 
 def _pooling_config(pooling: str | list[str], hidden: int) -> dict:

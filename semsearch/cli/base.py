@@ -15,11 +15,21 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from ..config import DEFAULT_MODEL
 from ..errors import Interrupted, SemsearchError, first_line
+from ..query import Query, Where, options
 from ..results import IngestReport
 from .render import print_report, printable
 
 if TYPE_CHECKING:
     from ..index import Index
+
+
+FLAG_VALUES = {  # option -> its value when given alone
+    name: how.flag_value
+    for cls in (Query, Where)
+    for found, how in options(cls)
+    if how.flag_value
+    for name in how.names(found.name)
+}
 
 
 class Command(TyperCommand):
@@ -38,6 +48,24 @@ class Command(TyperCommand):
         if option is not None:
             option.metavar = ""
         return option
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, with_flag_values(args))
+
+
+def with_flag_values(args: list[str]) -> list[str]:
+    """``args`` with each option whose value may be left out (``--rerank [MODEL]``, see
+    ``query.Option.flag_value``) given its value where it was left out: at the end, or before
+    another option. typer's parser has no optional values of its own."""
+    out = list(args)
+    for number, arg in enumerate(out):
+        if arg == "--":
+            break
+        value = FLAG_VALUES.get(arg)
+        following = out[number + 1] if number + 1 < len(out) else None
+        if value is not None and (following is None or (following.startswith("-") and len(following) > 1)):
+            out[number] = f"{arg}={value}"
+    return out
 
 
 def _usage(argument: TyperArgument, ctx: Any) -> list[str]:

@@ -7,11 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..query import MODES, RRF_K, Query, option_of
+from ..query import MODES, RERANK_DEPTH, RRF_K, Query, option_of
 from .base import DeviceOption, Fp32Option, JsonOption, ModelOption, errors
 from .render import print_json
 
 _RRF_K = option_of(Query, "rrf_k")  # as the query command offers it
+_RERANK, _DEPTH = option_of(Query, "rerank"), option_of(Query, "rerank_depth")
 
 
 def _modes(values: list[str] | None) -> list[str] | None:
@@ -39,6 +40,18 @@ def evaluate(
     rrf_k: Annotated[
         int, typer.Option("--rrf-k", min=_RRF_K.low, max=_RRF_K.high, metavar="N", help=_RRF_K.help)
     ] = RRF_K,
+    rerank: Annotated[
+        Optional[str],
+        typer.Option(
+            "--rerank",
+            metavar="[MODEL]",
+            help="Also measure each mode reranked by this cross-encoder (default model: " + _RERANK.flag_value + ").",
+        ),
+    ] = None,
+    rerank_depth: Annotated[
+        int,
+        typer.Option("--rerank-depth", min=1, max=_DEPTH.high, metavar="N", help=_DEPTH.help + " Here at least 100."),
+    ] = RERANK_DEPTH,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
@@ -86,6 +99,8 @@ def evaluate(
             workdir=workdir,
             progress=None,
             location=index,
+            rerank=rerank,
+            rerank_depth=rerank_depth,
         )
     if as_json:
         print_json([report.to_dict() for report in reports])
@@ -95,8 +110,11 @@ def evaluate(
         f"{first.dataset}: {first.documents} documents, {first.queries} queries; "
         f"model {first.model}; indexed in {first.index_seconds:.1f} s"
     )
-    typer.echo(f"{'mode':<8}" + "".join(f"{name:>9}" for name in MEASURES) + f"{'p50 ms':>9}{'p95 ms':>9}")
+    if rerank:
+        typer.echo(f"reranked by {rerank}, the first {max(rerank_depth, 100)} candidates")
+    typer.echo(f"{'mode':<16}" + "".join(f"{name:>9}" for name in MEASURES) + f"{'p50 ms':>9}{'p95 ms':>9}")
     for report in reports:
         scores = "".join(f"{report.metrics[name]:>9.4f}" for name in MEASURES)
         latency = report.latency_ms
-        typer.echo(f"{report.mode:<8}{scores}{latency['p50']:>9.1f}{latency['p95']:>9.1f}")
+        label = report.mode + (" + rerank" if report.reranker else "")
+        typer.echo(f"{label:<16}{scores}{latency['p50']:>9.1f}{latency['p95']:>9.1f}")

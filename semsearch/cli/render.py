@@ -130,7 +130,8 @@ def print_hits(hits: list[Hit], show_matched: bool = False, whole: bool = False)
         place = f"{display(hit.source)}:{hit.line}" + (f" (page {hit.page})" if hit.page else "")
         place += f"  § {printable(hit.heading)}" if hit.heading else ""
         matched = f"  [{hit.matched}]" if show_matched else ""
-        typer.echo(f"{hit.rank:>2}. {hit.score:.4f}  {place}{matched}")
+        first = f" (first stage {hit.first_score:.4f})" if hit.first_score is not None else ""
+        typer.echo(f"{hit.rank:>2}. {hit.score:.4f}{first}  {place}{matched}")
         text, highlights = _body(hit)
         if whole:
             typer.echo(textwrap.indent(_styled(_pieces(text, highlights)), "    ") + "\n")

@@ -10,6 +10,7 @@ import typer
 
 from ..config import DEFAULT_INDEX
 from ..errors import MissingExtraError, SourceNotFoundError
+from ..query import DEFAULT_RERANKER
 from .base import DeviceOption, Fp32Option, IndexOption, ModelOption, errors, open_index
 
 
@@ -34,6 +35,14 @@ def serve(
             "--max-batch", min=1, max=1024, metavar="N", help="Most queries embedded together (1: no batching)."
         ),
     ] = 64,
+    rerank_model: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--rerank-model",
+            metavar="MODEL",
+            help=f"A reranker a search may ask for (repeatable; default {DEFAULT_RERANKER}; 'none' refuses reranking).",
+        ),
+    ] = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
@@ -54,7 +63,8 @@ def serve(
         from ..serving.service import Service
 
         opener = lambda: open_index(index, model, device, fp32, create=bool(roots))  # noqa: E731
-        service = Service(opener, roots, max_batch).start()
+        rerankers = [name for name in rerank_model or [DEFAULT_RERANKER] if name != "none"]
+        service = Service(opener, roots, max_batch, rerankers).start()
         try:
             server.run(service, host, port, api_key)
         finally:

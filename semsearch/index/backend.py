@@ -38,6 +38,7 @@ from . import manifest as manifests
 
 if TYPE_CHECKING:
     from ..embedding.encoder import Encoder
+    from ..embedding.reranker import Reranker
 
 Candidates = list[tuple[int, float]]  # (chunk id, score), best first
 
@@ -86,6 +87,7 @@ class Backend(ABC):
         self.model = options.model or DEFAULT_MODEL  # the model to load: asked for, else the index's
         self.notes: list[str] = []  # things worth telling the user
         self._encoder: Encoder | None = None
+        self._rerankers: dict[str, Reranker] = {}
 
     # -- the model (shared) --------------------------------------------------------------------
 
@@ -101,9 +103,18 @@ class Backend(ABC):
             self._encoder = encoder
         return self._encoder
 
+    def reranker(self, name: str) -> Reranker:
+        """The cross-encoder ``name``, loaded on first use on the encoder's device."""
+        if name not in self._rerankers:
+            from ..embedding.reranker import Reranker
+
+            self._rerankers[name] = Reranker.load(name, self.options.device, fp32=self.options.fp32)
+        return self._rerankers[name]
+
     def share_encoder(self, other: Backend) -> None:
-        """Use ``other``'s loaded model, if any (another backend on the same index)."""
+        """Use ``other``'s loaded models, if any (another backend on the same index)."""
         self._encoder = other._encoder
+        self._rerankers = other._rerankers
 
     def plan_manifest(self) -> Manifest:
         """The manifest a new index will get; checks the options before anything is written."""

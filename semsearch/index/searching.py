@@ -24,8 +24,10 @@ def answer(handle: Backend, queries: Sequence[Query], base: str | os.PathLike[st
         _note_long_queries(handle, dense_texts)
         embedded = dict(zip(dense_texts, encoder.encode(dense_texts), strict=True))
     folder = os.fspath(base if base is not None else os.getcwd())
+    # loaded before the read starts: a model load must not hold a consistent state open
+    rerankers = {name: handle.reranker(name).score for name in dict.fromkeys(q.rerank for q in queries) if name}
     with handle.reading():
-        hits = search.rank(handle, queries, embedded, folder)
+        hits = search.rank(handle, queries, embedded, folder, rerankers)
         for where in dict.fromkeys(q.where for q, found in zip(queries, hits, strict=True) if q.where and not found):
             if (why := search.unmatched(handle, where, folder)) and why not in handle.notes:
                 handle.notes.append(why)

@@ -29,6 +29,8 @@ def metadata(hit: Hit) -> dict[str, Any]:
         "matched": hit.matched,
         "start": hit.start,
         "end": hit.end,
+        "reranked": hit.reranked,
+        "first_score": hit.first_score,
     }
 
 

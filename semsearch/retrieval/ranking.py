@@ -8,8 +8,10 @@ the two scales (cosine, BM25) never need to be made comparable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from ..query import RRF_K
 from ..results import Hit
@@ -17,6 +19,8 @@ from ..storage.rows import ChunkRow
 from .highlights import highlights
 
 HYBRID_DEPTH = 50  # candidates taken from each list before fusing, at least k
+
+Scorer = Callable[[str, Sequence[str]], np.ndarray]  # a reranker: (query, passages) -> one score each
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class Ranked:
     score: float
     dense: bool
     lexical: bool
+    first_score: float | None = None  # the first stage's score, once reranked
 
 
 def single(candidates: list[tuple[int, float]], *, lexical: bool) -> list[Ranked]:
@@ -46,11 +51,23 @@ def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], rrf_k
     return [Ranked(c, scores[c], *found_by[c]) for c in order]
 
 
+def rerank(ranked: list[Ranked], rows: Mapping[int, ChunkRow], query: str, depth: int, scorer: Scorer) -> list[Ranked]:
+    """The first ``depth`` ranked chunks still in ``rows``, rescored by ``scorer`` on their text
+    and ordered by that score (ties keep the first stage's order); the rest are dropped."""
+    head = [item for item in ranked if item.chunk_id in rows][:depth]
+    if not head:
+        return []
+    scores = np.asarray(scorer(query, [rows[item.chunk_id].text for item in head]), dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    return [replace(head[i], score=float(scores[i]), first_score=head[i].score) for i in order]
+
+
 def to_hits(
     ranked: list[Ranked], rows: Mapping[int, ChunkRow], query: str, k: int, min_score: float | None
 ) -> list[Hit]:
-    """The first ``k`` ranked chunks still in ``rows`` (and scoring at least ``min_score``) as
-    hits; a lexical match carries the spans of the query's terms in its text."""
+    """The first ``k`` ranked chunks still in ``rows`` (and scoring at least ``min_score``, the
+    reranker's score once reranked) as hits; a lexical match carries the spans of the query's
+    terms in its text."""
     hits: list[Hit] = []
     for item in ranked:
         row = rows.get(item.chunk_id)
@@ -73,6 +90,8 @@ def to_hits(
                 page=row.page,
                 heading=row.heading,
                 chunk_ids=(row.id,),
+                reranked=item.first_score is not None,
+                first_score=item.first_score,
             )
         )
         if len(hits) == k:

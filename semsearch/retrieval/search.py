@@ -25,7 +25,7 @@ from ..storage.rows import ChunkRow
 from ..storage.store import Store
 from ..storage.vectors import FaissIndex, normalize
 from . import passages
-from .ranking import HYBRID_DEPTH, fuse, single, to_hits
+from .ranking import HYBRID_DEPTH, Scorer, fuse, rerank, single, to_hits
 
 # Search a filtered set exactly while it holds fewer floats than this (16 MB to read and score)
 EXACT_FLOATS = 4_000_000
@@ -53,10 +53,18 @@ class Source(Protocol):
     def suffixes(self) -> list[str]: ...
 
 
-def rank(source: Source, queries: Sequence[Query], embedded: Mapping[str, np.ndarray], base: str) -> list[list[Hit]]:
+def rank(
+    source: Source,
+    queries: Sequence[Query],
+    embedded: Mapping[str, np.ndarray],
+    base: str,
+    rerankers: Mapping[str, Scorer] | None = None,
+) -> list[list[Hit]]:
     """The hits of each query from ``source`` (read inside one consistent state of it):
     ``embedded`` holds each dense query's vector, ``base`` is the folder relative path filters
-    start from. Dense queries with the same filter are searched together."""
+    start from, ``rerankers`` the scorer of each reranker a query names. Dense queries with the
+    same filter are searched together. A reranked query's first ``query.depth`` candidates are
+    rescored before its hits are cut to k and widened."""
     dense = _dense_all(source, queries, embedded, base)
     rankings = []
     for query, found in zip(queries, dense, strict=True):
@@ -64,13 +72,19 @@ def rank(source: Source, queries: Sequence[Query], embedded: Mapping[str, np.nda
         both = query.dense and query.lexical
         rankings.append(fuse(found, lexical, query.rrf_k) if both else single(found or lexical, lexical=query.lexical))
     rows = source.chunks(sorted({r.chunk_id for ranking in rankings for r in ranking}))
+    for number, query in enumerate(queries):
+        if query.rerank is not None:
+            scorer = (rerankers or {})[query.rerank]
+            rankings[number] = rerank(rankings[number], rows, query.text, query.depth, scorer)
     hits = [to_hits(r, rows, q.text, q.k, q.min_score) for r, q in zip(rankings, queries, strict=True)]
     return [_widen(source, q, h, rows) if q.context else h for q, h in zip(queries, hits, strict=True)]
 
 
 def _depth(query: Query) -> int:
-    """Candidates a query takes from each list: k, or more to fuse two lists."""
-    return max(query.k, HYBRID_DEPTH) if query.dense and query.lexical else query.k
+    """Candidates a query takes from each list: k (the reranking depth when reranked), or more
+    to fuse two lists."""
+    wanted = query.depth if query.rerank is not None else query.k
+    return max(wanted, HYBRID_DEPTH) if query.dense and query.lexical else wanted
 
 
 def _dense_all(

@@ -57,6 +57,9 @@ def served(how: Option, default: Any) -> tuple[Any, Any]:
         return Time | None, Field(default=default, description=how.help)
     if how.choices:
         return Literal[how.choices], Field(default=default, description=how.help)
+    if how.flag_value:  # true for the default, or a name
+        name = Annotated[str, Field(pattern=how.pattern or None, max_length=how.max_chars)]
+        return bool | name | None, Field(default=default, description=f"{how.help} true: {how.flag_value}.")
     if how.kind is int:
         return Integer, Field(default=default, ge=how.low, le=high, description=how.help)
     if how.kind is float:

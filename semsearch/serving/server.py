@@ -28,6 +28,7 @@ from ..errors import (
     IndexNotFoundError,
     InvalidOptionError,
     InvalidQueryError,
+    ModelLoadError,
     ModelMismatchError,
     NothingToIngestError,
     PathNotAllowedError,
@@ -62,6 +63,7 @@ _STATUS = {  # the HTTP status of each library error; others are 500
     IndexNotFoundError: 404,
     IndexLockedError: 409,
     ModelMismatchError: 409,
+    ModelLoadError: 503,  # a reranker asked for that cannot be loaded (no hub, say)
 }
 
 

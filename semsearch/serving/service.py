@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ..documents.reading import is_within
-from ..errors import IndexLockedError, PathNotAllowedError, SemsearchError
+from ..errors import IndexLockedError, InvalidOptionError, PathNotAllowedError, SemsearchError
 from ..index import Index
-from ..query import Query
+from ..query import DEFAULT_RERANKER, Query
 from ..results import Hit, IngestReport
 
 T = TypeVar("T")
@@ -67,12 +67,18 @@ class Service:
 
     ``roots`` are the folders ``ingest`` may read; with none, ingest is refused. Relative paths,
     in an ingest or a search's filter, are taken from the first root. ``max_batch``
-    bounds the queries embedded together (1: none batched).
+    bounds the queries embedded together (1: none batched). ``rerankers`` are the cross-encoders
+    a search may ask for (none: reranking is refused), each loaded on first use.
     """
 
     def __init__(
-        self, opener: Callable[[], Index], roots: Sequence[str | os.PathLike[str]] = (), max_batch: int = MAX_BATCH
+        self,
+        opener: Callable[[], Index],
+        roots: Sequence[str | os.PathLike[str]] = (),
+        max_batch: int = MAX_BATCH,
+        rerankers: Sequence[str] = (DEFAULT_RERANKER,),
     ) -> None:
+        self.rerankers = tuple(rerankers)
         self.roots = tuple(Path(os.path.realpath(r)) for r in roots)
         self.max_batch = max_batch
         self.base = self.roots[0] if self.roots else None  # relative paths are taken from here
@@ -107,7 +113,11 @@ class Service:
 
     def search(self, queries: list[Query]) -> Future[Answer]:
         """Answer ``queries`` (each checked when it was made, so one bad request never fails a
-        batch)."""
+        batch). Raises InvalidOptionError for a reranker this server does not offer."""
+        for query in queries:
+            if query.rerank is not None and query.rerank not in self.rerankers:
+                offered = ", ".join(self.rerankers) or "none (start it with --rerank-model)"
+                raise InvalidOptionError(f"This server does not rerank with {query.rerank!r}; it offers: {offered}")
         request = _Search(queries)
         self._queue.put(request)
         return request.future

@@ -70,6 +70,8 @@ def test_langchain_documents_are_the_hits(index: Index, mode: str) -> None:
             "matched": hit.matched,
             "start": hit.start,
             "end": hit.end,
+            "reranked": False,
+            "first_score": None,
         }
     retriever.close()
 
@@ -219,6 +221,8 @@ def test_llamaindex_nodes_are_the_hits(index: Index, mode: str) -> None:
             "matched": hit.matched,
             "start": hit.start,
             "end": hit.end,
+            "reranked": False,
+            "first_score": None,
         }
     retriever.close()
 
