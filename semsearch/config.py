@@ -37,6 +37,15 @@ class ModelInfo:
     dense: list[dict[str, Any]]
     normalize: bool
     max_seq_length: int
+    # the prompts put before queries and documents; None in an index of an earlier semsearch,
+    # which put the model's default prompt before both (resolved by ``prompts``)
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+
+    def prompts(self, default: str) -> tuple[str, str]:
+        """(query prompt, document prompt), ``default`` standing in for those not recorded."""
+        query, document = self.query_prompt, self.document_prompt
+        return (default if query is None else query, default if document is None else document)
 
 
 @dataclass(frozen=True)

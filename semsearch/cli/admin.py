@@ -35,6 +35,8 @@ def info(
             key, value = "size", f"{value / 1e6:.1f} MB" if value >= 0 else "- (on the Milvus server)"
         elif key == "revision" and value is None:
             value = "- (a local model folder)"
+        elif key.endswith("_prompt"):
+            value = "- (not recorded: the model's default prompt)" if value is None else repr(value)
         elif isinstance(value, list):
             value = ", ".join(map(str, value)) or "-"
         elif isinstance(value, int) and not isinstance(value, bool):

@@ -1,9 +1,10 @@
 """The hand-assembled sentence-transformers pipeline: tokenizer + AutoModel + Pooling + Dense + Normalize.
 
 ``modules.json`` decides the stages (read by ``folder.py``), each built from its own folder
-(``stages.py``). The
-output equals ``SentenceTransformer(folder).encode(texts)``: float32, not normalised unless the
-folder lists a Normalize stage. Cosine similarity is the index's business, not the encoder's.
+(``stages.py``). ``encode`` equals ``SentenceTransformer(folder).encode(texts)``, ``encode_query``
+and ``encode_document`` its ``encode_query`` and ``encode_document`` (the model's query and
+document prompts): float32, not normalised unless the folder lists a Normalize stage. Cosine
+similarity is the index's business, not the encoder's.
 """
 
 from __future__ import annotations
@@ -15,8 +16,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import ModelInfo, tqdm_disable
-from ..errors import Interrupted, ModelLoadError, UnsupportedModelError
-from .folder import Stages, backend_tokenizers, lowercase_normalizer, max_seq_length, quiet_transformers, read_stages
+from ..errors import Interrupted, ModelLoadError
+from .folder import (
+    Prompts,
+    Stages,
+    backend_tokenizers,
+    lowercase_normalizer,
+    max_seq_length,
+    quiet_transformers,
+    read_stages,
+)
 from .hub import fingerprint, resolve
 from .runtime import MAX_ROWS, pick_device, to_device, token_batches
 
@@ -37,7 +46,7 @@ class Encoder:
         self.device = device
         self.modes = stages.pooling
         self.normalize = stages.normalize
-        self.prompt = stages.prompt
+        self.prompts: Prompts = stages.prompts
         self.last_padding = 0.0  # pad tokens / real tokens in the last encode()
         self.dtype = torch.float32 if fp32 or device == "cpu" else torch.float16
         path = stages.transformer
@@ -68,8 +77,7 @@ class Encoder:
         """
         folder = resolve(model, revision)
         stages = read_stages(folder.path)
-        if stages.prompt and stages.pooling_config.get("include_prompt") is False:
-            raise UnsupportedModelError(f"{folder.path}: pooling that excludes the prompt is not supported")
+        prompts = stages.prompts
         info = ModelInfo(
             model=model,
             revision=folder.revision,
@@ -79,6 +87,8 @@ class Encoder:
             dense=[],
             normalize=stages.normalize,
             max_seq_length=0,
+            query_prompt=prompts.query,
+            document_prompt=prompts.document,
         )
         encoder = cls(stages, info, pick_device(device), fp32)
         encoder.info = replace(
@@ -98,8 +108,20 @@ class Encoder:
 
     @property
     def max_text_tokens(self) -> int:
-        """How many tokens of text fit in one input, after the special tokens."""
-        return self.max_seq_length - self.tokenizer.num_special_tokens_to_add(pair=False)
+        """How many tokens of a document fit in one input, after the special tokens and the
+        document prompt: the most a chunk may hold."""
+        return self.text_limit(self.prompts.document)
+
+    @property
+    def max_query_tokens(self) -> int:
+        """How many tokens of a query fit in one input, after the special tokens and the query prompt."""
+        return self.text_limit(self.prompts.query)
+
+    def text_limit(self, prompt: str) -> int:
+        """How many tokens of text fit in one input after the special tokens and ``prompt``
+        (counted alone: joined to a text, its last token may merge with the text's first)."""
+        used = self.tokenizer.num_special_tokens_to_add(pair=False) + (self.token_counts([prompt])[0] if prompt else 0)
+        return self.max_seq_length - used
 
     def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Character (start, end) of each token of each text, without special tokens."""
@@ -111,13 +133,27 @@ class Encoder:
         encodings = self._text_tokens.encode_batch_fast(texts, add_special_tokens=False) if texts else []
         return [len(encoding) for encoding in encodings]
 
-    def tokenize(self, texts: list[str]) -> list[Any]:
-        """The model inputs of ``texts`` (prompt added, truncated to the model's limit), as
+    def tokenize(self, texts: list[str], prompt: str | None = None) -> list[Any]:
+        """The model inputs of ``texts`` with ``prompt`` before each (None: the default prompt,
+        as ``SentenceTransformer.encode`` puts it), truncated to the model's limit, as
         ``encode_tokenized`` takes them. Safe to call from another thread; the work is done by
         the tokenizer's Rust backend, in parallel and without holding the GIL."""
-        if self.prompt:
-            texts = [self.prompt + text for text in texts]
+        prompt = self.prompts.default if prompt is None else prompt
+        if prompt:
+            texts = [prompt + text for text in texts]
         return self._input_tokens.encode_batch_fast(texts) if texts else []
+
+    def tokenize_documents(self, texts: list[str]) -> list[Any]:
+        """``tokenize`` with the model's document prompt: the inputs of chunks to index."""
+        return self.tokenize(texts, self.prompts.document)
+
+    def encode_query(self, texts: list[str], **options: Any) -> np.ndarray:
+        """``encode`` with the model's query prompt, as ``SentenceTransformer.encode_query``."""
+        return self.encode(texts, prompt=self.prompts.query, **options)
+
+    def encode_document(self, texts: list[str], **options: Any) -> np.ndarray:
+        """``encode`` with the model's document prompt, as ``SentenceTransformer.encode_document``."""
+        return self.encode(texts, prompt=self.prompts.document, **options)
 
     def encode(
         self,
@@ -126,8 +162,10 @@ class Encoder:
         progress: bool | None = False,
         stop: Callable[[], bool] | None = None,
         max_batch_tokens: int | None = None,
+        prompt: str | None = None,
     ) -> np.ndarray:
-        """Embed ``texts``: a float32 array of shape (len(texts), dimension).
+        """Embed ``texts``: a float32 array of shape (len(texts), dimension), each with ``prompt``
+        before it (None: the default prompt, as ``SentenceTransformer.encode``).
 
         Texts are tokenized in groups of ``_GROUP``, each while the model embeds the one before.
         Within a group they are sorted by token count and cut into batches of at most
@@ -148,10 +186,10 @@ class Encoder:
         # the pool starts a thread only when there is a second group: a query or an ingest batch
         # is tokenized here, with no thread
         with bar, ThreadPoolExecutor(1, thread_name_prefix="semsearch-tokenize") as pool:
-            encodings = self.tokenize(texts[:_GROUP])
+            encodings = self.tokenize(texts[:_GROUP], prompt)
             for first in range(0, len(texts), _GROUP):
                 following = texts[first + _GROUP : first + 2 * _GROUP]
-                ahead = pool.submit(self.tokenize, following) if following else None
+                ahead = pool.submit(self.tokenize, following, prompt) if following else None
                 counts = self._embed(encodings, out[first : first + len(encodings)], budget, batch_size, stop, bar)
                 padded, real = padded + counts[0], real + counts[1]
                 encodings = ahead.result() if ahead is not None else []

@@ -1,5 +1,5 @@
 """A sentence-transformers model folder read for the encoder: the stages ``modules.json`` lists,
-the default prompt, the token limit, and the tokenizer set up as sentence-transformers sets it
+the prompts, the token limit, and the tokenizer set up as sentence-transformers sets it
 (lowercasing inside it, truncation), loaded quietly."""
 
 from __future__ import annotations
@@ -23,6 +23,19 @@ _TRANSFORMER_CONFIGS = (
     "sentence_xlnet_config.json",
 )
 
+# models whose position ids start after the pad id, as RoBERTa's do
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "data2vec-text"}
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """The texts put before inputs, resolved from ``config_sentence_transformers.json`` as
+    sentence-transformers resolves them."""
+
+    default: str = ""  # SentenceTransformer.encode: prompts[default_prompt_name]
+    query: str = ""  # encode_query
+    document: str = ""  # encode_document
+
 
 @dataclass
 class Stages:
@@ -34,7 +47,7 @@ class Stages:
     pooling_config: dict[str, Any] = field(default_factory=dict)
     dense: list[Path] = field(default_factory=list)
     normalize: bool = False
-    prompt: str = ""  # config_sentence_transformers.json's default prompt, put before every text
+    prompts: Prompts = field(default_factory=Prompts)
 
 
 def read_stages(folder: Path) -> Stages:
@@ -71,23 +84,32 @@ def read_stages(folder: Path) -> Stages:
             raise UnsupportedModelError(f"{modules_file}: stage type {module.get('type')!r} is not supported")
     if stages is None:
         raise ModelLoadError(f"{modules_file} lists no Transformer stage")
-    stages.prompt = _default_prompt(folder)
+    stages.prompts = prompts = read_prompts(folder)
+    if any((prompts.default, prompts.query, prompts.document)) and stages.pooling_config.get("include_prompt") is False:
+        raise UnsupportedModelError(f"{folder}: pooling that excludes the prompt is not supported")
     return stages
 
 
-def _default_prompt(folder: Path) -> str:
-    # SentenceTransformer.encode puts prompts[default_prompt_name] before every input
+def read_prompts(folder: Path) -> Prompts:
+    """The default, query and document prompts of a model folder, as sentence-transformers 6.2
+    resolves them: it starts from empty ``query`` and ``document`` prompts and fills in the saved
+    ones, so ``encode_query`` reads ``query`` and ``encode_document`` reads ``document`` (its
+    ``passage`` and ``corpus`` candidates come after ``document``, which is always there), and
+    neither falls back to the default prompt, which only ``encode`` uses."""
     from .stages import read_json
 
     config_file = folder / "config_sentence_transformers.json"
     config = read_json(config_file) if config_file.exists() else {}
+    prompts: dict[str, str | None] = {"query": None, "document": None}
+    for name, text in (config.get("prompts") or {}).items():
+        if prompts.get(name) is None:
+            prompts[name] = text
+    resolved = {name: str(text or "") for name, text in prompts.items()}
     name = config.get("default_prompt_name")
-    if not name:
-        return ""
-    prompts = config.get("prompts") or {}
-    if name not in prompts:
+    if name and name not in resolved:
         raise ModelLoadError(f"{config_file}: default prompt {name!r} is not among its prompts")
-    return str(prompts[name] or "")
+    document = next(resolved[n] for n in ("document", "passage", "corpus") if n in resolved)
+    return Prompts(default=resolved[name] if name else "", query=resolved["query"], document=document)
 
 
 def _transformer_config(folder: Path) -> dict[str, Any]:
@@ -140,10 +162,15 @@ def max_seq_length(config: dict[str, Any], tokenizer: Any, model_config: Any) ->
     # limit capped by the model's position embeddings
     limit = getattr(model_config, "max_position_embeddings", None)
     if config.get("max_seq_length"):
-        return int(config["max_seq_length"])
-    length = int(tokenizer.model_max_length)
-    if limit and limit > 0:
-        length = min(length, int(limit))
+        length = int(config["max_seq_length"])
+    else:
+        length = int(tokenizer.model_max_length)
+        if limit and limit > 0:
+            length = min(length, int(limit))
+    if limit and getattr(model_config, "model_type", None) in _OFFSET_POSITIONS:
+        # RoBERTa's family numbers positions from pad id + 1 (XLM-R: 514 embeddings, 512 usable);
+        # sentence-transformers would fail on a longer input, so the limit stops there
+        length = min(length, int(limit) - int(getattr(model_config, "pad_token_id", 1) or 0) - 1)
     return length
 
 

@@ -271,6 +271,8 @@ def describe_info(
         pooling=model.pooling,
         normalize=model.normalize,
         max_seq_length=model.max_seq_length,
+        query_prompt=model.query_prompt,
+        document_prompt=model.document_prompt,
         chunk_tokens=manifest.chunking.chunk_tokens,
         overlap_tokens=manifest.chunking.overlap_tokens,
         documents=documents,

@@ -98,7 +98,7 @@ class Batch:
         encoder = self.encoder()
         inputs: list[Any] = []
         for file, part in taken:
-            tokenized = file.item.inputs or encoder.tokenize([c.text for c in file.item.chunks])
+            tokenized = file.item.inputs or encoder.tokenize_documents([c.text for c in file.item.chunks])
             inputs.extend(tokenized[seq] for seq in part)
         embedded = encoder.encode_tokenized(inputs, stop=self.stop)
         at = 0

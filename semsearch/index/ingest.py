@@ -129,7 +129,7 @@ def _run(
         encoder = model.get()  # something changed: now the model is needed
         chunks = cut(item, encoder.token_spans, manifest.chunking, encoder.max_text_tokens, encoder.token_counts)
         if isinstance(chunks, Prepared):  # tokenized for the model here too, off the encoder's path
-            return replace(chunks, inputs=encoder.tokenize([c.text for c in chunks.chunks]))
+            return replace(chunks, inputs=encoder.tokenize_documents([c.text for c in chunks.chunks]))
         return chunks
 
     kept: set[str] = set()

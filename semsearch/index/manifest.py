@@ -26,15 +26,32 @@ def same_model(model: str, manifest: Manifest) -> bool:
 
 
 def same_pipeline_info(one: Manifest, other: Manifest) -> bool:
-    """Whether two indexes hold vectors of the same model and chunks cut the same way."""
+    """Whether two indexes hold vectors of the same model, prompts and chunks cut the same way."""
     pipeline = (one.model.fingerprint, one.model.dimension, one.chunking)
-    return pipeline == (other.model.fingerprint, other.model.dimension, other.chunking)
+    if pipeline != (other.model.fingerprint, other.model.dimension, other.chunking):
+        return False
+    if None in (one.model.query_prompt, other.model.query_prompt):
+        # an index of an earlier semsearch put one prompt (the same files' default) before both
+        recorded = [m for m in (one.model, other.model) if m.query_prompt is not None]
+        return all(m.query_prompt == m.document_prompt for m in recorded)
+    return one.model.prompts("") == other.model.prompts("")
 
 
 def same_pipeline(encoder: Encoder, manifest: Manifest) -> bool:
-    """Whether ``encoder`` computes what the index was built with (same files, same size)."""
+    """Whether ``encoder`` computes what the index was built with (same files, same size, the
+    same prompts before queries and documents)."""
     built = manifest.model
-    return (encoder.info.fingerprint, encoder.dimension) == (built.fingerprint, built.dimension)
+    if (encoder.info.fingerprint, encoder.dimension) != (built.fingerprint, built.dimension):
+        return False
+    return same_prompts(encoder, manifest)
+
+
+def same_prompts(encoder: Encoder, manifest: Manifest) -> bool:
+    """Whether ``encoder`` puts the prompts before queries and documents that the index's were
+    embedded with. An index of an earlier semsearch recorded none: it put the model's default
+    prompt (usually none) before both."""
+    prompts = encoder.prompts
+    return manifest.model.prompts(prompts.default) == (prompts.query, prompts.document)
 
 
 def read(store: Store, folder: Path, model: str | None, chunking: ChunkSettings | None) -> Manifest | None:
@@ -77,12 +94,20 @@ def plan(encoder: Encoder, chunking: ChunkSettings | None, index_type: str | Non
 
 def check_model(encoder: Encoder, manifest: Manifest, model: str, folder: Path | str) -> None:
     """ModelMismatchError when ``encoder`` (loaded from ``model``) is not what the index was
-    built with: the model's files changed under its name."""
-    if not same_pipeline(encoder, manifest):
-        built = manifest.model
+    built with: the model's files changed under its name, or the prompts it puts before queries
+    and documents did."""
+    built = manifest.model
+    if (encoder.info.fingerprint, encoder.dimension) != (built.fingerprint, built.dimension):
         raise ModelMismatchError(
             f"Model '{model}' is now {encoder.dimension}-d with fingerprint "
             f"{encoder.info.fingerprint}; the index at {folder} was built with "
             f"{built.dimension}-d, fingerprint {built.fingerprint}. Use the original model files, "
             "or 'semsearch ingest --reindex' to re-embed with these"
+        )
+    if not same_prompts(encoder, manifest):
+        query, document = built.prompts(encoder.prompts.default)
+        raise ModelMismatchError(
+            f"Model '{model}' puts {encoder.prompts.query!r} before queries and {encoder.prompts.document!r} "
+            f"before documents; the index at {folder} was embedded with {query!r} and {document!r}. "
+            "Use 'semsearch ingest --reindex' to re-embed with these prompts, or another --index"
         )

@@ -22,7 +22,7 @@ def answer(handle: Backend, queries: Sequence[Query], base: str | os.PathLike[st
     if dense_texts:
         encoder = handle.encoder()
         _note_long_queries(handle, dense_texts)
-        embedded = dict(zip(dense_texts, encoder.encode(dense_texts), strict=True))
+        embedded = dict(zip(dense_texts, encoder.encode_query(dense_texts), strict=True))
     folder = os.fspath(base if base is not None else os.getcwd())
     # loaded before the read starts: a model load must not hold a consistent state open
     rerankers = {name: handle.reranker(name).score for name in dict.fromkeys(q.rerank for q in queries) if name}
@@ -38,7 +38,7 @@ def answer(handle: Backend, queries: Sequence[Query], base: str | os.PathLike[st
 
 def _note_long_queries(handle: Backend, queries: list[str]) -> None:
     encoder = handle.encoder()
-    limit = encoder.max_text_tokens - len(encoder.token_spans([encoder.prompt])[0])
+    limit = encoder.max_query_tokens
     for number, spans in enumerate(encoder.token_spans(queries), 1):
         if len(spans) > limit:
             which = f"Query {number}" if len(queries) > 1 else "The query"
