@@ -6,6 +6,7 @@ index = semsearch.open_index(".semsearch")
 index.ingest(["docs/"])
 hits = index.search("你是谁？", k=5)
 hits = index.search("安装", k=5, where={"paths": ["docs/**/*.md"]}, context=1)
+hits = index.search("安装", k=5, mode="hybrid", rerank=True)  # BAAI/bge-reranker-v2-m3
 ```
 """
 
@@ -35,11 +36,12 @@ from .errors import (
     UnsupportedModelError,
 )
 from .index import Index, migrate, open_index
-from .query import Query, Where
+from .query import DEFAULT_RERANKER, Query, Where
 from .results import Check, Hit, IndexInfo, IngestReport, MigrateReport, RemoveReport, Skipped
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_RERANKER",
     "Check",
     "ChunkSettings",
     "DatasetError",
@@ -68,6 +70,7 @@ __all__ = [
     "Query",
     "ReadOnlyIndexError",
     "RemoveReport",
+    "Reranker",
     "SemsearchError",
     "Shard",
     "Skipped",
@@ -81,9 +84,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # Encoder pulls in torch; import it only when asked for, so `import semsearch` stays fast
+    # Encoder and Reranker pull in torch; import them only when asked for, so `import semsearch`
+    # stays fast
     if name == "Encoder":
         from .embedding.encoder import Encoder
 
         return Encoder
+    if name == "Reranker":
+        from .embedding.reranker import Reranker
+
+        return Reranker
     raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

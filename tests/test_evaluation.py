@@ -91,7 +91,7 @@ class FakeIndex:
     def __init__(self, hits: dict[str, list[tuple[str, float]]]) -> None:
         self.hits = hits
 
-    def search(self, text: str, k: int, mode: str = "dense", rrf_k: int = 60) -> list[Hit]:
+    def search(self, text: str, k: int, mode: str = "dense", rrf_k: int = 60, **reranking: object) -> list[Hit]:
         found = self.hits.get(text, [])[:k]
         return [Hit(rank, score, "", source, 1, 0, 0, rank) for rank, (source, score) in enumerate(found, 1)]
 
@@ -107,7 +107,8 @@ def test_chunk_hits_fold_into_documents_ranked_by_their_best_chunk() -> None:
             "two": [("/c/c.txt", 0.5), ("/c/b.txt", 0.4), ("/c/c.txt", 0.3)],
         }
     )
-    run, latencies = _run_queries(index, data, paths, "dense", 60, progress=False)  # type: ignore[arg-type]
+    options = {"mode": "dense", "rrf_k": 60, "rerank": None, "rerank_depth": 50}
+    run, latencies = _run_queries(index, data, paths, options, progress=False)  # type: ignore[arg-type]
     assert [(d.query_id, d.doc_id, d.score) for d in run] == [
         ("q1", "A", 0.9),
         ("q1", "B", 0.7),

@@ -50,7 +50,13 @@ def evaluate(
     ] = None,
     rerank_depth: Annotated[
         int,
-        typer.Option("--rerank-depth", min=1, max=_DEPTH.high, metavar="N", help=_DEPTH.help + " Here at least 100."),
+        typer.Option(
+            "--rerank-depth",
+            min=1,
+            max=_DEPTH.high,
+            metavar="N",
+            help=_DEPTH.help + " eval rescores at least 100: Recall@100 needs them.",
+        ),
     ] = RERANK_DEPTH,
     model: ModelOption = None,
     device: DeviceOption = "auto",

@@ -9,13 +9,14 @@ request's work.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
-from ..query import Option, Query, Where, options
+from ..query import DEFAULT_RERANKER, Option, Query, Where, options
 from ..results import Hit, IngestReport
 
 MAX_QUERIES = 32  # queries in one search request
@@ -47,8 +48,9 @@ def _json_integer(value: Any) -> Any:
 Integer = Annotated[int, BeforeValidator(_json_integer)]
 
 
-def served(how: Option, default: Any) -> tuple[Any, Any]:
-    """The pydantic type and field of one search option, as a request may give it."""
+def served(how: Option, default: Any, offered: Sequence[str] = ()) -> tuple[Any, Any]:
+    """The pydantic type and field of one search option, as a request may give it; ``offered``
+    are the values an option with a ``flag_value`` (a model) takes on this server."""
     high = how.served_high if how.served_high is not None else how.high
     if how.kind is list:
         item = Annotated[str, Field(pattern=how.pattern or None, max_length=how.max_chars)]
@@ -57,9 +59,10 @@ def served(how: Option, default: Any) -> tuple[Any, Any]:
         return Time | None, Field(default=default, description=how.help)
     if how.choices:
         return Literal[how.choices], Field(default=default, description=how.help)
-    if how.flag_value:  # true for the default, or a name
-        name = Annotated[str, Field(pattern=how.pattern or None, max_length=how.max_chars)]
-        return bool | name | None, Field(default=default, description=f"{how.help} true: {how.flag_value}.")
+    if how.flag_value:  # one of the models offered, true for the default one where it is offered
+        switch = bool if how.flag_value in offered else Literal[False]
+        kind = switch | Literal[tuple(offered)] | None if offered else switch | None  # type: ignore[valid-type]
+        return kind, Field(default=default, description=how.help)
     if how.kind is int:
         return Integer, Field(default=default, ge=how.low, le=high, description=how.help)
     if how.kind is float:
@@ -102,12 +105,16 @@ class _Search(Strict):
         return [Query(text, where=where, **chosen) for text in self.texts]
 
 
+def search_request(rerankers: Sequence[str]) -> type[_Search]:
+    """The search request's body on a server that offers ``rerankers``."""
+    fields = {found.name: served(how, found.default, rerankers) for found, how in options(Query)}
+    return create_model("SearchRequest", __base__=_Search, **fields)  # type: ignore[call-overload,no-any-return]
+
+
 if TYPE_CHECKING:
     SearchRequest = _Search
 else:
-    SearchRequest = create_model(
-        "SearchRequest", __base__=_Search, **{found.name: served(how, found.default) for found, how in options(Query)}
-    )
+    SearchRequest = search_request((DEFAULT_RERANKER,))
 
 
 class QueryResult(BaseModel):

@@ -43,8 +43,9 @@ from .models import (
     IngestResponse,
     IngestState,
     QueryResult,
-    SearchRequest,
     SearchResponse,
+    _Search,
+    search_request,
 )
 from .service import Service
 
@@ -116,8 +117,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     async def home() -> RedirectResponse:
         return RedirectResponse("/docs")
 
-    @app.post("/search", response_model=SearchResponse, responses=ERRORS)
-    async def search(request: SearchRequest) -> Any:
+    async def search(request: _Search) -> Any:
         """The best passages for one query or a list of them."""
         if service.backlog >= MAX_BACKLOG:
             return _error(503, "overloaded", f"{service.backlog} searches are waiting; try again shortly")
@@ -125,6 +125,10 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         texts = request.texts
         results = [QueryResult(query=text, hits=hits) for text, hits in zip(texts, answer.hits, strict=True)]
         return SearchResponse(model=answer.model, results=results, notes=answer.notes)
+
+    # the body names the rerankers this server offers, so its schema says which it takes
+    search.__annotations__["request"] = search_request(service.rerankers)
+    app.post("/search", response_model=SearchResponse, responses=ERRORS)(search)
 
     @app.get("/info", responses=ERRORS)
     async def info() -> dict[str, Any]:

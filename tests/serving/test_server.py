@@ -3,6 +3,7 @@ concurrency, an ingest during searches, and a schemathesis fuzz from the served 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -112,9 +113,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[P
 
 
 @pytest.fixture(scope="module")
-def server(built: tuple[Path, Path]) -> Iterator[Server]:
+def server(built: tuple[Path, Path], oracle_reranker: Path) -> Iterator[Server]:
     index, root = built
-    running = start(index, root, index.parent / "server.log")
+    running = start(index, root, index.parent / "server.log", "--rerank-model", str(oracle_reranker))
     yield running
     stop(running)
 
@@ -154,6 +155,21 @@ def test_search_filters_and_context(server: Server) -> None:
     for when in ("2024-05-01T09:30:00Z", "7d", 1_700_000_000):
         found = server.post("/search", {"query": "长城", "k": 1, "where": {"modified_after": when}})
         assert found.status_code == 200 and len(found.json()["results"][0]["hits"]) == 1
+
+
+def test_search_reranks_with_the_models_the_server_offers(server: Server, oracle_reranker: Path) -> None:
+    body = {"query": "向量检索", "k": 3, "mode": "hybrid", "rerank_depth": 20}
+    plain = server.post("/search", body).json()["results"][0]["hits"]
+    reranked = server.post("/search", {**body, "rerank": str(oracle_reranker)}).json()["results"][0]["hits"]
+    assert all(hit["reranked"] for hit in reranked) and not any(hit["reranked"] for hit in plain)
+    assert [hit["score"] for hit in reranked] == sorted((hit["score"] for hit in reranked), reverse=True)
+    # no passage holds the oracle's marker: every score ties, and ties keep the first stage's order
+    assert [(h["chunk_id"], h["first_score"]) for h in reranked] == [(h["chunk_id"], h["score"]) for h in plain]
+    for other in (True, "BAAI/bge-reranker-base"):  # the default model is not offered here, nor that one
+        refused = server.post("/search", {**body, "rerank": other})
+        assert refused.status_code == 422 and "rerank" in refused.json()["error"]["message"]
+    schema = httpx.get(server.url + "/openapi.json").json()["components"]["schemas"]["SearchRequest"]
+    assert str(oracle_reranker) in json.dumps(schema["properties"]["rerank"])
 
 
 @pytest.mark.parametrize(
