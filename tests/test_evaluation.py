@@ -185,3 +185,32 @@ def test_without_ir_measures_the_error_names_the_extra(
     monkeypatch.setitem(sys.modules, "ir_measures", None)  # what an uninstalled package looks like
     with pytest.raises(semsearch.MissingExtraError, match=r"pip install 'semsearch\[eval\]'"):
         evaluate(load_beir(self_retrieval), str(tiny_model), device="cpu")
+
+
+def test_eval_measures_each_mode_with_and_without_the_reranker(
+    tmp_path: Path, tiny_model: Path, oracle_reranker: Path
+) -> None:
+    pytest.importorskip("ir_measures")
+    from conftest import ORACLE_MARKER as M
+
+    corpus = {
+        "a": ("", "苹果苹果苹果。苹果是水果。"),
+        "b": ("", "苹果和香蕉，苹果。"),
+        "answer": ("", f"这一段很长，讲了很多别的事情，只在最后提到苹果一次，还有{M}{M}{M}。"),
+    }
+    folder = write_beir(tmp_path / "beir", {"q": "苹果"}, ["q\tanswer\t1\n"], corpus=corpus)
+    reports = evaluate(
+        load_beir(folder), str(tiny_model), modes=("lexical",), device="cpu", rerank=str(oracle_reranker)
+    )
+    assert [(r.mode, r.reranker) for r in reports] == [("lexical", None), ("lexical", str(oracle_reranker))]
+    plain, reranked = (r.metrics["RR@10"] for r in reports)
+    assert plain == pytest.approx(1 / 3, abs=1e-4) and reranked == 1.0  # last of three, then first
+    text = CliRunner().invoke(
+        app, ["eval", str(folder), "--model", str(tiny_model), "--device", "cpu", "--mode", "lexical",
+              "--rerank", str(oracle_reranker)]
+    )  # fmt: skip
+    assert text.exit_code == 0, text.output
+    assert [line.split()[:4] for line in text.output.splitlines()[-2:]] == [
+        ["lexical", "0.5000", "1.0000", "1.0000"],
+        ["lexical", "+", "rerank", "1.0000"],
+    ]
