@@ -1,7 +1,8 @@
 """Lexical matching for Chinese and mixed text: the terms SQLite's FTS5 index holds and matches.
 
-Text is folded first (NFKC, so full-width ＡＢＣ１２３ and half-width ABC123 are one form, then
-case-folded), then segmented by rjieba, the Rust port of jieba, with its built-in dictionary (no
+Text is folded first (``folding.fold``: NFKC, so full-width ＡＢＣ１２３ and half-width ABC123 are
+one form, case-folded, and Traditional Chinese as Simplified, so 長城 is 长城 and 記憶體 is 内存),
+then segmented by rjieba, the Rust port of jieba, with its built-in dictionary (no
 download). ``cut_for_search`` gives each long word and its parts (北京大学 -> 北京, 大学, 北京大学), so
 a query for 大学 finds 北京大学. Latin words and numbers stay whole (python, 3.12, c++). Terms that
 are only punctuation or white space are dropped. The index stores the terms joined by spaces;
@@ -11,16 +12,14 @@ FTS5's tokenizer is told that the symbols jieba keeps inside a term are part of 
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from .folding import TERMS_VERSION, fold
+
+__all__ = ["FTS_TOKENIZER", "TERMS_VERSION", "fold", "indexed", "match_expression", "terms"]
 
 # FTS5 tokenizer for the space-joined terms: jieba keeps these symbols inside Latin terms
 FTS_TOKENIZER = "unicode61 remove_diacritics 0 tokenchars '+#&._%-'"
 _WORD = re.compile(r"\w")
-
-
-def fold(text: str) -> str:
-    """Full-width to half-width and compatibility forms (NFKC), then case-folded."""
-    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def terms(text: str) -> list[str]:

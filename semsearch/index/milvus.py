@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ChunkSettings
-from ..documents.terms import indexed
+from ..documents.terms import TERMS_VERSION, indexed
 from ..query import Where
 from ..results import Check, IndexInfo
 from ..storage.milvus.connection import is_milvus
@@ -59,6 +59,12 @@ class MilvusBackend(MilvusData):
         return self._search("vector", data, depth, where, base, lambda limit: search_params(kind, limit))
 
     def lexical(self, text: str, depth: int, where: Where | None, base: str) -> Candidates:
+        stale = (
+            f"The lexical terms in {self.location} were written before Traditional/Simplified folding; "
+            "the next 'semsearch ingest' or 'semsearch repair' writes them again"
+        )
+        if self.terms_version < TERMS_VERSION and stale not in self.notes:
+            self.notes.append(stale)
         terms = clip(indexed(text))
         if not terms:
             return []
@@ -135,6 +141,7 @@ class MilvusBackend(MilvusData):
         with self.lock():
             store, manifest = self._require(), self.require_manifest()
             broken = upkeep.repair(store)
+            self.upgrade_terms()
             if broken:
                 self.notes.append(f"{broken} documents were not whole and were taken out; ingest them again")
             wanted = self.options.index_type
@@ -190,7 +197,9 @@ class MilvusBackend(MilvusData):
         if self.store is not None:
             self.store.drop()
             meta.delete_meta(f"manifest:{self.store.prefix}")
+            meta.delete_meta(f"terms:{self.store.prefix}")
         self.store, self.manifest, self.model = new.store, new.manifest, new.model
+        self.terms_version = new.terms_version
         self._encoder, self.options = new._encoder, replace(self.options, model=new.options.model)
         self.store = MilvusStore(meta.connection, self.target.collection, new.store.prefix)
         new.release()

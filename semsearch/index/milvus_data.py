@@ -5,6 +5,7 @@ stay consistent without transactions."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ import numpy as np
 from ..config import Manifest
 from ..documents.chunking import Chunk
 from ..documents.prepare import Document
+from ..documents.terms import TERMS_VERSION
 from ..errors import IndexCorruptError
 from ..storage.milvus.connection import Connection, parse
 from ..storage.milvus.expressions import literal, under
@@ -34,6 +36,7 @@ from ..storage.milvus.store import (
     vectors_of,
 )
 from . import manifest as manifests
+from . import milvus_upkeep as upkeep
 from .backend import Backend, Options, Published, Staged
 
 _IN_BATCH = 256  # paths per ``path in [...]`` expression
@@ -55,6 +58,7 @@ class MilvusData(Backend):
         self.locked = False
         self._versions: dict[str, int | None] | None = None  # current versions, inside ``reading``
         self._documents: dict[int, tuple[str, int]] = {}  # document id -> (stored path, version)
+        self.terms_version = TERMS_VERSION  # how the stored lexical terms were folded (``terms:G``)
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -88,6 +92,7 @@ class MilvusData(Backend):
         if self._encoder is not None and not manifests.same_pipeline(self._encoder, found):
             self._encoder = None
         self.store, self.manifest = store, found
+        self.terms_version = int(meta.get_meta(f"terms:{generation}") or 1)  # none: written before folding
         self.model = self.options.model or found.model.model
 
     def release(self) -> None:
@@ -129,6 +134,8 @@ class MilvusData(Backend):
         """The collections and manifest of a new index (the first generation has a fixed name, so
         writers creating one index at once create the same collections)."""
         if self.manifest is not None and self.store is not None:
+            if self.terms_version < TERMS_VERSION:
+                self.upgrade_terms()
             return
         planned = self.manifest or self.plan_manifest()
         if self.options.index_type is not None:
@@ -138,8 +145,25 @@ class MilvusData(Backend):
         store = MilvusStore(meta.connection, self.target.collection, generation)
         store.create(planned.model.dimension, milvus_index_type(planned.index_type, self.target.lite is not None))
         meta.put_meta(f"manifest:{generation}", planned.to_json())
+        meta.put_meta(f"terms:{generation}", str(TERMS_VERSION))
         meta.put_meta("building" if self.building else "current", generation)
         self.store, self.manifest = store, planned
+
+    def upgrade_terms(self) -> int:
+        """Write again the lexical terms of every chunk stored with terms not folded as they are
+        now (an index from before Traditional/Simplified folding), then record the terms version;
+        how many chunks that was. Run by the first ingest into such an index, and by repair."""
+        store = self._require()
+        started = time.perf_counter()
+        count = upkeep.reterm(store)
+        self._meta().put_meta(f"terms:{store.prefix}", str(TERMS_VERSION))
+        if self.terms_version < TERMS_VERSION or count:
+            self.notes.append(
+                f"Wrote the lexical terms of {count} chunks again, folding Traditional Chinese to Simplified "
+                f"(once, {time.perf_counter() - started:.1f} s)"
+            )
+        self.terms_version = TERMS_VERSION
+        return count
 
     def _require(self) -> MilvusStore:
         self.require_manifest()

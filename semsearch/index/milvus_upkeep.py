@@ -89,6 +89,24 @@ def checks(store: MilvusStore, manifest: Manifest) -> list[Check]:
     return result
 
 
+def reterm(store: MilvusStore) -> int:
+    """Write again, whole, every chunk row whose stored terms are not its text's terms now (an
+    index from before a change to folding); how many. A row whose version another writer deletes
+    meanwhile can come back as a version not current: invisible to readers, and repair deletes it."""
+    stale = [
+        int(row["id"])
+        for row in store.scan(store.chunks_name, "id >= 0", ["id", "text", "terms"])
+        if row["terms"] != clip(indexed(row["text"]))
+    ]
+    fields = [f["name"] for f in store.client.describe_collection(store.chunks_name)["fields"] if f["name"] != "sparse"]
+    for first in range(0, len(stale), 512):
+        rows = store.by_ids(store.chunks_name, stale[first : first + 512], fields)
+        for row in rows:
+            row["terms"] = clip(indexed(row["text"]))
+        store.upsert(store.chunks_name, rows)  # BM25's sparse vector is computed again from the terms
+    return len(stale)
+
+
 def repair(store: MilvusStore) -> int:
     """Delete orphan versions, superseded ledger rows and repeated rows (one copy put back), and
     take documents that are not whole out of the ledger; how many documents that was."""

@@ -5,32 +5,32 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ..documents.terms import fold, terms
+from ..documents.folding import aligned
+from ..documents.terms import terms
 
 
 def highlights(text: str, query: str) -> list[tuple[int, int]]:
     """Character spans of ``text`` where the query's terms occur, in order, not overlapping.
 
-    Matching is on folded text; NFKC can change a string's length, so the text is folded one
-    character for one (each character to the first character of its fold), which keeps every
-    span's offsets those of the original. Linear in the text, at C speed: the characters'
-    folds are looked up once each and applied with ``str.translate``.
+    Matching is on folded text (the terms are folded: Ｐｙｔｈｏｎ is python, 長城 is 长城); folding
+    can change a string's length (記憶體 is 内存), so each folded character carries the span of
+    ``text`` it came from, and a match is shown on the original characters.
     """
     wanted = _wanted(query)
     if not wanted:
         return []
-    folded = _fold_each(text)
+    folded, starts, ends = aligned(text)
     spans: list[tuple[int, int]] = []
-    taken = bytearray(len(text))
+    taken = bytearray(len(folded))
     for term in wanted:
         if len(term) > len(folded):
             continue
         for found in re.finditer(re.escape(term), folded):
             start, end = found.span()
             if not any(taken[start:end]) and _whole(folded, start, end):
-                spans.append((start, end))
+                spans.append((starts[start], ends[end - 1]))
                 taken[start:end] = b"\x01" * (end - start)
-    return sorted(spans)
+    return _merged(spans)
 
 
 @lru_cache(maxsize=1024)
@@ -39,19 +39,15 @@ def _wanted(query: str) -> tuple[str, ...]:
     return tuple(sorted(set(terms(query)), key=len, reverse=True))
 
 
-_FOLDED: dict[str, str] = {}  # a character -> the first character of its fold (all seen so far)
-
-
-def _fold_each(text: str) -> str:
-    """``text`` folded character by character, one character for one."""
-    table: dict[int, str] = {}
-    for char in set(text):
-        mapped = _FOLDED.get(char)
-        if mapped is None:
-            mapped = _FOLDED[char] = fold(char)[:1] or char
-        if mapped != char:
-            table[ord(char)] = mapped
-    return text.translate(table) if table else text
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """In order and not overlapping: two matches within one converted phrase are one span."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _whole(text: str, start: int, end: int) -> bool:

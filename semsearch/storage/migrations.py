@@ -108,6 +108,14 @@ def m006_states(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO meta VALUES ('state', ?)", [token])
 
 
+@migrations()
+def m007_folded_terms(db: sqlite_utils.Database) -> None:
+    # the terms now fold Traditional Chinese to Simplified (documents/folding.py): terms written
+    # before are written again, so an old index's lexical search folds as a new one's does
+    db.execute("DELETE FROM chunks_fts")
+    fill_lexical(db)
+
+
 def fill_lexical(db: sqlite_utils.Database) -> None:
     """Index the terms of every chunk missing from chunks_fts."""
     missing = "SELECT id, text FROM chunks WHERE id NOT IN (SELECT rowid FROM chunks_fts)"

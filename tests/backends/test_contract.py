@@ -227,6 +227,25 @@ def test_lexical_terms_fold_alike_on_every_backend(location: str, tmp_path: Path
             assert [Path(h.source).name for h in hits] == ["wide.md"], query
 
 
+def test_traditional_and_simplified_find_each_other_on_every_backend(
+    location: str, tmp_path: Path, tiny_model: Path
+) -> None:
+    folder = tmp_path / "variants"
+    folder.mkdir()
+    (folder / "traditional.md").write_text("萬里長城。電腦的記憶體不夠，軟體很慢。", encoding="utf-8")
+    (folder / "simplified.md").write_text("黄河很长。我的内存够用。", encoding="utf-8")
+    (folder / "other.md").write_text("熊猫吃竹子。", encoding="utf-8")
+    with semsearch.open_index(location, str(tiny_model), device="cpu") as index:
+        index.ingest([folder])
+        for query, wanted in [("长城", ["traditional.md"]), ("黃河", ["simplified.md"]), ("软件", ["traditional.md"])]:
+            hits = index.search(query, k=5, mode="lexical")
+            assert [Path(h.source).name for h in hits] == wanted, query
+        found = index.search("記憶體", k=5, mode="lexical")
+        assert sorted(Path(h.source).name for h in found) == ["simplified.md", "traditional.md"]
+        spans = {Path(h.source).name: [h.text[s:e] for s, e in h.highlights] for h in found}
+        assert spans == {"traditional.md": ["記憶體"], "simplified.md": ["内存"]}  # the original characters
+
+
 def test_an_interrupted_migration_resumes_where_it_stopped(
     backend: str, docs: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

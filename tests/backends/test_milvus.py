@@ -143,6 +143,45 @@ def test_a_document_missing_chunks_fails_the_check_and_repair_takes_it_out(built
     assert again.files_added == 1 and again.chunks_embedded > 0 and all(c.ok for c in built.check())
 
 
+def test_an_index_from_before_folding_gets_folded_terms_on_ingest_or_repair(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import unicodedata
+
+    from semsearch.documents import terms
+
+    folder = tmp_path / "variants"
+    folder.mkdir()
+    (folder / "traditional.md").write_text("萬里長城。電腦的記憶體不夠。", encoding="utf-8")
+    (folder / "other.md").write_text("熊猫吃竹子。", encoding="utf-8")
+
+    def written_before_folding() -> None:  # as semsearch wrote it before: NFKC + casefold only
+        with monkeypatch.context() as patched:
+            patched.setattr(terms, "fold", lambda text: unicodedata.normalize("NFKC", text).casefold())
+            with semsearch.open_index(lite(tmp_path), str(tiny_model), device="cpu") as index:
+                index.handle.upgrade_terms()  # the stored terms as the old fold makes them
+                index.handle._meta().delete_meta(f"terms:{index.handle._require().prefix}")
+
+    with semsearch.open_index(lite(tmp_path), str(tiny_model), device="cpu") as index:
+        index.ingest([folder])
+    written_before_folding()
+    with semsearch.open_index(lite(tmp_path), str(tiny_model), device="cpu") as index:
+        assert index.search("长城", k=5, mode="lexical") == []
+        assert "written before Traditional/Simplified folding" in index.notes[-1]
+        assert [c.name for c in index.check() if not c.ok] == ["chunks carry their lexical terms"]
+        index.ingest([folder])  # nothing to embed; the Traditional chunk's terms are written again, once
+        assert any(note.startswith("Wrote the lexical terms of 1 chunks again") for note in index.notes)
+        assert [Path(h.source).name for h in index.search("长城", k=5, mode="lexical")] == ["traditional.md"]
+        assert all(c.ok for c in index.check())
+    written_before_folding()
+    with semsearch.open_index(lite(tmp_path), str(tiny_model), device="cpu") as index:
+        assert all(c.ok for c in index.repair())
+        assert [Path(h.source).name for h in index.search("内存", k=5, mode="lexical")] == ["traditional.md"]
+    with semsearch.open_index(lite(tmp_path), create=False) as index:
+        assert index.handle.terms_version == terms.TERMS_VERSION and index.notes == []
+    assert end_servers(tmp_path, wait=2.0) == []
+
+
 # -- index types and a reindex ----------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
-"""Lexical terms: folding, Chinese segmentation, Latin words and numbers, highlights."""
+"""Lexical terms: folding (full-width, case, Traditional Chinese), segmentation, Latin words, highlights."""
 
 from __future__ import annotations
 
+from semsearch.documents.folding import aligned
 from semsearch.documents.terms import fold, indexed, match_expression, terms
 from semsearch.retrieval.highlights import highlights
 
@@ -32,3 +33,35 @@ def test_highlights_mark_query_terms_in_the_original_text() -> None:
     spans = highlights(text, "北京大学 python")
     assert [text[s:e] for s, e in spans] == ["北京大学", "Ｐｙｔｈｏｎ"]  # whole words only for Latin terms
     assert highlights(text, "？") == []
+
+
+def test_fold_makes_traditional_chinese_simplified_phrase_by_phrase() -> None:
+    assert fold("長城") == fold("长城") == "长城"
+    assert fold("記憶體") == fold("内存") == "内存"  # Taiwan phrases, not only characters
+    assert fold("軟體") == "软件" and fold("滑鼠") == "鼠标"
+    assert fold("北京大学的软件") == "北京大学的软件"  # Simplified passes through
+
+
+def test_terms_of_traditional_and_simplified_text_are_the_same() -> None:
+    assert terms("萬里長城的記憶體") == terms("万里长城的内存")
+    assert match_expression("長城") == match_expression("长城") == '"长城"'
+
+
+def test_aligned_maps_each_folded_character_back_to_the_original() -> None:
+    text = "ＡＢ記憶體軟體長城"
+    folded, starts, ends = aligned(text)
+    assert folded == fold(text) == "ab内存软件长城"
+    assert [text[s:e] for s, e in zip(starts, ends, strict=True)] == [
+        "Ａ", "Ｂ", "記憶體", "記憶體", "軟", "體", "長", "城",
+    ]  # fmt: skip
+    assert aligned("") == ("", [], [])
+
+
+def test_highlights_point_at_the_original_characters_of_a_converted_phrase() -> None:
+    text = "電腦的記憶體不夠，軟體很慢；長城很長。"
+    spans = highlights(text, "内存 软件 长城")
+    assert [text[s:e] for s, e in spans] == ["記憶體", "軟體", "長城"]
+    back = "电脑的内存不够，软件很慢"
+    assert [back[s:e] for s, e in highlights(back, "記憶體 軟體")] == ["内存", "软件"]
+    twice = "記憶體記憶體"  # two phrases side by side, nothing in common with their Simplified forms
+    assert highlights(twice, "内存") == [(0, 3), (3, 6)]

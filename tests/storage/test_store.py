@@ -77,6 +77,7 @@ def test_reopen_keeps_data_and_applies_migrations_once(tmp_path: Path) -> None:
             "m004_page_heading",
             "m005_staged",
             "m006_states",
+            "m007_folded_terms",
         ]
     finally:
         again.close()
@@ -300,6 +301,44 @@ def test_an_index_from_before_the_lexical_index_is_filled_when_opened(tmp_path: 
     reopened = Store.open(folder)
     try:
         assert lexical(reopened, "长江") == [ids[1]]
+        assert {k: v for k, v in reopened.problems(DIM).items() if v} == {}
+    finally:
+        reopened.close()
+
+
+def test_traditional_and_simplified_find_each_other(store: Store) -> None:
+    traditional = put(store, "/docs/t.txt", ["萬里長城在北方。", "電腦的記憶體不夠。"])
+    simplified = put(store, "/docs/s.txt", ["长城很长。", "电脑的内存不够，软件很慢。"])
+    assert sorted(lexical(store, "长城")) == sorted(lexical(store, "長城")) == [traditional[0], simplified[0]]
+    assert lexical(store, "記憶體") == lexical(store, "内存") == [traditional[1], simplified[1]]
+    assert lexical(store, "軟體") == [simplified[1]]
+
+
+def test_an_index_from_before_folding_gets_folded_terms_when_opened(tmp_path: Path) -> None:
+    import unicodedata
+
+    import rjieba
+
+    from semsearch.documents.terms import indexed
+
+    folder = tmp_path / "index"
+    old = Store.open(folder, create=True)
+    ids = put(old, "/docs/a.txt", ["萬里長城在北方。", "電腦的記憶體不夠。"])
+    # the terms as semsearch wrote them before: NFKC + casefold, no Traditional -> Simplified
+    for chunk_id, text in old.db.execute("SELECT id, text FROM chunks").fetchall():
+        unfolded = unicodedata.normalize("NFKC", text).casefold()
+        terms = " ".join(t for t in rjieba.cut_for_search(unfolded) if t.strip("。，"))
+        old.db.execute("UPDATE chunks_fts SET terms = ? WHERE rowid = ?", [terms, chunk_id])
+    old.db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm007_folded_terms'")
+    old.db.conn.commit()
+    assert old.lexical_search('"长城"', 10) == []
+    old.close()
+    reopened = Store.open(folder)
+    try:
+        assert lexical(reopened, "长城") == lexical(reopened, "長城") == [ids[0]]
+        assert lexical(reopened, "内存") == [ids[1]]
+        stored = reopened.db.execute("SELECT c.text, f.terms FROM chunks c JOIN chunks_fts f ON f.rowid = c.id")
+        assert all(terms == indexed(text) for text, terms in stored.fetchall())  # every chunk re-termed
         assert {k: v for k, v in reopened.problems(DIM).items() if v} == {}
     finally:
         reopened.close()
