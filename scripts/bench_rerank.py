@@ -4,10 +4,11 @@ query unreranked, and the compute per (query, passage) pair of the real bge rera
 The index holds the first chapters of a Chinese novel (../shared/data/zh-novels, else
 sample_docs), embedded with a tiny random model; the rerankers are tiny random folders of the
 two layouts (tests/rerankers.py: BERT and XLM-RoBERTa, 2 layers, hidden 64), so the times are
-the pipeline's own overhead plus a small model's forward passes, not a real reranker's. Each
-round runs every configuration once, in turn, so load on the machine hits them alike.
+the pipeline's own overhead plus a small model's forward passes, not a real reranker's. Dense
+mode by default: it always has ``depth`` candidates (a lexical query may match fewer chunks).
+Each round runs every configuration once, in turn, so load on the machine hits them alike.
 
-    python scripts/bench_rerank.py [--rounds 30] [--mode lexical]
+    python scripts/bench_rerank.py [--rounds 30] [--mode dense]
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def corpus(folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--mode", default="lexical", choices=("dense", "lexical", "hybrid"))
+    parser.add_argument("--mode", default="dense", choices=("dense", "lexical", "hybrid"))
     args = parser.parse_args()
 
     import torch
@@ -89,10 +90,11 @@ def main() -> None:
                     times[name].append((time.perf_counter() - started) * 1000)
     base = statistics.median(times["none"])
     print(f"{chunks} chunks, mode {args.mode}, k 10, {args.rounds} rounds, torch threads {torch.get_num_threads()}")
-    print(f"{'reranker @ depth':<18}{'p50 ms':>9}{'added ms':>10}{'x plain':>9}")
-    for name, _, _ in configs:
+    print(f"{'reranker @ depth':<18}{'p50 ms':>9}{'added ms':>10}{'x plain':>9}{'ms/pair':>9}")
+    for name, _, depth in configs:
         p50 = statistics.median(times[name])
-        print(f"{name:<18}{p50:>9.2f}{p50 - base:>10.2f}{p50 / base:>9.2f}")
+        per_pair = f"{(p50 - base) / depth:>9.2f}" if depth else ""
+        print(f"{name:<18}{p50:>9.2f}{p50 - base:>10.2f}{p50 / base:>9.2f}{per_pair}")
     print("\nForward GFLOPs per (query, passage) pair of the real rerankers (XLM-RoBERTa encoders):")
     print(f"{'model':<26}{'276 tokens':>12}{'512 tokens':>12}{'x50 pairs @276':>16}")
     for name, shape in REAL.items():
