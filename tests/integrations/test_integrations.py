@@ -319,3 +319,16 @@ def test_a_retriever_over_a_folder_with_no_index_raises_instead_of_finding_nothi
     with pytest.raises(IndexNotFoundError, match="No index at"):
         SemsearchRetriever(typo, k=2).invoke(QUERY)
     typo.close()
+
+
+def test_both_retrievers_rerank(index: Index, oracle_reranker: Path) -> None:
+    options = {"k": 3, "mode": "hybrid", "rerank": str(oracle_reranker), "rerank_depth": 10}
+    expected = index.search(QUERY, **options)
+    documents = langchain_retriever(index, **options).invoke(QUERY)
+    assert [d.metadata["chunk_id"] for d in documents] == [h.chunk_id for h in expected]
+    assert all(d.metadata["reranked"] and d.metadata["first_score"] is not None for d in documents)
+    nodes = llamaindex_retriever(index, **options).retrieve(QUERY)
+    assert [n.node.metadata["chunk_id"] for n in nodes] == [h.chunk_id for h in expected]
+    assert all(n.node.metadata["reranked"] for n in nodes) and nodes[0].score == expected[0].score
+    with pytest.raises(InvalidOptionError):
+        langchain_retriever(index, rerank=" ")
