@@ -41,16 +41,21 @@ def aligned(text: str) -> tuple[str, list[int], list[int]]:
     whole, lined up against OpenCC character by character: they differ only where a phrase was
     converted, and only there is a stretch mapped as a whole (記憶體 <-> 内存).
     """
-    starts: list[int] = []
-    normal = _per_character(text, _normalised, starts)
-    ends = [start + 1 for start in starts]
+    folded_case = text.casefold()
+    if len(folded_case) == len(text) and unicodedata.is_normalized("NFKC", text):
+        # the usual case, at C speed: NFKC changes nothing and case folding keeps every length
+        normal, starts, ends = folded_case, list(range(len(text))), list(range(1, len(text) + 1))
+    else:
+        starts = []
+        normal = _per_character(text, _normalised, starts)
+        ends = [start + 1 for start in starts]
     simplified = _converter().convert(normal)
-    singly = _per_character(normal, _simplified_alone, None)
-    if len(simplified) == len(singly):
+    if len(simplified) == len(normal):
         # phrases converted to phrases as long (乾隆 kept where 乾 alone is 干, 滑鼠 -> 鼠标): one
         # for one. Only a phrase that grows with another that shrinks in one text could make this
         # approximate, and tw2sp's phrases practically never grow
         return simplified, starts, ends
+    singly = _per_character(normal, _simplified_alone, None)  # one character each: as long as normal
     return simplified, *_line_up(normal, singly, simplified, starts, ends)
 
 
