@@ -89,7 +89,7 @@ def test_query_json(built: tuple[Path, Path], tiny_model: Path) -> None:
     assert [r["rank"] for r in answer["results"]] == [1, 2, 3, 4]
     first = answer["results"][0]
     fields = {"rank", "score", "source", "line", "start", "end", "chunk_id", "text", "matched", "highlights"}
-    fields |= {"page", "heading", "chunk_ids"}
+    fields |= {"page", "heading", "chunk_ids", "reranked", "first_score"}
     assert set(first) == fields
     assert first["matched"] == "dense" and first["highlights"] == []
     source_text = Path(first["source"]).read_bytes()

@@ -389,7 +389,7 @@ def test_an_overloaded_server_turns_searches_away_with_503() -> None:
     from semsearch.serving.server import MAX_BACKLOG, create_app
 
     class Swamped:  # a service with more searches waiting than the server takes on
-        backlog, alive, roots = MAX_BACKLOG, True, ()
+        backlog, alive, roots, rerankers = MAX_BACKLOG, True, (), ()
 
     client = TestClient(create_app(Swamped()))  # type: ignore[arg-type]
     response = client.post("/search", json={"query": "长城"})
