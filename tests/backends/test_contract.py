@@ -144,6 +144,26 @@ def test_context_widens_each_hit_with_its_neighbours(built: semsearch.Index) -> 
     assert alone <= {i for h in hits for i in h.chunk_ids}
 
 
+def test_a_reranker_reorders_every_mode_with_filters_alike(
+    location: str, tmp_path: Path, tiny_model: Path, oracle_reranker: Path
+) -> None:
+    from conftest import ORACLE_MARKER as M
+
+    (tmp_path / "docs" / "other").mkdir(parents=True)
+    texts = {"a.md": "苹果苹果苹果。苹果好吃。", "b.md": "苹果和香蕉。"}
+    texts["other/c.md"] = f"很长的一段，最后提到苹果和{M}{M}。"  # the relevant one
+    for name, text in texts.items():
+        (tmp_path / "docs" / name).write_text(text, encoding="utf-8")
+    with semsearch.open_index(location, str(tiny_model), device="cpu") as index:
+        index.ingest([tmp_path / "docs"])
+        for mode in ("dense", "lexical", "hybrid"):
+            hits = index.search("苹果", k=3, mode=mode, rerank=str(oracle_reranker))
+            assert Path(hits[0].source).name == "c.md" and all(h.reranked for h in hits)
+        where = {"paths": [str(tmp_path / "docs" / "a.md"), str(tmp_path / "docs" / "b.md")]}
+        kept = index.search("苹果", k=3, mode="hybrid", rerank=str(oracle_reranker), where=where)
+        assert sorted(Path(h.source).name for h in kept) == ["a.md", "b.md"]
+
+
 def test_check_and_repair_pass_on_a_sound_index(built: semsearch.Index) -> None:
     assert all(c.ok for c in built.check()), built.check()
     assert all(c.ok for c in built.repair())
