@@ -8,7 +8,7 @@ import os
 import sys
 from contextlib import suppress
 
-from . import admin, evaluate, ingest, search, serve
+from . import admin, evaluate, ingest, mcp, search, serve
 from .base import Command, app
 
 for name, function in (
@@ -20,6 +20,7 @@ for name, function in (
     ("migrate", admin.migrate),
     ("eval", evaluate.evaluate),
     ("serve", serve.serve),
+    ("mcp", mcp.mcp),
 ):
     app.command(name, cls=Command)(function)
 
