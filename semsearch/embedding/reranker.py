@@ -102,6 +102,10 @@ class Reranker:
                 out[rows] = self.activation(logits).squeeze(-1).cpu().numpy()
         return out
 
+    def token_counts(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        """How many tokens the model reads for each pair (special tokens in, truncated)."""
+        return [len(e) for e in self._pairs.encode_batch_fast([(str(q), str(p)) for q, p in pairs])] if pairs else []
+
     def describe(self) -> dict[str, Any]:
         """What identifies this reranker, for reports."""
         return {"model": self.name, "revision": self.revision, "fingerprint": self.fingerprint}

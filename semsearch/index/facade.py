@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..config import DEFAULT_MAX_FILE_BYTES, ChunkSettings, Manifest
 from ..errors import IndexClosedError, IndexNotFoundError, InvalidOptionError
-from ..query import Query
+from ..query import DEFAULT_RERANKER, Query
 from ..results import Check, Hit, IndexInfo, IngestReport, MigrateReport, RemoveReport
 from ..storage.milvus.store import INDEX_TYPES as MILVUS_TYPES
 from ..storage.vectors import INDEX_TYPES, choose
@@ -29,6 +29,7 @@ from .handle import Handle
 if TYPE_CHECKING:
     from ..documents.sharding import Shard
     from ..embedding.encoder import Encoder
+    from ..embedding.reranker import Reranker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -171,6 +172,11 @@ class Index:
         """The embedding pipeline, loaded on first use."""
         with self._mutex:
             return self.handle.encoder()
+
+    def reranker(self, name: str = DEFAULT_RERANKER) -> Reranker:
+        """The cross-encoder ``name``, loaded on first use (on this index's device) and kept."""
+        with self._mutex:
+            return self.handle.reranker(name)
 
     @_serialized
     def close(self) -> None:

@@ -35,6 +35,7 @@ from ..errors import (
     SemsearchError,
     SourceNotFoundError,
 )
+from . import openai
 from .models import (
     ErrorDetail,
     ErrorResponse,
@@ -163,6 +164,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         """The last ingest started here: running, done (with its report) or failed (with the error)."""
         return _ingest_state(service)
 
+    openai.add_routes(app, service)
     return app
 
 
@@ -204,24 +206,28 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
-        return _error(422, "invalid_request", "; ".join(problems) or "Invalid request")
+        return _error(422, "invalid_request", "; ".join(problems) or "Invalid request", request.url.path)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http_error", str(exc.detail))
+        return _error(exc.status_code, "http_error", str(exc.detail), request.url.path)
 
     @app.exception_handler(SemsearchError)
     async def library_error(request: Request, exc: SemsearchError) -> JSONResponse:
-        return _error(_status(exc), type(exc).__name__, str(exc))
+        return _error(_status(exc), type(exc).__name__, str(exc), request.url.path)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         traceback.print_exception(exc, file=sys.stderr)
-        return _error(500, "internal_error", f"Internal error: {type(exc).__name__}; see the server's log")
+        message = f"Internal error: {type(exc).__name__}; see the server's log"
+        return _error(500, "internal_error", message, request.url.path)
 
 
-def _error(status: int, kind: str, message: str) -> JSONResponse:
+def _error(status: int, kind: str, message: str, path: str = "") -> JSONResponse:
+    """An error answer: semsearch's body, or OpenAI's shape on the ``/v1`` routes."""
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if path.startswith(openai.PREFIX):
+        return SafeJSONResponse(openai.openai_error(status, kind, message), status_code=status, headers=headers)
     body = ErrorResponse(error=ErrorDetail(status=status, type=kind, message=message))
     return SafeJSONResponse(body.model_dump(), status_code=status, headers=headers)
 

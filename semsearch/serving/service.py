@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import numpy as np
+
 from ..documents.reading import is_within
 from ..errors import IndexLockedError, InvalidOptionError, PathNotAllowedError, SemsearchError
 from ..index import Index
@@ -56,6 +58,22 @@ class _Search:
     future: Future[Answer] = field(default_factory=Future)
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """The vectors of an embedding request (as ``Encoder.encode`` gives them), the tokens the
+    model read for each text, and the model's name."""
+
+    vectors: np.ndarray
+    tokens: list[int]
+    model: str
+
+
+@dataclass
+class _Embed:
+    texts: list[str]
+    future: Future[Embedded] = field(default_factory=Future)
+
+
 @dataclass
 class _Call:
     work: Callable[[Index], Any]
@@ -83,7 +101,7 @@ class Service:
         self.max_batch = max_batch
         self.base = self.roots[0] if self.roots else None  # relative paths are taken from here
         self._opener = opener
-        self._queue: queue.Queue[_Search | _Call | None] = queue.Queue()
+        self._queue: queue.Queue[_Search | _Embed | _Call | None] = queue.Queue()
         self._index: Index | None = None
         self._ingesting = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="semsearch-search", daemon=True)
@@ -119,6 +137,14 @@ class Service:
                 offered = ", ".join(self.rerankers) or "none (start it with --rerank-model)"
                 raise InvalidOptionError(f"This server does not rerank with {query.rerank!r}; it offers: {offered}")
         request = _Search(queries)
+        self._queue.put(request)
+        return request.future
+
+    def embed(self, texts: list[str]) -> Future[Embedded]:
+        """Embed ``texts`` as ``Encoder.encode`` does (the model's default prompt, if any), in
+        the search thread's next batch: the texts of every embedding request in it go through
+        the model together."""
+        request = _Embed(list(texts))
         self._queue.put(request)
         return request.future
 
@@ -188,13 +214,13 @@ class Service:
         finally:
             self._index.close()
 
-    def _next_batch(self) -> list[_Search | _Call] | None:
+    def _next_batch(self) -> list[_Search | _Embed | _Call] | None:
         """What is queued: at least one request (waiting for it), at most ``max_batch`` queries."""
         first = self._queue.get()
         if first is None:
             return None
         batch = [first]
-        size = len(first.queries) if isinstance(first, _Search) else 0
+        size = _size(first)
         while size < self.max_batch:
             try:
                 item = self._queue.get_nowait()
@@ -204,10 +230,10 @@ class Service:
                 self._queue.put(None)  # stop after this batch
                 break
             batch.append(item)
-            size += len(item.queries) if isinstance(item, _Search) else 0
+            size += _size(item)
         return batch
 
-    def _answer(self, batch: list[_Search | _Call]) -> None:
+    def _answer(self, batch: list[_Search | _Embed | _Call]) -> None:
         index = self._require_index()
         searches = [r for r in batch if isinstance(r, _Search) and r.future.set_running_or_notify_cancel()]
         if searches:
@@ -225,9 +251,42 @@ class Service:
                 else:
                     request.future.set_result(Answer(answers[: len(request.queries)], model, notes))
                     answers = answers[len(request.queries) :]
+        embeds = [r for r in batch if isinstance(r, _Embed) and r.future.set_running_or_notify_cancel()]
+        if embeds:
+            _settle_embeddings(index, embeds)
         for call in batch:
             if isinstance(call, _Call) and call.future.set_running_or_notify_cancel():
                 _settle(call.future, lambda c=call: c.work(index))  # type: ignore[misc]
+
+
+def _size(request: _Search | _Embed | _Call) -> int:
+    """What a request counts towards a batch's ``max_batch``: its queries or its texts."""
+    if isinstance(request, _Search):
+        return len(request.queries)
+    return len(request.texts) if isinstance(request, _Embed) else 0
+
+
+def _settle_embeddings(index: Index, requests: list[_Embed]) -> None:
+    """Embed the texts of ``requests`` together; if that fails, each request alone, so only a
+    failing one fails."""
+    encoder = index.encoder
+    model = index.manifest.model.model if index.manifest else encoder.info.model
+
+    def embed(texts: list[str]) -> Embedded:
+        inputs = encoder.tokenize(texts)
+        return Embedded(encoder.encode_tokenized(inputs), [len(i) for i in inputs], model)
+
+    try:
+        together = embed([text for r in requests for text in r.texts])
+    except BaseException:
+        for request in requests:
+            _settle(request.future, lambda r=request: embed(r.texts))  # type: ignore[misc]
+        return
+    first = 0
+    for request in requests:
+        last = first + len(request.texts)
+        request.future.set_result(Embedded(together.vectors[first:last], together.tokens[first:last], model))
+        first = last
 
 
 def _settle(future: Future[Any], work: Callable[[], Any]) -> None:

@@ -3,6 +3,7 @@ concurrency, an ingest during searches, and a schemathesis fuzz from the served 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +171,51 @@ def test_search_reranks_with_the_models_the_server_offers(server: Server, oracle
         assert refused.status_code == 422 and "rerank" in refused.json()["error"]["message"]
     schema = httpx.get(server.url + "/openapi.json").json()["components"]["schemas"]["SearchRequest"]
     assert str(oracle_reranker) in json.dumps(schema["properties"]["rerank"])
+
+
+def test_openai_embeddings_equal_the_encoder_through_the_openai_client(server: Server, tiny_model: Path) -> None:
+    openai = pytest.importorskip("openai")
+    import numpy as np
+
+    from semsearch.embedding.encoder import Encoder
+
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    model = client.models.list().data[0].id
+    assert model == str(tiny_model)
+    texts = ["大熊猫吃什么？", "长城" * 300, "Python 3.12", ""]
+    expected = Encoder.load(str(tiny_model), device="cpu").encode(texts)
+    for chosen in ({}, {"encoding_format": "float"}):  # by default the client asks for base64 and decodes it
+        answer = client.embeddings.create(model=model, input=texts, **chosen)
+        vectors = np.array([item.embedding for item in answer.data], dtype=np.float32)
+        assert [item.index for item in answer.data] == [0, 1, 2, 3]
+        assert np.abs(vectors - expected).max() <= 1e-5
+        assert answer.usage.prompt_tokens == answer.usage.total_tokens > 512  # the long text read up to the limit
+    one = client.embeddings.create(model=model, input="大熊猫")
+    assert len(one.data) == 1 and len(one.data[0].embedding) == expected.shape[1]
+    raw = server.post("/v1/embeddings", {"input": texts[:1], "encoding_format": "base64"}).json()
+    decoded = np.frombuffer(base64.b64decode(raw["data"][0]["embedding"]), dtype="<f4")
+    assert np.abs(decoded - expected[0]).max() <= 1e-5
+    with pytest.raises(openai.UnprocessableEntityError, match="model"):  # the schema names the one model
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    bad = server.post("/v1/embeddings", {"input": []})
+    assert bad.status_code == 422 and set(bad.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_rerank_in_the_form_jina_and_cohere_clients_send(server: Server, oracle_reranker: Path) -> None:
+    documents = ["没有记号的一段。", {"text": "乒乒乒"}, "一段很长的文字，只有一个乒。"]
+    answer = server.post("/v1/rerank", {"model": str(oracle_reranker), "query": "问题", "documents": documents})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [r["index"] for r in body["results"]] == [1, 2, 0] and body["usage"]["total_tokens"] > 0
+    assert body["results"][0]["document"] == {"text": "乒乒乒"} and body["model"] == str(oracle_reranker)
+    scores = [r["relevance_score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    top = server.post("/v1/rerank", {"query": "问题", "documents": documents, "top_n": 1, "return_documents": False})
+    assert top.json()["results"] == [{"index": 1, "relevance_score": scores[0]}]
+    other = server.post("/v1/rerank", {"model": "BAAI/bge-reranker-base", "query": "q", "documents": ["d"]})
+    assert other.status_code == 404 and "does not rerank" in other.json()["error"]["message"]
+    listed = [m["id"] for m in httpx.get(server.url + "/v1/models").json()["data"]]
+    assert str(oracle_reranker) in listed
 
 
 @pytest.mark.parametrize(
@@ -390,6 +436,11 @@ def test_an_overloaded_server_turns_searches_away_with_503() -> None:
 
     class Swamped:  # a service with more searches waiting than the server takes on
         backlog, alive, roots, rerankers = MAX_BACKLOG, True, (), ()
+
+        def call(self, work: object) -> Future[tuple[str, int]]:  # the model, for the /v1 routes
+            done: Future[tuple[str, int]] = Future()
+            done.set_result(("m", 4))
+            return done
 
     client = TestClient(create_app(Swamped()))  # type: ignore[arg-type]
     response = client.post("/search", json={"query": "长城"})
