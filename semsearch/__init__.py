@@ -12,6 +12,8 @@ hits = index.search("安装", k=5, mode="hybrid", rerank=True)  # BAAI/bge-reran
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version__
 from .documents.sharding import Shard
 from .errors import (
@@ -35,9 +37,13 @@ from .errors import (
     SourceNotFoundError,
     UnsupportedModelError,
 )
-from .index import Index, migrate, open_index
 from .query import DEFAULT_RERANKER, Query, Where
 from .results import Check, Hit, IndexInfo, IngestReport, MigrateReport, RemoveReport, Skipped
+
+if TYPE_CHECKING:
+    from .embedding.encoder import Encoder
+    from .embedding.reranker import Reranker
+    from .index import Index, migrate, open_index
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -84,8 +90,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # Encoder and Reranker pull in torch; import them only when asked for, so `import semsearch`
-    # stays fast
+    # the index (SQLite, FAISS, Milvus), the encoder and the reranker (torch) are imported when
+    # first asked for, so `import semsearch` and a command that answers through a running server
+    # stay fast
+    if name in ("Index", "migrate", "open_index"):
+        from . import index
+
+        value = getattr(index, name)
+        globals()[name] = value  # found once; later lookups never come here
+        return value
     if name == "Encoder":
         from .embedding.encoder import Encoder
 

@@ -15,6 +15,7 @@ import typer
 
 from ..config import DEFAULT_INDEX
 from ..query import Option, Query, Where, options
+from . import remote
 from .base import DeviceOption, Fp32Option, IndexOption, JsonOption, ModelOption, errors, open_index
 from .render import print_hits, print_json, print_notes, printable
 
@@ -82,15 +83,30 @@ def query(
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
     as_json: JsonOption = False,
+    no_server: Annotated[
+        bool,
+        typer.Option(
+            "--no-server", help="Answer in this process even when a 'semsearch serve' on this index is running."
+        ),
+    ] = False,
     *,
     search: dict[str, Any],
 ) -> None:
-    """Find the passages best matching a query. Several queries print as JSON Lines with --json."""
+    """Find the passages best matching a query. Several queries print as JSON Lines with --json.
+
+    When a 'semsearch serve' on the same index runs on this machine, the query goes to it (no
+    model to load: an answer in a blink), with the same output; --no-server answers here."""
     queries = _read_queries(text, file)
-    with errors(), open_index(index, model, device, fp32, create=False) as idx:
-        results = idx.search_many(queries, **{**search, "where": Where.of(search["where"])})
-        print_notes(idx)
-        model_name = idx.manifest.model.model if idx.manifest else ""
+    answered = None if no_server or model is not None else remote.search(index, queries, search)
+    if answered is not None:
+        model_name, results, notes = answered
+        for note in notes:
+            typer.echo(f"Note: {printable(note)}", err=True)
+    else:
+        with errors(), open_index(index, model, device, fp32, create=False) as idx:
+            results = idx.search_many(queries, **{**search, "where": Where.of(search["where"])})
+            print_notes(idx)
+            model_name = idx.manifest.model.model if idx.manifest else ""
     for number, (question, hits) in enumerate(zip(queries, results, strict=True)):
         if as_json:
             print_json({"query": question, "model": model_name, "results": [h.to_dict() for h in hits]})

@@ -9,11 +9,13 @@ route but ``/health`` wants it as a bearer token, compared in constant time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,7 +37,7 @@ from ..errors import (
     SemsearchError,
     SourceNotFoundError,
 )
-from . import openai
+from . import discovery, openai
 from .models import (
     ErrorDetail,
     ErrorResponse,
@@ -312,10 +314,28 @@ def check_bind(host: str, api_key: str | None) -> None:
 
 
 def run(service: Service, host: str, port: int, api_key: str | None) -> None:
-    """Serve until Ctrl-C or SIGTERM. Binding beyond loopback needs ``api_key``."""
+    """Serve until Ctrl-C or SIGTERM. Binding beyond loopback needs ``api_key``. While it runs,
+    ``server.json`` in a local index's folder tells ``semsearch query`` where to find it."""
     import uvicorn
 
     check_bind(host, api_key)
     app = create_app(service, api_key)
     config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run()
+    url = discovery.loopback_url(host, port)
+    folder = service.call(_local_folder).result() if url else None
+    if url and folder:
+        with contextlib.suppress(OSError):  # a read-only index folder: queries answer in process
+            discovery.write(folder, url, str(folder))
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if folder:
+            with contextlib.suppress(OSError):
+                discovery.remove(folder)
+
+
+def _local_folder(index: Any) -> Path | None:
+    """The folder of a local index (None for a Milvus one)."""
+    from ..index.milvus import is_milvus
+
+    return None if is_milvus(index.location) else Path(index.folder)

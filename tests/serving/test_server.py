@@ -218,6 +218,40 @@ def test_rerank_in_the_form_jina_and_cohere_clients_send(server: Server, oracle_
     assert str(oracle_reranker) in listed
 
 
+def test_a_query_answers_through_the_running_server_with_the_same_output(server: Server) -> None:
+    record = json.loads((server.index / "server.json").read_text(encoding="utf-8"))
+    assert record["pid"] == server.process.pid and record["url"] == server.url
+    command = [sys.executable, "-m", "semsearch", "query", "--index", str(server.index), "--device", "cpu"]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")} | {"HF_HUB_OFFLINE": "1"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*command, *args], capture_output=True, text=True, env=environment, timeout=300)
+
+    served = httpx.get(server.url + "/info").json()["server"]["queries"]
+    for args in (["大熊猫", "--mode", "lexical", "--json"], ["长城", "-k", "3", "--mode", "hybrid", "--context", "1"]):
+        through, here = run(*args), run(*args, "--no-server")
+        assert through.returncode == here.returncode == 0, through.stderr + here.stderr
+        assert through.stdout == here.stdout and through.stderr == here.stderr
+    filtered = ["海洋", "--path", "docs/science", "--json"]  # relative to the query's directory, not the server's
+    inside = subprocess.run([*command, *filtered], capture_output=True, text=True, env=environment, cwd=server.root)
+    hits = json.loads(inside.stdout)["results"]
+    assert hits and all("/science/" in h["source"] for h in hits)
+    assert httpx.get(server.url + "/info").json()["server"]["queries"] == served + 3  # the --no-server ones did not
+
+
+def test_a_stale_server_record_is_passed_over(tmp_path: Path, tiny_model: Path, docs: Path) -> None:
+    with semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu") as index:
+        index.ingest([docs])
+    record = {"url": "http://127.0.0.1:9", "pid": 2**22 + 7, "index": str(tmp_path / "kb")}  # no such process
+    (tmp_path / "kb" / "server.json").write_text(json.dumps(record), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "semsearch", "query", "大熊猫", "--index", str(tmp_path / "kb"), "--mode", "lexical"],
+        capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")} | {"HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0 and "大熊猫.md" in result.stdout, result.stderr
+
+
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [
