@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import sys
 import traceback
@@ -28,10 +27,10 @@ from ..config import __version__
 from ..errors import InvalidOptionError, SemsearchError, first_line
 from ..query import Query, Where, options
 from ..results import Hit
+from .binding import check_bind
 from .models import Filters, Strict, Text, served
 from .service import Service
 
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 INSTRUCTIONS = (
     "Semantic search over a local collection of documents (Chinese-first, any language). Call `search` "
     "with what you are looking for, in your own words; quote passages with the source:line they give."
@@ -175,25 +174,6 @@ def run_stdio(service: Service) -> None:
             await server.run(read, write, server.create_initialization_options())
 
     asyncio.run(main())
-
-
-def is_local(host: str) -> bool:
-    """Whether ``host`` is a loopback address (the HTTP server's rule)."""
-    if host in LOCAL_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, api_key: str | None) -> None:
-    """Refuse to serve beyond loopback without an API key (the HTTP server's rule)."""
-    if not is_local(host) and not api_key:
-        raise InvalidOptionError(
-            f"Serving on {host} exposes the index to the network; set SEMSEARCH_API_KEY to require a bearer token, "
-            "or bind to 127.0.0.1"
-        )
 
 
 def run_http(service: Service, host: str, port: int, api_key: str | None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import sys
 import traceback
@@ -38,6 +37,7 @@ from ..errors import (
     SourceNotFoundError,
 )
 from . import discovery, openai
+from .binding import check_bind
 from .models import (
     ErrorDetail,
     ErrorResponse,
@@ -54,7 +54,6 @@ from .service import Service
 
 MAX_BODY = 1_000_000  # bytes of one request body
 MAX_BACKLOG = 1_000  # search requests waiting; beyond, new ones are turned away (503)
-LOCAL_HOSTS = ("localhost", "ip6-localhost")
 DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's scripts, served from the package
 PUBLIC = frozenset({"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
@@ -292,25 +291,6 @@ def _public(path: str) -> bool:
     """Routes open without the API key: health, and the API's own documentation (its pages,
     their scripts and the schema they read), which hold none of the index's data."""
     return path in PUBLIC or path.startswith(DOCS_ASSETS + "/")
-
-
-def is_local(host: str) -> bool:
-    """Whether ``host`` is a loopback address, reachable from this machine only."""
-    if host in LOCAL_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, api_key: str | None) -> None:
-    """Refuse to serve beyond loopback without an API key."""
-    if not is_local(host) and not api_key:
-        raise InvalidOptionError(
-            f"Serving on {host} exposes the index to the network; set SEMSEARCH_API_KEY to require a bearer token, "
-            "or bind to 127.0.0.1"
-        )
 
 
 def run(service: Service, host: str, port: int, api_key: str | None) -> None:
