@@ -27,7 +27,7 @@ from .folder import (
     read_stages,
 )
 from .hub import fingerprint, resolve
-from .runtime import MAX_ROWS, pick_device, to_device, token_batches
+from .runtime import MAX_ROWS, padded_inputs, pick_device, token_batches
 
 if TYPE_CHECKING:
     import torch
@@ -241,20 +241,8 @@ class Encoder:
         return padded, int(lengths.sum())
 
     def _batch(self, encodings: list[Any], width: int) -> dict[str, torch.Tensor]:
-        """The model's inputs for ``encodings`` as (rows, width) tensors on the device, padded as
-        the tokenizer pads: on its padding side, with its pad id and pad type id."""
-
-        ids = np.full((len(encodings), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
-        types = np.full_like(ids, self.tokenizer.pad_token_type_id)
-        mask = np.zeros_like(ids)
-        left = self.tokenizer.padding_side == "left"
-        for row, encoding in enumerate(encodings):
-            cells = slice(width - len(encoding), width) if left else slice(0, len(encoding))
-            ids[row, cells] = encoding.ids
-            types[row, cells] = encoding.type_ids
-            mask[row, cells] = 1
-        arrays = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
-        return {name: to_device(arrays[name], self.device) for name in self._input_names}
+        """The model's inputs for ``encodings`` as (rows, width) tensors on the device."""
+        return padded_inputs(encodings, width, self.tokenizer, self._input_names, self.device)
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         import torch

@@ -13,7 +13,6 @@ only ``torch.*`` classes), else Sigmoid. BERT (bge-reranker-base/large) and XLM-
 from __future__ import annotations
 
 import importlib
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,8 @@ from ..errors import ModelLoadError, UnsupportedModelError
 from ..query import DEFAULT_RERANKER
 from .folder import quiet_transformers
 from .hub import fingerprint, resolve
-from .runtime import MAX_ROWS, pick_device, to_device, token_batches
+from .runtime import MAX_ROWS, padded_inputs, pick_device, token_batches
+from .stages import read_json, read_json_as
 
 if TYPE_CHECKING:
     import torch
@@ -111,18 +111,8 @@ class Reranker:
         return {"model": self.name, "revision": self.revision, "fingerprint": self.fingerprint}
 
     def _batch(self, encodings: list[Any], width: int) -> dict[str, torch.Tensor]:
-        """The model's inputs for ``encodings`` as (rows, width) tensors, padded as the tokenizer pads."""
-        ids = np.full((len(encodings), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
-        types = np.full_like(ids, self.tokenizer.pad_token_type_id)
-        mask = np.zeros_like(ids)
-        left = self.tokenizer.padding_side == "left"
-        for row, encoding in enumerate(encodings):
-            cells = slice(width - len(encoding), width) if left else slice(0, len(encoding))
-            ids[row, cells] = encoding.ids
-            types[row, cells] = encoding.type_ids
-            mask[row, cells] = 1
-        arrays = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
-        return {name: to_device(arrays[name], self.device) for name in self._input_names}
+        """The model's inputs for ``encodings`` as (rows, width) tensors on the device."""
+        return padded_inputs(encodings, width, self.tokenizer, self._input_names, self.device)
 
 
 def _transformer_folder(folder: Path) -> tuple[Path, dict[str, Any]]:
@@ -131,7 +121,7 @@ def _transformer_folder(folder: Path) -> tuple[Path, dict[str, Any]]:
     settings: dict[str, Any] = {}
     st_config = folder / "config_sentence_transformers.json"
     if st_config.exists():
-        saved = _read(st_config)
+        saved = read_json(st_config)
         if saved.get("default_prompt_name"):
             raise UnsupportedModelError(f"{st_config}: a reranker with a default prompt is not supported")
         if "activation_fn" in saved:
@@ -139,29 +129,19 @@ def _transformer_folder(folder: Path) -> tuple[Path, dict[str, Any]]:
     modules_file = folder / "modules.json"
     if not modules_file.exists():
         return folder, settings
-    modules = _read(modules_file, expect=list)
+    modules = read_json_as(modules_file, list)
     kinds = [str(m.get("type", "")).rpartition(".")[2] for m in modules]
     if kinds != ["Transformer"]:
         raise UnsupportedModelError(f"{modules_file}: a reranker of stages {kinds} is not supported")
     path = folder / modules[0].get("path", "")
     stage = path / "sentence_bert_config.json"
     if stage.exists():
-        config = _read(stage)
+        config = read_json(stage)
         if config.get("transformer_task", "sequence-classification") != "sequence-classification":
             raise UnsupportedModelError(f"{stage}: task {config['transformer_task']!r} is not supported")
         if config.get("max_seq_length"):
             settings["max_seq_length"] = int(config["max_seq_length"])
     return path, settings
-
-
-def _read(path: Path, expect: type = dict) -> Any:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"Cannot read {path}: {exc}") from exc
-    if not isinstance(data, expect):
-        raise ModelLoadError(f"Cannot read {path}: expected a JSON {expect.__name__}")
-    return data
 
 
 def _max_length(settings: dict[str, Any], tokenizer: Any, model_config: Any) -> int:

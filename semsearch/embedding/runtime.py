@@ -3,7 +3,8 @@ to it, and cutting length-sorted inputs into batches within a token budget."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +35,25 @@ def to_device(array: np.ndarray, device: str) -> torch.Tensor:
 
     tensor = torch.from_numpy(array)
     return tensor.pin_memory().to(device, non_blocking=True) if device.startswith("cuda") else tensor
+
+
+def padded_inputs(
+    encodings: list[Any], width: int, tokenizer: Any, names: Sequence[str], device: str
+) -> dict[str, torch.Tensor]:
+    """A model's inputs ``names`` for ``encodings`` (tokenizers' Encoding) as (rows, width)
+    tensors on ``device``, padded as ``tokenizer`` pads: on its padding side, with its pad id and
+    pad type id."""
+    ids = np.full((len(encodings), width), tokenizer.pad_token_id or 0, dtype=np.int64)
+    types = np.full_like(ids, tokenizer.pad_token_type_id)
+    mask = np.zeros_like(ids)
+    left = tokenizer.padding_side == "left"
+    for row, encoding in enumerate(encodings):
+        cells = slice(width - len(encoding), width) if left else slice(0, len(encoding))
+        ids[row, cells] = encoding.ids
+        types[row, cells] = encoding.type_ids
+        mask[row, cells] = 1
+    arrays = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    return {name: to_device(arrays[name], device) for name in names}
 
 
 def token_batches(lengths: np.ndarray, budget: int, max_rows: int) -> list[tuple[int, int]]:

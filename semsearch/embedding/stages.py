@@ -34,12 +34,19 @@ _LEGACY_POOLING_KEYS = {
 
 def read_json(path: Path) -> dict[str, Any]:
     """Read a JSON config file, as a ModelLoadError naming the file when it is unreadable."""
+    data: dict[str, Any] = read_json_as(path, dict)
+    return data
+
+
+def read_json_as(path: Path, kind: type) -> Any:
+    """Read a JSON file holding a ``kind`` (dict: an object, list: an array), as a
+    ModelLoadError naming the file when it is unreadable or holds something else."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"Cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"Cannot read {path}: expected a JSON object")
+    if not isinstance(data, kind):
+        raise ModelLoadError(f"Cannot read {path}: expected a JSON {'object' if kind is dict else 'array'}")
     return data
 
 
