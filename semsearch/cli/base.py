@@ -8,14 +8,15 @@ import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from ..config import DEFAULT_MODEL
-from ..errors import Interrupted, SemsearchError, first_line
-from ..query import Query, Where, options
+from ..errors import Interrupted, SemsearchError, SourceNotFoundError, first_line
+from ..query import DEFAULT_RERANKER, Query, Where, options
 from ..results import IngestReport
 from .render import print_report, printable
 
@@ -122,6 +123,14 @@ DeviceOption = Annotated[
 ]
 Fp32Option = Annotated[bool, typer.Option("--fp32", metavar="", help="Run the model in float32 on CUDA too.")]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")]
+RerankModelOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--rerank-model",
+        metavar="MODEL",
+        help=f"A reranker a search may ask for (repeatable; default {DEFAULT_RERANKER}; 'none' refuses reranking).",
+    ),
+]
 WaitOption = Annotated[
     bool,
     typer.Option(
@@ -194,6 +203,20 @@ def errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
         message = printable(message)
         typer.echo(f"Error: unexpected {type(exc).__name__}: {message} (rerun with --debug for details)", err=True)
         raise typer.Exit(1) from None
+
+
+def offered_rerankers(names: list[str] | None) -> list[str]:
+    """The rerankers a server offers, from its --rerank-model options."""
+    return [name for name in names or [DEFAULT_RERANKER] if name != "none"]
+
+
+def ingest_roots(folders: list[Path] | None) -> list[Path]:
+    """A server's --root folders, resolved; SourceNotFoundError naming any that is not a folder."""
+    roots = [folder.resolve() for folder in folders or ()]
+    missing = [str(r) for r in roots if not r.is_dir()]
+    if missing:
+        raise SourceNotFoundError(f"--root must be a folder: {', '.join(missing)}")
+    return roots
 
 
 def open_index(index: str, model: str | None, device: str = "auto", fp32: bool = False, **kwargs: Any) -> Index:

@@ -9,9 +9,18 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..config import DEFAULT_INDEX
-from ..errors import MissingExtraError, SourceNotFoundError
-from ..query import DEFAULT_RERANKER
-from .base import DeviceOption, Fp32Option, IndexOption, ModelOption, errors, open_index
+from ..errors import MissingExtraError
+from .base import (
+    DeviceOption,
+    Fp32Option,
+    IndexOption,
+    ModelOption,
+    RerankModelOption,
+    errors,
+    ingest_roots,
+    offered_rerankers,
+    open_index,
+)
 
 
 def mcp(
@@ -36,14 +45,7 @@ def mcp(
             help="A folder the ingest tool may read (repeatable); without one, there is no ingest tool.",
         ),
     ] = None,
-    rerank_model: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--rerank-model",
-            metavar="MODEL",
-            help=f"A reranker a search may ask for (repeatable; default {DEFAULT_RERANKER}; 'none' refuses reranking).",
-        ),
-    ] = None,
+    rerank_model: RerankModelOption = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
@@ -57,16 +59,13 @@ def mcp(
     api_key = os.environ.get("SEMSEARCH_API_KEY") or None
     with errors():
         server = _mcp_module()
-        roots = [r.resolve() for r in root or ()]
-        missing = [str(r) for r in roots if not r.is_dir()]
-        if missing:
-            raise SourceNotFoundError(f"--root must be a folder: {', '.join(missing)}")
+        roots = ingest_roots(root)
         if http:
             server.check_bind(host, api_key)  # before the model loads: fail fast
         from ..serving.service import Service
 
         opener = lambda: open_index(index, model, device, fp32, create=bool(roots))  # noqa: E731
-        rerankers = [name for name in rerank_model or [DEFAULT_RERANKER] if name != "none"]
+        rerankers = offered_rerankers(rerank_model)
         service = Service(opener, roots, rerankers=rerankers).start()
         try:
             if http:
