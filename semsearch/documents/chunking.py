@@ -29,6 +29,7 @@ WINDOW = 32_768  # characters of one long sentence tokenized per call
 _SENTENCE_END = re.compile(r"""(?:[。！？；!?;…]+|\.(?=\s|$))[”’」』》）)\]"']*|\n+""")
 _BATCH = 2048  # texts per tokenizer call
 _BATCH_CHARS = 262_144  # characters per tokenizer call: bounds the token spans held at once
+_TAIL_CHARS = 1024  # characters of a word cut inside that are tokenized again (see _cut)
 # CJK ideograph blocks, as BERT's tokenizer has them: it makes each such character a word
 _CJK = (
     (0x4E00, 0x9FFF),
@@ -109,7 +110,8 @@ def chunk_text(
         pieces: Iterable[Unit] = [(start, end, count)]
         if count > limit:
             # packing counts tokens sentence by sentence; joined text can tokenize longer
-            pieces = _cut(text, start, end, token_windows(text, start, end, token_spans, window), limit)
+            windows = token_windows(text, start, end, token_spans, window)
+            pieces = _cut(text, start, end, windows, limit, token_spans)
         for s, e, n in pieces:
             line, at = line + text.count("\n", at, s), s
             chunks.append(Chunk(text=text[s:e], start=s, end=e, line=line, tokens=n))
@@ -123,14 +125,17 @@ def _units(
     for batch in _batches(sentences, window):
         if len(batch) == 1 and batch[0][1] - batch[0][0] > window:
             start, end = batch[0]
-            yield from _cut(text, start, end, token_windows(text, start, end, token_spans, window), chunk_tokens)
+            windows = token_windows(text, start, end, token_spans, window)
+            yield from _cut(text, start, end, windows, chunk_tokens, token_spans)
             continue
         for (start, end), count in zip(batch, counts([text[s:e] for s, e in batch]), strict=True):
             if count <= chunk_tokens:
                 yield start, end, count
             else:
                 (spans,) = token_spans([text[start:end]])
-                yield from _cut(text, start, end, [[(start + s, start + e) for s, e in spans]], chunk_tokens)
+                yield from _cut(
+                    text, start, end, [[(start + s, start + e) for s, e in spans]], chunk_tokens, token_spans
+                )
 
 
 def _batches(spans: Iterable[Span], window: int) -> Iterator[list[Span]]:
@@ -188,19 +193,53 @@ def _splits(char: str) -> bool:
     return category == "Zs" or category.startswith("P")
 
 
-def _cut(text: str, start: int, end: int, windows: Iterable[list[Span]], size: int) -> Iterator[Unit]:
-    """Cut text[start:end], whose tokens (absolute spans) come in ``windows``, into pieces of ``size``."""
+def _cut(
+    text: str, start: int, end: int, windows: Iterable[list[Span]], size: int, token_spans: TokenSpans
+) -> Iterator[Unit]:
+    """Cut text[start:end], whose tokens (absolute spans) come in ``windows``, into pieces of at
+    most ``size`` tokens, each counted as the tokenizer counts it alone.
+
+    A cut falls between words where one lies within the last ``size`` tokens, so every piece
+    tokenizes alone as it did in context. Only a word longer than ``size`` tokens is cut inside;
+    the rest of that word is then tokenized again from its new start (``xiaobu`` is ``xiao
+    ##bu`` but ``bu`` alone is ``b ##u``).
+    """
     pending: list[Span] = []
     piece_start = start
     for spans in windows:
         pending.extend(spans)
         first = 0
         while len(pending) - first > size:
-            piece_end = pending[first + size][0]
-            yield from ((s, e, size) for s, e in _trim(text, piece_start, piece_end))
-            piece_start, first = piece_end, first + size
+            cut = next((k for k in range(first + size, first, -1) if _between_words(text, pending, k)), None)
+            if cut is None:
+                cut = first + size
+                _retokenize_word_tail(text, pending, cut, token_spans)
+            piece_end = pending[cut][0]
+            yield from ((s, e, cut - first) for s, e in _trim(text, piece_start, piece_end))
+            piece_start, first = piece_end, cut
         del pending[:first]
     yield from ((s, e, len(pending)) for s, e in _trim(text, piece_start, end))
+
+
+def _between_words(text: str, spans: list[Span], k: int) -> bool:
+    """Whether the pre-tokenizer ends a word between token ``k - 1`` and token ``k``: at white
+    space or punctuation between them, or a CJK ideograph or punctuation on either side."""
+    return any(_splits(c) for c in text[spans[k - 1][1] - 1 : spans[k][0] + 1])
+
+
+def _retokenize_word_tail(text: str, spans: list[Span], k: int, token_spans: TokenSpans) -> None:
+    """Replace the tokens of the word that token ``k`` continues, from ``k`` on, with those of
+    that tail tokenized alone. The tail ends at the word's end, the end of ``spans`` or after
+    ``_TAIL_CHARS`` (BERT makes a word over 100 characters one [UNK], so this bounds the work
+    only for tokenizers without word limits, whose counts past that point stay as in context)."""
+    tail_start = spans[k][0]
+    ends = (
+        j for j in range(k + 1, len(spans)) if _between_words(text, spans, j) or spans[j][0] - tail_start > _TAIL_CHARS
+    )
+    stop = next(ends, len(spans))
+    (alone,) = token_spans([text[tail_start : spans[stop - 1][1]]])
+    if alone:
+        spans[k:stop] = [(tail_start + s, tail_start + e) for s, e in alone]
 
 
 def _pack(units: Iterable[Unit], chunk_tokens: int, overlap_tokens: int) -> Iterator[Span]:

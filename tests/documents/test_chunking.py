@@ -159,6 +159,37 @@ def test_small_window_gives_the_same_chunks_with_the_model_tokenizer(tiny_encode
     check_invariants(text, chunks, spans_of, 24)
 
 
+def wordpiece_spans(tokens: list[str]):
+    """token_spans of a BERT WordPiece tokenizer over exactly ``tokens``."""
+    from modelfactory import bert_tokenizer
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    backend = bert_tokenizer(specials + tokens).backend_tokenizer
+    return lambda texts: [e.offsets for e in backend.encode_batch(texts, add_special_tokens=False)]
+
+
+# "xiaobu" is xiao ##bu in context, but "bu" alone is b ##u: a cut inside a word changes counts
+SUBWORDS = ["xiao", "##xiao", "##bu", "b", "##u", "。"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5])
+def test_cuts_fall_between_words_so_each_chunk_counts_as_it_tokenizes_alone(size: int) -> None:
+    spans_of = wordpiece_spans(SUBWORDS)
+    text = "xiaobu xiaobu xiaobu xiaobu。xiaobu xiaobu"
+    chunks = chunk_text(text, spans_of, size, 0)
+    check_invariants(text, chunks, spans_of, size)
+    if size >= 2:
+        assert all(c.text.replace(" ", "").replace("。", "") in {"xiaobu" * n for n in range(4)} for c in chunks)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 7])
+def test_a_word_longer_than_a_chunk_is_cut_inside_and_its_tail_counted_alone(size: int) -> None:
+    spans_of = wordpiece_spans(SUBWORDS)
+    text = "xiaobu" * 9 + " xiaobu。" + "bu" * 7
+    for chunks in (chunk_text(text, spans_of, size, 0), chunk_text(text, spans_of, 8, 0, max_tokens=size)):
+        check_invariants(text, chunks, spans_of, size)
+
+
 def test_200k_run_without_punctuation(tiny_encoder) -> None:
     text = "无标点的长文本连续不断" * 20_000  # 200,000 characters, one sentence
     spans_of = tiny_encoder.token_spans
