@@ -9,6 +9,7 @@ similarity is the index's business, not the encoder's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -69,12 +70,15 @@ class Encoder:
             module.to(device=device, dtype=self.dtype).eval()
 
     @classmethod
-    def load(cls, model: str, device: str = "auto", *, revision: str | None = None, fp32: bool = False) -> Encoder:
+    def load(
+        cls, model: str | os.PathLike[str], device: str = "auto", *, revision: str | None = None, fp32: bool = False
+    ) -> Encoder:
         """Assemble the pipeline of a hub id or a local sentence-transformers folder.
 
         ``device`` is ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``. On CUDA the
         model runs in float16 unless ``fp32`` is set; on CPU it always runs in float32.
         """
+        model = os.fspath(model)
         folder = resolve(model, revision)
         stages = read_stages(folder.path)
         prompts = stages.prompts

@@ -13,6 +13,7 @@ only ``torch.*`` classes), else Sigmoid. BERT (bge-reranker-base/large) and XLM-
 from __future__ import annotations
 
 import importlib
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,11 +69,17 @@ class Reranker:
 
     @classmethod
     def load(
-        cls, model: str = DEFAULT_RERANKER, device: str = "auto", *, revision: str | None = None, fp32: bool = False
+        cls,
+        model: str | os.PathLike[str] = DEFAULT_RERANKER,
+        device: str = "auto",
+        *,
+        revision: str | None = None,
+        fp32: bool = False,
     ) -> Reranker:
         """Assemble the cross-encoder of a hub id or a local folder (the hub cache first, then
         the hub, ``HF_ENDPOINT`` for a mirror). ``device`` is ``auto`` (CUDA when present),
         ``cpu``, ``cuda`` or ``cuda:N``; on CUDA it runs in float16 unless ``fp32`` is set."""
+        model = os.fspath(model)
         folder = resolve(model, revision)
         return cls(folder.path, model, folder.revision, pick_device(device), fp32)
 

@@ -37,7 +37,7 @@ R = TypeVar("R")
 
 def open_index(
     path: str | os.PathLike[str] = ".semsearch",
-    model: str | None = None,
+    model: str | os.PathLike[str] | None = None,
     *,
     device: str = "auto",
     fp32: bool = False,
@@ -56,13 +56,18 @@ def open_index(
     ``index_type`` (auto, flat, ivf or hnsw) sets the vector structure the next write saves;
     auto picks exact search while it is fast enough, then IVF.
     """
-    options = Options(model, device, fp32, chunking, wait, index_type)
+    options = Options(_name(model), device, fp32, chunking, wait, index_type)
     index = Index(backend_for(path, options))
     index.handle.open()
     if index.manifest is None and not create:
         index.close()
         raise IndexNotFoundError(f"No index at {path}; run 'semsearch ingest DIR' first")
     return index
+
+
+def _name(model: str | os.PathLike[str] | None) -> str | None:
+    """A model as the manifest records it: a hub id or a folder's path, as a string."""
+    return None if model is None else os.fspath(model)
 
 
 def migrate(
@@ -242,7 +247,7 @@ class Index:
     def reindex(
         self,
         paths: Sequence[str | os.PathLike[str]] = (),
-        model: str | None = None,
+        model: str | os.PathLike[str] | None = None,
         *,
         chunking: ChunkSettings | None = None,
         progress: bool | None = False,
@@ -258,7 +263,7 @@ class Index:
         return reindex(
             self.handle,
             paths,
-            model,
+            _name(model),
             chunking,
             progress=progress,
             exclude=exclude,

@@ -133,6 +133,16 @@ def test_reopen_uses_the_manifest_model(index: semsearch.Index, tiny_model: Path
     assert reopened.search("你是谁？", k=3) == expected
 
 
+def test_a_model_folder_may_be_given_as_a_path(tmp_path: Path, tiny_model: Path, docs: Path) -> None:
+    # a pathlib.Path, as a folder usually comes in Python, is recorded as its string
+    with semsearch.open_index(tmp_path / "kb", model=tiny_model, device="cpu") as idx:
+        assert idx.ingest([docs / "大熊猫.md"]).files_added == 1
+        assert idx.manifest.model.model == str(tiny_model)
+    with semsearch.open_index(tmp_path / "kb", model=tiny_model, device="cpu") as idx:
+        assert idx.search("大熊猫", k=1)[0].source.endswith("大熊猫.md")
+    assert semsearch.Encoder.load(tiny_model, device="cpu").encode(["你好"]).shape[0] == 1
+
+
 def test_a_different_model_is_refused(index: semsearch.Index, minilm_model: Path) -> None:
     with pytest.raises(semsearch.ModelMismatchError, match="was built with model"):
         semsearch.open_index(index.folder, model=str(minilm_model))
