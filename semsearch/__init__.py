@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from .config import DEFAULT_MODEL, ChunkSettings, Manifest, ModelInfo, __version__
 from .documents.sharding import Shard
 from .errors import (
+    ChunkNotFoundError,
     DatasetError,
     DiskFullError,
     IndexClosedError,
@@ -38,7 +39,7 @@ from .errors import (
     UnsupportedModelError,
 )
 from .query import DEFAULT_RERANKER, Query, Where
-from .results import Check, Hit, IndexInfo, IngestReport, MigrateReport, RemoveReport, Skipped
+from .results import Check, Hit, IndexInfo, IngestReport, MigrateReport, Passage, RemoveReport, Skipped
 
 if TYPE_CHECKING:
     from .embedding.encoder import Encoder
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_RERANKER",
     "Check",
+    "ChunkNotFoundError",
     "ChunkSettings",
     "DatasetError",
     "DiskFullError",
@@ -72,6 +74,7 @@ __all__ = [
     "ModelLoadError",
     "ModelMismatchError",
     "NothingToIngestError",
+    "Passage",
     "PathNotAllowedError",
     "Query",
     "ReadOnlyIndexError",

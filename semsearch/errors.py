@@ -39,6 +39,10 @@ class NothingToIngestError(SemsearchError):
     "The given paths contain no readable text files"
 
 
+class ChunkNotFoundError(SemsearchError):
+    "No chunk with the given id is in the index (it may have been re-indexed since)"
+
+
 class InvalidQueryError(SemsearchError):
     "A query is empty or otherwise unusable"
 

@@ -55,6 +55,29 @@ class Hit:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Passage:
+    """The source text around one chunk: ``chunk_id`` with up to ``context`` chunks either side
+    (``Index.passage``). The fields are a ``Hit``'s, without the ranking: ``text`` is
+    ``file_text[start:end]`` of ``source``, from ``line`` (1-based; ``page`` and ``heading`` of
+    its first chunk); ``chunk_ids`` the chunks it is made of, in source order; ``highlights``
+    the (start, end) spans of ``text`` where a given query's terms occur."""
+
+    chunk_id: int
+    text: str
+    source: str
+    line: int
+    start: int
+    end: int
+    page: int | None = None
+    heading: str | None = None
+    chunk_ids: tuple[int, ...] = ()
+    highlights: tuple[tuple[int, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class IngestReport:
     """What an ingest did."""

@@ -1,10 +1,11 @@
 """``Index``, the public face of an open index, and ``open_index``.
 
 Each method is a thin call into the part that does the work: ``ingest`` and ``reindex`` (the
-ingest modules), ``search_queries`` (``searching``), ``remove`` (``maintenance``), ``info``,
-``check`` and ``repair`` (the backend), all on one ``Backend``: a local folder (``Handle``) or
-Milvus (``MilvusBackend``, chosen by a ``milvus://``, ``milvus+https://`` or ``milvus-lite:``
-location). An ``Index`` may be shared between threads: its calls run one at a time.
+ingest modules), ``search_queries`` and ``passage`` (``searching``), ``remove``
+(``maintenance``), ``info``, ``check`` and ``repair`` (the backend), all on one ``Backend``: a
+local folder (``Handle``) or Milvus (``MilvusBackend``, chosen by a ``milvus://``,
+``milvus+https://`` or ``milvus-lite:`` location). An ``Index`` may be shared between threads:
+its calls run one at a time.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..config import DEFAULT_MAX_FILE_BYTES, ChunkSettings, Manifest
 from ..errors import IndexClosedError, IndexNotFoundError, InvalidOptionError
-from ..query import DEFAULT_RERANKER, Query
-from ..results import Check, Hit, IndexInfo, IngestReport, MigrateReport, RemoveReport
+from ..query import DEFAULT_RERANKER, Query, option_of
+from ..results import Check, Hit, IndexInfo, IngestReport, MigrateReport, Passage, RemoveReport
 from ..storage.milvus.store import INDEX_TYPES as MILVUS_TYPES
 from ..storage.vectors import INDEX_TYPES, choose
 from . import maintenance, searching
@@ -300,6 +301,17 @@ class Index:
         return searching.answer(self.handle, queries, base)
 
     run = search_queries  # an older name
+
+    @_serialized
+    def passage(self, chunk_id: int, context: int = 1, query: str | None = None) -> Passage:
+        """The source text around one chunk (a hit's ``chunk_id``): it and up to ``context``
+        chunks either side, within its document, with ``query``'s terms highlighted if given.
+        Raises ChunkNotFoundError for an id the index does not hold (its file re-indexed since
+        the search, say), InvalidOptionError for a context outside 0-20, as ``search``'s."""
+        high = int(option_of(Query, "context").high or 0)
+        if isinstance(context, bool) or not isinstance(context, int) or not 0 <= context <= high:
+            raise InvalidOptionError(f"context must be a whole number from 0 to {high}, not {context!r}")
+        return searching.passage(self.handle, int(chunk_id), context, query)
 
     @_serialized
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> RemoveReport:

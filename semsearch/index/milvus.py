@@ -103,8 +103,12 @@ class MilvusBackend(MilvusData):
 
     def chunks(self, ids: Sequence[int]) -> Mapping[int, ChunkRow]:
         store = self._require()
+        found = store.by_ids(store.chunks_name, list(ids), CHUNK_FIELDS)
+        versions = self._version_of([row["path"] for row in found])  # remembered from the search
         rows = {}
-        for row in store.by_ids(store.chunks_name, list(ids), CHUNK_FIELDS):
+        for row in found:
+            if versions.get(row["path"]) != row["version"]:
+                continue  # a version not (or no longer) published: as if it were not there
             document = stable_id(row["path"])
             self._documents[document] = (row["path"], int(row["version"]))
             rows[int(row["id"])] = chunk_row(row, document)

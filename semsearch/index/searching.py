@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from ..errors import ChunkNotFoundError
 from ..query import Query
-from ..results import Hit
-from ..retrieval import search
+from ..results import Hit, Passage
+from ..retrieval import passages, search
 from .backend import Backend
 
 
@@ -34,6 +35,21 @@ def answer(handle: Backend, queries: Sequence[Query], base: str | os.PathLike[st
     if dense_texts:
         handle.save()
     return hits
+
+
+def passage(handle: Backend, chunk_id: int, context: int, query: str | None = None) -> Passage:
+    """The passage around chunk ``chunk_id``: it and up to ``context`` chunks either side, read
+    in one consistent state; ChunkNotFoundError when the index holds no such chunk."""
+    handle.follow()
+    handle.require_manifest()
+    with handle.reading():
+        row = handle.chunks([chunk_id]).get(chunk_id)
+        if row is None:
+            raise ChunkNotFoundError(
+                f"No chunk {chunk_id} in {handle.location}; its file may have been re-indexed since: search again"
+            )
+        chunks = handle.neighbours([passages.window(row, context)])
+    return passages.around(chunk_id, chunks, query)
 
 
 def _note_long_queries(handle: Backend, queries: list[str]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from ..results import Hit
+from ..results import Hit, Passage
 from ..storage.rows import ChunkRow
 from .highlights import highlights
 
@@ -24,8 +24,8 @@ def windows(hits: Sequence[Hit], rows: Mapping[int, Row], context: int) -> list[
     chunks either side, windows that overlap or touch in one document joined."""
     spans: dict[int, list[tuple[int, int]]] = {}
     for hit in hits:
-        row = rows[hit.chunk_id]
-        spans.setdefault(row.document_id, []).append((max(0, row.seq - context), row.seq + context))
+        document, first, last = window(rows[hit.chunk_id], context)
+        spans.setdefault(document, []).append((first, last))
     joined: list[tuple[int, int, int]] = []
     for document, found in spans.items():
         found.sort()
@@ -37,6 +37,29 @@ def windows(hits: Sequence[Hit], rows: Mapping[int, Row], context: int) -> list[
             high = max(high, end)
         joined.append((document, low, high))
     return joined
+
+
+def window(row: Row, context: int) -> tuple[int, int, int]:
+    """(document id, first seq, last seq) of ``row`` with ``context`` chunks either side."""
+    return row.document_id, max(0, row.seq - context), row.seq + context
+
+
+def around(chunk_id: int, chunks: Sequence[Row], query: str | None) -> Passage:
+    """The passage made of ``chunks`` (the window around ``chunk_id``, in source order), with the
+    spans of ``query``'s terms highlighted when a query is given."""
+    text = join(chunks)
+    return Passage(
+        chunk_id=chunk_id,
+        text=text,
+        source=chunks[0].path,
+        line=chunks[0].line,
+        start=chunks[0].start,
+        end=max(r.end for r in chunks),
+        page=chunks[0].page,
+        heading=chunks[0].heading,
+        chunk_ids=tuple(r.id for r in chunks),
+        highlights=tuple(highlights(text, query)) if query else (),
+    )
 
 
 def merge(

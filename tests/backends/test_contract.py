@@ -144,6 +144,16 @@ def test_context_widens_each_hit_with_its_neighbours(built: semsearch.Index) -> 
     assert alone <= {i for h in hits for i in h.chunk_ids}
 
 
+def test_a_passage_around_a_hit_is_the_hits_context(built: semsearch.Index) -> None:
+    (hit,) = built.search("熊猫", k=1, mode="lexical", context=1)
+    passage = built.passage(hit.chunk_id, 1, "熊猫")
+    assert (passage.text, passage.chunk_ids, passage.source) == (hit.text, hit.chunk_ids, hit.source)
+    assert passage.highlights == hit.highlights and (passage.start, passage.end) == (hit.start, hit.end)
+    assert built.passage(hit.chunk_id, 0).text == built.search("熊猫", k=1, mode="lexical")[0].text
+    with pytest.raises(semsearch.ChunkNotFoundError):
+        built.passage(12_345, 1)
+
+
 def test_a_reranker_reorders_every_mode_with_filters_alike(
     location: str, tmp_path: Path, tiny_model: Path, oracle_reranker: Path
 ) -> None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import semsearch
 from semsearch.cli import app
 from semsearch.results import Hit
-from semsearch.retrieval.passages import join, merge, windows
+from semsearch.retrieval.passages import around, join, merge, windows
 from semsearch.storage.rows import ChunkRow
 
 SOURCE = "第一句话。第二句话！\n\n第三句  话？第四句。\nFifth sentence. Sixth one."
@@ -67,6 +67,15 @@ def test_merge_keeps_the_best_rank_and_recounts_ranks() -> None:
     assert only.highlights and all(only.text[s:e] in "第二句" for s, e in only.highlights)
 
 
+def test_around_is_the_window_as_one_passage_with_the_querys_terms() -> None:
+    chunks = rows_of([(0, 10), (12, 23), (24, 39)])
+    passage = around(101, chunks, "第二句")
+    assert passage.text == SOURCE[:39] and (passage.start, passage.end, passage.line) == (0, 39, 1)
+    assert passage.chunk_id == 101 and passage.chunk_ids == (100, 101, 102) and passage.source == "/doc1.txt"
+    assert [passage.text[s:e] for s, e in passage.highlights] == ["第二句"]
+    assert around(101, chunks, None).highlights == ()
+
+
 @pytest.fixture
 def index(tmp_path: Path, tiny_model: Path) -> tuple[semsearch.Index, str]:
     text = "".join(f"这是第{n}句，讲的是{'熊猫' if n in (5, 6, 30) else '天气'}的故事。" for n in range(40))
@@ -104,3 +113,27 @@ def test_query_context_prints_whole_passages(index: tuple[semsearch.Index, str],
     shown = runner.invoke(app, [*base, "--context", "2"])
     assert shown.exit_code == 0 and passages[0]["text"] in shown.stdout
     assert runner.invoke(app, [*base, "--context", "-1"]).exit_code == 2
+
+
+def test_index_passage_widens_one_chunk_in_its_document(index: tuple[semsearch.Index, str]) -> None:
+    idx, text = index
+    first, *_ = idx.search("熊猫", k=1, mode="lexical")
+    alone = idx.passage(first.chunk_id, 0, "熊猫")
+    assert (alone.text, alone.chunk_ids, alone.highlights) == (first.text, (first.chunk_id,), first.highlights)
+    sizes = []
+    for context in (1, 2, 3):
+        passage = idx.passage(first.chunk_id, context, "熊猫")
+        assert passage.text == text[passage.start : passage.end] and first.chunk_id in passage.chunk_ids
+        assert passage.highlights and all(passage.text[s:e] == "熊猫" for s, e in passage.highlights)
+        sizes.append(len(passage.chunk_ids))
+    assert sizes[0] < sizes[1] < sizes[2] <= 7 and idx.passage(first.chunk_id, 2).highlights == ()
+    # as search widens it: the same passage as the lone hit with context
+    (widened,) = idx.search("熊猫", k=1, mode="lexical", context=2)
+    assert idx.passage(first.chunk_id, 2, "熊猫").text == widened.text
+    wide = idx.passage(first.chunk_id, 20)  # past the document's start: cut there, no error
+    assert wide.start == 0 and wide.text == text[: wide.end] and len(wide.chunk_ids) > sizes[2]
+    with pytest.raises(semsearch.ChunkNotFoundError, match="search again"):
+        idx.passage(10**9, 1)
+    for bad in (-1, 21, True, 1.5):
+        with pytest.raises(semsearch.InvalidOptionError):
+            idx.passage(first.chunk_id, bad)  # type: ignore[arg-type]
