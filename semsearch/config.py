@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 DEFAULT_MODEL = "lier007/xiaobu-embedding-v2"
 DEFAULT_INDEX = ".semsearch"
 DEFAULT_MAX_FILE_BYTES = 20_000_000  # larger files are skipped unless the limit is raised
+DEFAULT_DEBOUNCE_MS = 500  # a watch ingests once files have been quiet this long
 
 
 @dataclass(frozen=True)

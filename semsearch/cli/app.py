@@ -8,11 +8,12 @@ import os
 import sys
 from contextlib import suppress
 
-from . import admin, evaluate, ingest, mcp, search, serve
+from . import admin, evaluate, ingest, mcp, search, serve, watch
 from .base import Command, app
 
 for name, function in (
     ("ingest", ingest.ingest),
+    ("watch", watch.watch),
     ("query", search.query),
     ("info", admin.info),
     ("repair", admin.repair),

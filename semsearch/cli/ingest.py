@@ -22,6 +22,33 @@ from .base import (
 )
 from .render import print_notes, print_report
 
+ChunkTokensOption = Annotated[
+    Optional[int],
+    typer.Option("--chunk-tokens", min=1, metavar="N", help="Tokens per chunk (default 256, or the model's limit)."),
+]
+OverlapTokensOption = Annotated[
+    Optional[int],
+    typer.Option("--overlap-tokens", min=0, metavar="N", help="Tokens shared by neighbour chunks (default 32)."),
+]
+ExcludeOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--exclude",
+        "-x",
+        metavar="PATTERN",
+        help=".gitignore-style pattern of paths to leave out (applied after the ignore files); repeatable.",
+    ),
+]
+NoIgnoreOption = Annotated[
+    bool, typer.Option("--no-ignore", metavar="", help="Do not honour .gitignore and .ignore files.")
+]
+MaxFileMbOption = Annotated[
+    float, typer.Option("--max-file-mb", min=0, metavar="MB", help="Skip files larger than this (0: no limit).")
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", metavar="", help="List every skipped file, each with its reason.")
+]
+
 
 def ingest(
     paths: Annotated[
@@ -31,32 +58,11 @@ def ingest(
     index: IndexOption = DEFAULT_INDEX,
     model: ModelOption = None,
     device: DeviceOption = "auto",
-    chunk_tokens: Annotated[
-        Optional[int],
-        typer.Option(
-            "--chunk-tokens", min=1, metavar="N", help="Tokens per chunk (default 256, or the model's limit)."
-        ),
-    ] = None,
-    overlap_tokens: Annotated[
-        Optional[int],
-        typer.Option("--overlap-tokens", min=0, metavar="N", help="Tokens shared by neighbour chunks (default 32)."),
-    ] = None,
-    exclude: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--exclude",
-            "-x",
-            metavar="PATTERN",
-            help=".gitignore-style pattern of paths to leave out (applied after the ignore files); repeatable.",
-        ),
-    ] = None,
-    no_ignore: Annotated[
-        bool,
-        typer.Option("--no-ignore", metavar="", help="Do not honour .gitignore and .ignore files."),
-    ] = False,
-    max_file_mb: Annotated[
-        float, typer.Option("--max-file-mb", min=0, metavar="MB", help="Skip files larger than this (0: no limit).")
-    ] = DEFAULT_MAX_FILE_BYTES / 1e6,
+    chunk_tokens: ChunkTokensOption = None,
+    overlap_tokens: OverlapTokensOption = None,
+    exclude: ExcludeOption = None,
+    no_ignore: NoIgnoreOption = False,
+    max_file_mb: MaxFileMbOption = DEFAULT_MAX_FILE_BYTES / 1e6,
     reindex: Annotated[
         bool,
         typer.Option(
@@ -78,9 +84,7 @@ def ingest(
     index_type: IndexTypeOption = None,
     wait: WaitOption = False,
     fp32: Fp32Option = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", metavar="", help="List every skipped file, each with its reason.")
-    ] = False,
+    verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Chunk, embed and index text, Markdown, PDF, Word and HTML files; re-running updates the index.
@@ -94,13 +98,8 @@ def ingest(
         raise typer.BadParameter("give at least one file or folder", param_hint="PATH")
     if shard is not None and reindex:
         raise typer.BadParameter("--reindex re-embeds the whole index; it takes no --shard", param_hint="--shard")
-    chunking = _chunking(chunk_tokens, overlap_tokens)
-    options: dict[str, Any] = {
-        "progress": None,
-        "exclude": exclude or [],
-        "max_file_bytes": int(max_file_mb * 1e6) or None,
-        "ignore_files": not no_ignore,
-    }
+    chunking = chunk_settings(chunk_tokens, overlap_tokens)
+    options = reading_options(exclude, no_ignore, max_file_mb)
     with errors(as_json, verbose):
         if reindex:
             with open_index(index, None, device, fp32, wait=wait, index_type=index_type) as idx:
@@ -116,7 +115,17 @@ def ingest(
 ingest.__doc__ = (ingest.__doc__ or "").format(plain=describe(None), docs=describe("docs"))  # the format registry's
 
 
-def _chunking(chunk_tokens: int | None, overlap_tokens: int | None) -> ChunkSettings | None:
+def reading_options(exclude: list[str] | None, no_ignore: bool, max_file_mb: float) -> dict[str, Any]:
+    """``Index.ingest``'s options from the flags: what to read, with a bar on a terminal."""
+    return {
+        "progress": None,
+        "exclude": exclude or [],
+        "max_file_bytes": int(max_file_mb * 1e6) or None,
+        "ignore_files": not no_ignore,
+    }
+
+
+def chunk_settings(chunk_tokens: int | None, overlap_tokens: int | None) -> ChunkSettings | None:
     if chunk_tokens is None and overlap_tokens is None:
         return None
     defaults = ChunkSettings()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from ..config import DEFAULT_INDEX
+from ..config import DEFAULT_DEBOUNCE_MS, DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES
 from ..errors import MissingExtraError
 from .base import (
     DeviceOption,
@@ -21,6 +21,11 @@ from .base import (
     offered_rerankers,
     open_index,
 )
+from .ingest import ExcludeOption, MaxFileMbOption, NoIgnoreOption, reading_options
+from .watch import DebounceOption, print_round
+
+if TYPE_CHECKING:
+    from ..index.watching import Round
 
 
 def serve(
@@ -45,11 +50,27 @@ def serve(
         ),
     ] = 64,
     rerank_model: RerankModelOption = None,
+    watch: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--watch",
+            metavar="PATH",
+            help="Ingest this file or folder and keep the index in step as it changes, as semsearch watch does "
+            "(repeatable).",
+        ),
+    ] = None,
+    exclude: ExcludeOption = None,
+    no_ignore: NoIgnoreOption = False,
+    max_file_mb: MaxFileMbOption = DEFAULT_MAX_FILE_BYTES / 1e6,
+    debounce: DebounceOption = DEFAULT_DEBOUNCE_MS,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
 ) -> None:
     """Serve the index over HTTP (POST /search, GET /info, GET /health, POST /ingest); docs at /docs.
+
+    With --watch, also ingest those paths and keep the index in step as they change; --exclude,
+    --no-ignore, --max-file-mb and --debounce apply to them as to semsearch watch.
 
     Needs the server extra: pip install 'semsearch[server]'. With SEMSEARCH_API_KEY set, every
     route but /health and the docs wants 'Authorization: Bearer KEY'.
@@ -61,13 +82,24 @@ def serve(
         server.check_bind(host, api_key)  # before the model loads: fail fast
         from ..serving.service import Service
 
-        opener = lambda: open_index(index, model, device, fp32, create=bool(roots))  # noqa: E731
+        opener = lambda: open_index(index, model, device, fp32, create=bool(roots or watch))  # noqa: E731
         rerankers = offered_rerankers(rerank_model)
+        reading = {k: v for k, v in reading_options(exclude, no_ignore, max_file_mb).items() if k != "progress"}
+        from ..documents.walk import check_patterns
+
+        check_patterns(reading["exclude"])  # before the model loads: fail fast
         service = Service(opener, roots, max_batch, rerankers).start()
         try:
+            if watch:
+                service.watch(watch, _print_round, debounce_ms=debounce, **reading)
             server.run(service, host, port, api_key)
         finally:
             service.stop()
+
+
+def _print_round(done: Round) -> None:
+    typer.echo("watch: ", err=True, nl=False)
+    print_round(done, as_json=False, verbose=False)
 
 
 def _server_module() -> Any:

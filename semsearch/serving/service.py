@@ -12,6 +12,7 @@ import os
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ import numpy as np
 from ..documents.reading import is_within
 from ..errors import IndexLockedError, InvalidOptionError, PathNotAllowedError, SemsearchError
 from ..index import Index
+from ..index.watching import DEBOUNCE_MS, Round, one_round, rounds, watched
 from ..query import DEFAULT_RERANKER, Query
 from ..results import Hit, IngestReport
 
@@ -107,6 +109,8 @@ class Service:
         self._thread = threading.Thread(target=self._serve, name="semsearch-search", daemon=True)
         self.batches: list[int] = []  # queries in each batch embedded together (the last 1,000)
         self.last_ingest: IngestStatus | None = None
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def start(self) -> Service:
         """Open the index and load its model; raises what opening raised."""
@@ -117,6 +121,11 @@ class Service:
         return self
 
     def stop(self) -> None:
+        """Stop the watch, if any (a round under way is left to end with the process: an
+        ingest is safe to stop anywhere), then the search thread."""
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
         self._queue.put(None)
         self._thread.join(timeout=10)
 
@@ -161,26 +170,75 @@ class Service:
         if not self._ingesting.acquire(blocking=False):
             raise IndexLockedError("An ingest is already running; try again when it has finished")
         future: Future[IngestReport] = Future()
-        started = IngestStatus("running", [str(t) for t in targets], time.time())
-        self.last_ingest = started
+        started = self._started(targets)  # before the answer: GET /ingest says it runs
 
         def work() -> None:
             try:
-                handle = self._require_index().reopen()
-                try:
-                    report = handle.ingest(targets, exclude=exclude, within=self.roots)
-                finally:
-                    handle.close()
-                self.last_ingest = replace(started, state="done", finished=time.time(), report=report)
-                future.set_result(report)
-            except BaseException as exc:
-                self.last_ingest = replace(started, state="failed", finished=time.time(), error=exc)
-                future.set_exception(exc)
+                ingest = lambda index: index.ingest(targets, exclude=exclude, within=self.roots)  # noqa: E731
+                _settle(future, lambda: self._ingest(targets, ingest, started))
             finally:
                 self._ingesting.release()
 
         threading.Thread(target=work, name="semsearch-ingest", daemon=True).start()
         return future
+
+    def watch(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        on_round: Callable[[Round], None],
+        *,
+        debounce_ms: int = DEBOUNCE_MS,
+        **options: Any,
+    ) -> None:
+        """Keep the index in step with ``paths`` (the operator's: not confined to the roots) in
+        a thread of its own, as ``semsearch watch`` does, with ``Index.ingest``'s ``options``.
+        Its rounds take turns with POST /ingest, show in ``last_ingest`` and are handed to
+        ``on_round``. Raises SourceNotFoundError for a path that does not exist."""
+        roots = watched(paths)
+        own = self.call(lambda index: index.handle.own_paths()).result()
+
+        def one(changes: int) -> Round:
+            with self._ingesting:
+                try:
+                    return one_round(
+                        changes,
+                        roots,
+                        lambda existing: self._ingest(existing, lambda index: index.ingest(existing, **options)),
+                        lambda gone: self._ingest(gone, lambda index: index.remove(gone)).files_removed,
+                    )
+                except SemsearchError as exc:  # the server goes on; the next change tries again
+                    return Round(changes, error=exc)
+
+        def run() -> None:
+            for changes in rounds(roots, own=own, debounce_ms=debounce_ms, stop=self._stopping):
+                try:
+                    on_round(one(changes))
+                except Exception:
+                    traceback.print_exc()  # a bug, in the server's log; the watch goes on
+
+        self._watcher = threading.Thread(target=run, name="semsearch-watch", daemon=True)
+        self._watcher.start()
+
+    def _started(self, targets: Sequence[Path]) -> IngestStatus:
+        self.last_ingest = IngestStatus("running", [str(t) for t in targets], time.time())
+        return self.last_ingest
+
+    def _ingest(self, targets: Sequence[Path], work: Callable[[Index], T], started: IngestStatus | None = None) -> T:
+        """Run a write on a handle of its own (sharing the model), recorded as the last
+        ingest. Hold ``_ingesting``."""
+        started = started or self._started(targets)
+        try:
+            handle = self._require_index().reopen()
+            try:
+                done = work(handle)
+            finally:
+                handle.close()
+        except BaseException as exc:
+            self.last_ingest = replace(started, state="failed", finished=time.time(), error=exc)
+            raise
+        report = done if isinstance(done, IngestReport) else None
+        self.last_ingest = replace(started, state="done", finished=time.time(), report=report)
+        return done
 
     def confine(self, paths: Sequence[str]) -> list[Path]:
         """``paths`` as real paths, each within a root; PathNotAllowedError for any that is not."""

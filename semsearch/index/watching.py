@@ -1,0 +1,148 @@
+"""Keeping an index in step with folders that change: file events (watchfiles) debounced into
+rounds, each one ingest of the watched paths.
+
+A round re-ingests the watched paths as a whole, not only the files the events name, so it
+follows every rule an ingest follows, with no second copy of them: ignore files and exclude
+patterns (anchored at the folders given), renames found by content, files gone, a crash or
+Ctrl-C in the middle. What that costs is a walk and a size-and-mtime check of each watched
+file, about 0.1 ms a file (docs/benchmarks.md); only what changed is read and embedded.
+
+Events are kept while a round runs, so a change made during one starts the next. Only events
+that can matter start a round: files of a type semsearch reads, ignore files and folders, not
+in a hidden folder and not the index's own files (its writes would start rounds for ever).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import DEFAULT_DEBOUNCE_MS as DEBOUNCE_MS
+from ..config import DEFAULT_MAX_FILE_BYTES
+from ..documents.formats import SUFFIXES
+from ..documents.reading import is_within
+from ..documents.walk import IGNORE_FILES
+from ..errors import IndexLockedError, NothingToIngestError, SemsearchError, SourceNotFoundError
+from ..results import IngestReport
+
+if TYPE_CHECKING:
+    from .facade import Index
+
+POLL_MS = 500  # how often a quiet watch looks for a stop request
+# what a round may fail with and the watch go on: the next change tries again
+PASSING = (NothingToIngestError, IndexLockedError, SourceNotFoundError)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One ingest of a watch: ``changes`` is the number of file events that started it (0 for
+    the first, which catches up with everything); ``report`` what it did, or ``error`` why it
+    did nothing this time (the watch goes on)."""
+
+    changes: int
+    report: IngestReport | None = None
+    error: SemsearchError | None = None
+
+
+def watch(
+    index: Index,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    debounce_ms: int = DEBOUNCE_MS,
+    stop: threading.Event | None = None,
+    progress: bool | None = False,
+    exclude: Sequence[str] = (),
+    max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+    ignore_files: bool = True,
+) -> Iterator[Round]:
+    """Ingest ``paths`` (files or folders, as ``Index.ingest`` takes them, with its options),
+    then again each time files under them change, until ``stop`` is set or Ctrl-C (then the
+    iteration ends; Ctrl-C during a round raises ``Interrupted`` as an ingest does). A watched
+    path that is gone has its documents removed."""
+    roots = watched(paths)
+
+    def ingest(existing: list[Path]) -> IngestReport:
+        return index.ingest(
+            existing, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes, ignore_files=ignore_files
+        )
+
+    for changes in rounds(roots, own=index.handle.own_paths(), debounce_ms=debounce_ms, stop=stop):
+        yield one_round(changes, roots, ingest, lambda gone: index.remove(gone).files_removed)
+
+
+def watched(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """``paths`` as absolute paths; SourceNotFoundError for any that does not exist."""
+    roots = [Path(os.path.abspath(p)) for p in paths]
+    missing = [str(r) for r in roots if not r.exists()]
+    if not roots or missing:
+        raise SourceNotFoundError(f"Nothing to watch at {', '.join(missing)}" if missing else "Nothing to watch")
+    return roots
+
+
+def one_round(
+    changes: int, roots: list[Path], ingest: Callable[[list[Path]], IngestReport], remove: Callable[[list[Path]], int]
+) -> Round:
+    """Ingest the watched ``roots`` that exist and ``remove`` the documents of those gone."""
+    existing = [r for r in roots if r.exists()]
+    try:
+        report = ingest(existing) if existing else IngestReport()
+        gone = [r for r in roots if r not in existing]
+        if gone:
+            report.files_removed += remove(gone)
+    except PASSING as exc:
+        return Round(changes, error=exc)
+    return Round(changes, report)
+
+
+def rounds(
+    roots: Sequence[Path],
+    *,
+    own: Sequence[Path] = (),
+    debounce_ms: int = DEBOUNCE_MS,
+    stop: threading.Event | None = None,
+) -> Iterator[int]:
+    """0 once the watch has started, then the number of relevant events in each burst: events
+    less than ``debounce_ms`` apart are one burst (cut after ten times that). Ends when
+    ``stop`` is set or on Ctrl-C."""
+    import watchfiles
+
+    started = False
+    for found in watchfiles.watch(
+        *roots,
+        watch_filter=Relevant(roots, own),
+        debounce=max(10 * debounce_ms, 1_600),
+        step=debounce_ms,
+        stop_event=stop,
+        rust_timeout=POLL_MS,
+        yield_on_timeout=True,
+        raise_interrupt=False,
+    ):
+        if found or not started:
+            started = True
+            yield len(found)
+
+
+class Relevant:
+    """watchfiles' filter: whether an event under the watched ``roots`` can change what an
+    ingest of them finds (see the module's docstring)."""
+
+    def __init__(self, roots: Sequence[Path], own: Sequence[Path]) -> None:
+        self.roots = [str(r) for r in roots]
+        self.own = [os.path.abspath(p) for p in own]
+
+    def __call__(self, change: Any, path: str) -> bool:
+        if any(is_within(path, own) for own in self.own):
+            return False
+        root = next((r for r in self.roots if is_within(path, r)), None)
+        parts = Path(os.path.relpath(path, root)).parts if root and root != path else ()
+        if any(part.startswith(".") for part in parts[:-1]):
+            return False
+        name = os.path.basename(path)
+        if name in IGNORE_FILES:
+            return True
+        suffix = os.path.splitext(name)[1].lower()
+        return not name.startswith(".") and (suffix in SUFFIXES or not suffix)
