@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
-from ..query import DEFAULT_RERANKER, Option, Query, Where, options
-from ..results import Hit, IngestReport
+from ..query import DEFAULT_RERANKER, Option, Query, Where, option_of, options
+from ..results import Hit, IngestReport, Passage
 
 MAX_QUERIES = 32  # queries in one search request
 MAX_QUERY_CHARS = 4_000
@@ -126,6 +126,23 @@ class SearchResponse(BaseModel):
     model: str
     results: list[QueryResult]
     notes: list[str] = []
+
+
+class PassageRequest(Strict):
+    """The passage around one hit's chunk, with more context than the search gave it."""
+
+    chunk_id: Integer = Field(ge=0, le=2**63 - 1, description="A hit's chunk_id.")
+    context: Integer = Field(
+        default=1,
+        ge=0,
+        le=int(option_of(Query, "context").served_high or 0),
+        description="Chunks either side of it, within its document.",
+    )
+    query: Text | None = Field(default=None, description="Highlight this query's terms in the passage.")
+
+
+class PassageResponse(BaseModel):
+    passage: Passage  # the library's own dataclass, as a hit is
 
 
 class IngestRequest(Strict):

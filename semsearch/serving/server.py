@@ -1,9 +1,10 @@
 """semsearch over HTTP: a FastAPI app over ``Service`` (the ``server`` extra: fastapi, uvicorn).
 
-``POST /search``, ``GET /info``, ``GET /health``, ``POST /ingest``, ``GET /ingest``; the schema at
-``/openapi.json``. Requests are bounded (body size, queries, k, context); every error is JSON,
-``{"error": {"status", "type", "message"}}``, with the status that fits. With an API key every
-route but ``/health`` wants it as a bearer token, compared in constant time.
+``POST /search``, ``POST /passage``, ``GET /info``, ``GET /health``, ``POST /ingest``,
+``GET /ingest``; the search page at ``/`` (``page``); the schema at ``/openapi.json``. Requests
+are bounded (body size, queries, k, context); every error is JSON, ``{"error": {"status",
+"type", "message"}}``, with the status that fits. With an API key every route but ``/health``,
+the page and the API docs wants it as a bearer token, compared in constant time.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import __version__
 from ..errors import (
+    ChunkNotFoundError,
     IndexLockedError,
     IndexNotFoundError,
     InvalidOptionError,
@@ -36,7 +38,7 @@ from ..errors import (
     SemsearchError,
     SourceNotFoundError,
 )
-from . import discovery, openai
+from . import discovery, openai, page
 from .binding import check_bind
 from .models import (
     ErrorDetail,
@@ -45,6 +47,8 @@ from .models import (
     IngestRequest,
     IngestResponse,
     IngestState,
+    PassageRequest,
+    PassageResponse,
     QueryResult,
     SearchResponse,
     _Search,
@@ -63,6 +67,7 @@ _STATUS = {  # the HTTP status of each library error; others are 500
     PathNotAllowedError: 403,
     NothingToIngestError: 404,
     SourceNotFoundError: 404,
+    ChunkNotFoundError: 404,
     IndexNotFoundError: 404,
     IndexLockedError: 409,
     ModelMismatchError: 409,
@@ -98,8 +103,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     """The HTTP app over a started ``service``; with ``api_key``, bearer authentication.
 
-    ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from this package
-    (fastapi-offline ships them), not from a CDN, so they work offline; ``/`` leads there.
+    ``/`` is the search page; ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from this
+    package (fastapi-offline ships them), not from a CDN, so they work offline, as the page does.
     """
     from fastapi_offline import FastAPIOffline
 
@@ -115,10 +120,6 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     if api_key:
         _declare_bearer(app)
 
-    @app.get("/", include_in_schema=False)
-    async def home() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
     async def search(request: _Search) -> Any:
         """The best passages for one query or a list of them."""
         if service.backlog >= MAX_BACKLOG:
@@ -132,13 +133,23 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     search.__annotations__["request"] = search_request(service.rerankers)
     app.post("/search", response_model=SearchResponse, responses=ERRORS)(search)
 
+    @app.post("/passage", response_model=PassageResponse, responses=ERRORS)
+    async def passage(request: PassageRequest) -> Any:
+        """The source text around one hit's chunk, with up to ``context`` chunks either side: for
+        showing more of a hit than the search gave."""
+        if service.backlog >= MAX_BACKLOG:
+            return _error(503, "overloaded", f"{service.backlog} searches are waiting; try again shortly")
+        around = lambda index: index.passage(request.chunk_id, request.context, request.query)  # noqa: E731
+        return PassageResponse(passage=await asyncio.wrap_future(service.call(around)))
+
     @app.get("/info", responses=ERRORS)
     async def info() -> dict[str, Any]:
         """What the index holds, how it is stored, and the folders this server may ingest."""
         details = await asyncio.wrap_future(service.call(lambda index: index.info().to_dict()))
         batches = list(service.batches)
         served = {"queries": sum(batches), "batches": len(batches), "largest_batch": max(batches, default=0)}
-        return {**details, "ingest_roots": [str(r) for r in service.roots], "server": served}
+        roots = [str(r) for r in service.roots]
+        return {**details, "ingest_roots": roots, "rerankers": list(service.rerankers), "server": served}
 
     @app.get("/health", response_model=Health, responses={503: {"model": ErrorResponse}})
     async def health() -> Any:
@@ -166,6 +177,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         return _ingest_state(service)
 
     openai.add_routes(app, service)
+    page.add_routes(app)
     return app
 
 
@@ -288,9 +300,10 @@ def _too_large() -> JSONResponse:
 
 
 def _public(path: str) -> bool:
-    """Routes open without the API key: health, and the API's own documentation (its pages,
-    their scripts and the schema they read), which hold none of the index's data."""
-    return path in PUBLIC or path.startswith(DOCS_ASSETS + "/")
+    """Routes open without the API key: health, the search page and the API's documentation
+    (the pages, their scripts and styles, the schema they read), which hold none of the index's
+    data."""
+    return path in PUBLIC or path.startswith((DOCS_ASSETS + "/", page.ASSETS + "/"))
 
 
 def run(service: Service, host: str, port: int, api_key: str | None) -> None:

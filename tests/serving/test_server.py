@@ -7,15 +7,12 @@ import base64
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,8 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
+
+from servers import Server, start, stop  # noqa: E402
 
 import semsearch  # noqa: E402
 
@@ -32,75 +31,12 @@ SAMPLE_DOCS = Path(__file__).resolve().parents[2] / "sample_docs"
 KEY = "s3cret-key-for-tests"
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    index: Path
-    root: Path
-    log: Path
-
-    def post(self, path: str, body: object, **kwargs: object) -> httpx.Response:
-        return httpx.post(self.url + path, json=body, timeout=60, **kwargs)  # type: ignore[arg-type]
-
-
 def assert_same_ranking(found: list[dict], expected: list[dict]) -> None:
     """The same hits, up to near-ties: a query embedded in a batch or alone can differ in the
     last bits of its vector, which may swap two hits scoring within 1e-5 of each other."""
     assert [h["score"] for h in found] == pytest.approx([h["score"] for h in expected], abs=1e-5)
     clear = [h["chunk_id"] for h in found if h["score"] > found[-1]["score"] + 1e-4]
     assert found and set(clear) <= {h["chunk_id"] for h in expected}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start(index: Path, root: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
-    """A server process, up and answering; another port is tried when the one picked was taken
-    meanwhile (tests run in parallel workers)."""
-    for _ in range(5):
-        try:
-            return _start(index, root, log, *extra, env=env)
-        except PortTaken:
-            continue
-    raise AssertionError("no free port found in five tries")
-
-
-class PortTaken(Exception):
-    pass
-
-
-def _start(index: Path, root: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
-    port = free_port()
-    command = [sys.executable, "-m", "semsearch", "serve", "--index", str(index), "--port", str(port)]
-    command += ["--root", str(root), "--device", "cpu", *extra]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    server = Server(f"http://127.0.0.1:{port}", process, index, root, log)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            if "address already in use" in log.read_text().lower():
-                raise PortTaken
-            raise AssertionError(f"the server exited with {process.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError(f"the server did not come up: {log.read_text()}")
-
-
-def stop(server: Server) -> None:
-    server.process.send_signal(signal.SIGINT)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +61,9 @@ def test_health_info_and_schema(server: Server) -> None:
     assert httpx.get(server.url + "/health").json()["status"] == "ok"
     info = httpx.get(server.url + "/info").json()
     assert info["documents"] == 12 and info["ingest_roots"] == [str(server.root.resolve())]
-    assert info["server"]["queries"] >= 0
+    assert info["server"]["queries"] >= 0 and info["rerankers"]
     schema = httpx.get(server.url + "/openapi.json").json()
-    assert {"/search", "/info", "/health", "/ingest"} <= set(schema["paths"])
+    assert {"/search", "/passage", "/info", "/health", "/ingest"} <= set(schema["paths"])
 
 
 def test_search_answers_as_the_library_does(server: Server) -> None:
@@ -156,6 +92,30 @@ def test_search_filters_and_context(server: Server) -> None:
     for when in ("2024-05-01T09:30:00Z", "7d", 1_700_000_000):
         found = server.post("/search", {"query": "长城", "k": 1, "where": {"modified_after": when}})
         assert found.status_code == 200 and len(found.json()["results"][0]["hits"]) == 1
+
+
+def test_a_passage_widens_a_hit_in_place(server: Server) -> None:
+    (hit,) = server.post("/search", {"query": "大熊猫", "k": 1, "mode": "lexical"}).json()["results"][0]["hits"]
+    body = {"chunk_id": hit["chunk_id"], "context": 2, "query": "大熊猫"}
+    wide = server.post("/passage", body)
+    assert wide.status_code == 200, wide.text
+    passage = wide.json()["passage"]
+    assert hit["text"] in passage["text"] and len(passage["text"]) > len(hit["text"])
+    assert hit["chunk_id"] in passage["chunk_ids"] and len(passage["chunk_ids"]) > 1
+    assert passage["source"] == hit["source"] and passage["start"] <= hit["start"]
+    assert passage["highlights"] and all("熊猫" in passage["text"][s:e] for s, e in passage["highlights"])
+    with semsearch.open_index(server.index, create=False, device="cpu") as index:
+        assert passage == json.loads(json.dumps(index.passage(hit["chunk_id"], 2, "大熊猫").to_dict()))
+    plain = server.post("/passage", {"chunk_id": hit["chunk_id"]}).json()["passage"]  # context 1, no highlights
+    assert plain["highlights"] == [] and len(plain["chunk_ids"]) <= len(passage["chunk_ids"])
+    gone = server.post("/passage", {"chunk_id": 10**12, "context": 1})
+    assert gone.status_code == 404 and gone.json()["error"]["type"] == "ChunkNotFoundError"
+    assert "search again" in gone.json()["error"]["message"]
+    for bad in ({"chunk_id": hit["chunk_id"], "context": 11}, {"chunk_id": -1}, {"chunk_id": "5"}, {"context": 1}):
+        refused = server.post("/passage", bad)
+        assert refused.status_code == 422 and refused.json()["error"]["type"] == "invalid_request", bad
+    extra = server.post("/passage", {"chunk_id": hit["chunk_id"], "k": 3})
+    assert extra.status_code == 422 and "k" in extra.json()["error"]["message"]
 
 
 def test_search_reranks_with_the_models_the_server_offers(server: Server, oracle_reranker: Path) -> None:
@@ -372,8 +332,11 @@ def test_an_api_key_guards_every_route_but_health_and_the_docs(built: tuple[Path
             assert response.json()["error"]["type"] == "unauthorized"
         for route in ("/info", "/ingest"):
             assert httpx.get(keyed.url + route).status_code == 401
-        # the docs hold no data: a browser (which sends no key) can read them, and 'Authorize' sends it
-        assert httpx.get(keyed.url + "/docs").status_code == 200
+        assert keyed.post("/passage", {"chunk_id": 1}).status_code == 401
+        # the docs and the search page hold no data: a browser (which sends no key) can read them;
+        # 'Authorize' and the page send it
+        for public in ("/docs", "/", "/static/page.js", "/static/page.css"):
+            assert httpx.get(keyed.url + public).status_code == 200, public
         schema = httpx.get(keyed.url + "/openapi.json").json()
         assert schema["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
         assert keyed.post("/search", body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
@@ -381,20 +344,22 @@ def test_an_api_key_guards_every_route_but_health_and_the_docs(built: tuple[Path
         stop(keyed)
 
 
-def test_the_docs_pages_work_offline_from_the_package(server: Server) -> None:
+def test_the_search_page_and_the_docs_work_offline_from_the_package(server: Server) -> None:
     import re
 
     home = httpx.get(server.url + "/", follow_redirects=False)
-    assert home.status_code in (302, 307) and home.headers["location"] == "/docs"
-    for page in ("/docs", "/redoc"):
+    assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in home.headers["content-security-policy"] and 'href="/docs"' in home.text
+    for page in ("/", "/docs", "/redoc"):
         html = httpx.get(server.url + page).text
         assert "https://" not in html and "http://" not in html
-        sources = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+        sources = re.findall(r"""(?:src|href)=["']([^"':]+)["']""", html)  # data: URLs left out
         sources += re.findall(r"""url:\s*['"]([^'"]+)['"]""", html)
-        assert sources and all(s.startswith("/") for s in sources), sources  # nothing from a CDN
+        assert sources and all(s.startswith("/") and not s.startswith("//") for s in sources), sources  # no CDN
         for source in sources:
             response = httpx.get(server.url + source)
-            assert response.status_code == 200 and len(response.content) > 1000, source
+            assert response.status_code == 200, source
+            assert source in ("/docs", "/redoc") or len(response.content) > 1000, source  # pages, or assets
 
 
 def test_serving_beyond_loopback_needs_a_key(built: tuple[Path, Path]) -> None:

@@ -1,0 +1,320 @@
+// semsearch's search page: plain JavaScript, no dependencies, no build step.
+// Everything the index returns (passages, file names, headings, messages) is written with
+// textContent or as text nodes, never as HTML.
+(() => {
+  "use strict";
+
+  const KEY = "semsearch.key"; // sessionStorage: this tab only, gone when it closes
+  const MAX_CONTEXT = 10; // the most context /passage takes
+  const SCORES = { dense: "cosine", lexical: "BM25", hybrid: "RRF" };
+  const $ = (id) => document.getElementById(id);
+
+  let roots = []; // the server's ingest roots: paths under the first are shown relative to it
+  let latest = 0; // the number of the latest search: older answers arriving late are dropped
+  const waiting = new Set(); // what to do again once a key is given
+
+  class ApiError extends Error {
+    constructor(status, message, sentKey) {
+      super(message);
+      this.status = status;
+      this.sentKey = sentKey; // whether the request carried a key (a 401 then means a wrong one)
+    }
+  }
+
+  // A call to the API: JSON in, JSON out; the key, if one is kept, as a bearer token.
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    const key = sessionStorage.getItem(KEY);
+    if (key) headers.Authorization = "Bearer " + key;
+    const init = { method, headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (error) {
+      throw new ApiError(0, "Cannot reach the server: " + error.message, Boolean(key));
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null; // not JSON (a proxy's error page, say)
+    }
+    if (!response.ok) {
+      const message = data && data.error && data.error.message;
+      throw new ApiError(response.status, message || `${response.status} ${response.statusText}`, Boolean(key));
+    }
+    return data;
+  }
+
+  // Run `action`; on 401 ask for the key and run it again once given; other errors on one line.
+  async function guarded(action) {
+    try {
+      await action();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        askForKey(action, error.sentKey);
+      } else {
+        showError(error.message || String(error));
+      }
+    }
+  }
+
+  function askForKey(action, refused) {
+    sessionStorage.removeItem(KEY);
+    waiting.add(action);
+    $("key-message").textContent = refused
+      ? "The server refused that key; enter it again."
+      : "This server wants its API key.";
+    $("key-form").hidden = false;
+    $("key-input").value = "";
+    $("key-input").focus();
+  }
+
+  function useKey(event) {
+    event.preventDefault();
+    const key = $("key-input").value.trim();
+    if (!key) return;
+    sessionStorage.setItem(KEY, key);
+    $("key-input").value = "";
+    $("key-form").hidden = true;
+    clearError();
+    const actions = new Set([loadInfo, ...waiting]);
+    waiting.clear();
+    for (const action of actions) guarded(action);
+  }
+
+  function showError(message) {
+    const line = String(message).split("\n")[0];
+    $("error").textContent = line;
+    $("error").title = String(message);
+    $("error").hidden = false;
+  }
+
+  function clearError() {
+    $("error").hidden = true;
+    $("error").textContent = "";
+  }
+
+  // -- what the server is --------------------------------------------------------------------
+
+  async function loadVersion() {
+    try {
+      const health = await api("GET", "/health");
+      $("version").textContent = health.version;
+    } catch (error) {
+      $("version").textContent = "";
+    }
+  }
+
+  async function loadInfo() {
+    const info = await api("GET", "/info");
+    roots = info.ingest_roots || [];
+    const documents = `${info.documents.toLocaleString()} document${info.documents === 1 ? "" : "s"}`;
+    const chunks = `${info.chunks.toLocaleString()} chunks`;
+    $("index-counts").textContent = `${documents} · ${chunks}`;
+    $("index-counts").title = info.path;
+    $("index-model").textContent = info.model;
+    $("index-model").title = info.model;
+    const select = $("rerank");
+    select.replaceChildren(new Option("off", ""));
+    for (const name of info.rerankers || []) select.append(new Option(shortName(name), name));
+    $("rerank-field").hidden = select.options.length < 2;
+  }
+
+  function shortName(model) {
+    const parts = model.split("/").filter(Boolean);
+    return parts.length ? parts[parts.length - 1] : model;
+  }
+
+  // -- searching -----------------------------------------------------------------------------
+
+  function request() {
+    const mode = document.querySelector('input[name="mode"]:checked').value;
+    const body = {
+      query: $("query").value.trim(),
+      k: Number.parseInt($("k").value, 10) || 10,
+      mode,
+      context: Number.parseInt($("context").value, 10) || 0,
+    };
+    const where = {};
+    const types = $("types").value.split(/[\s,;]+/).map((t) => t.replace(/^\./, "")).filter(Boolean);
+    if (types.length) where.types = types;
+    const path = $("path").value.trim();
+    if (path) where.paths = [path];
+    if (Object.keys(where).length) body.where = where;
+    if ($("rerank").value) body.rerank = $("rerank").value;
+    return body;
+  }
+
+  async function search() {
+    const body = request();
+    if (!body.query) return;
+    const number = ++latest;
+    clearError();
+    setBusy(true);
+    const started = performance.now();
+    try {
+      const answer = await api("POST", "/search", body);
+      if (number === latest) render(answer, body, (performance.now() - started) / 1000);
+    } finally {
+      if (number === latest) setBusy(false);
+    }
+  }
+
+  function setBusy(busy) {
+    $("search-button").disabled = busy;
+    $("search-button").textContent = busy ? "Searching…" : "Search";
+    $("results").setAttribute("aria-busy", String(busy));
+  }
+
+  function render(answer, body, seconds) {
+    const hits = answer.results.length ? answer.results[0].hits : [];
+    const list = $("results");
+    list.replaceChildren(...hits.map((hit) => hitItem(hit, body)));
+    const count = hits.length ? `${hits.length} passage${hits.length === 1 ? "" : "s"}` : "No passages found";
+    const parts = [`${count} · ${body.mode} · ${seconds.toFixed(2)} s`, ...(answer.notes || [])];
+    $("status").textContent = parts.join(" — ");
+  }
+
+  function hitItem(hit, body) {
+    const item = element("li", "hit");
+    item.dataset.chunk = String(hit.chunk_id);
+    const head = element("div", "hit-head");
+    head.append(element("span", "rank", String(hit.rank)), sourceLabel(hit.source), scoreLabel(hit, body.mode));
+    const meta = element("div", "meta");
+    const passage = element("p", "passage");
+    passage.title = "Click for more context";
+    fill(hit, hit.matched, meta, passage);
+    const more = element("button", "widen", "More context");
+    more.type = "button";
+    const note = element("span", "widened");
+    const actions = element("div", "actions");
+    actions.append(more, note);
+    item.append(head, meta, passage, actions);
+
+    const state = {
+      chunk: hit.chunk_id,
+      context: body.context,
+      query: hit.matched.includes("lexical") ? body.query : null,
+      matched: hit.matched,
+      chunks: null, // chunks in the last passage /passage gave
+      busy: false,
+      done: false,
+      whole: false,
+    };
+    const widen = () => guarded(() => widenHit(state, { meta, passage, more, note }));
+    more.addEventListener("click", widen);
+    passage.addEventListener("click", () => {
+      if (!String(window.getSelection()).trim()) widen(); // selecting text is not a click to widen
+    });
+    return item;
+  }
+
+  async function widenHit(state, parts) {
+    if (state.busy || state.done) return;
+    state.busy = true;
+    parts.more.disabled = true;
+    parts.more.textContent = "Loading…";
+    try {
+      const context = state.context + 1;
+      const body = { chunk_id: state.chunk, context };
+      if (state.query) body.query = state.query;
+      const found = (await api("POST", "/passage", body)).passage;
+      // a wider window that brings no chunk more has reached both ends of the document
+      state.whole = state.chunks !== null && found.chunk_ids.length === state.chunks;
+      state.done = state.whole || context >= MAX_CONTEXT;
+      state.context = context;
+      state.chunks = found.chunk_ids.length;
+      fill(found, state.matched, parts.meta, parts.passage);
+      parts.passage.classList.add("wide");
+      parts.note.textContent = `${context} chunk${context === 1 ? "" : "s"} either side`;
+    } finally {
+      state.busy = false;
+      parts.more.disabled = state.done;
+      parts.more.textContent = state.whole ? "Whole document shown" : state.done ? "Widest shown" : "More context";
+      if (state.done) parts.passage.title = "";
+    }
+  }
+
+  // The passage's text with its highlights, and where it is (line, page, heading).
+  function fill(passage, matched, meta, paragraph) {
+    paragraph.replaceChildren(...highlighted(passage.text, passage.highlights || []));
+    const where = [`line ${passage.line}`];
+    if (passage.page !== null && passage.page !== undefined) where.push(`page ${passage.page}`);
+    const spans = [element("span", "", where.join(" · "))];
+    if (passage.heading) spans.push(element("span", "heading", passage.heading));
+    if (matched) spans.push(element("span", "tag", matched));
+    meta.replaceChildren(...spans);
+  }
+
+  // Text nodes and <mark>s. The spans count characters (code points) as Python does, not the
+  // UTF-16 units of a JavaScript string, so the text is cut as an array of code points.
+  function highlighted(text, spans) {
+    const chars = Array.from(text);
+    const nodes = [];
+    let at = 0;
+    for (const [start, end] of spans) {
+      if (start < at || end > chars.length) continue;
+      if (start > at) nodes.push(document.createTextNode(chars.slice(at, start).join("")));
+      nodes.push(element("mark", "", chars.slice(start, end).join("")));
+      at = end;
+    }
+    if (at < chars.length) nodes.push(document.createTextNode(chars.slice(at).join("")));
+    return nodes;
+  }
+
+  function sourceLabel(path) {
+    const root = roots.length ? roots[0].replace(/\/+$/, "") + "/" : null;
+    const shown = root && path.startsWith(root) ? path.slice(root.length) : path;
+    const cut = shown.lastIndexOf("/") + 1;
+    const label = element("span", "source");
+    label.title = path;
+    if (cut) label.append(element("span", "folder", shown.slice(0, cut)));
+    label.append(element("span", "file", shown.slice(cut)));
+    return label;
+  }
+
+  function scoreLabel(hit, mode) {
+    const label = element("span", "score");
+    if (hit.reranked) {
+      label.append(element("span", "kind", "rerank "), score(hit.score));
+      label.title = `Reranked; first-stage ${SCORES[mode]} score ${hit.first_score}`;
+      label.append(element("span", "first", ` · ${SCORES[mode]} ${format(hit.first_score)}`));
+    } else {
+      label.append(element("span", "kind", SCORES[mode] + " "), score(hit.score));
+      label.title = `${SCORES[mode]} score ${hit.score}`;
+    }
+    return label;
+  }
+
+  function score(value) {
+    return element("strong", "", format(value));
+  }
+
+  function format(value) {
+    if (value === null || value === undefined) return "–";
+    const size = Math.abs(value);
+    return size >= 100 ? value.toFixed(0) : size >= 1 ? value.toFixed(2) : value.toFixed(4);
+  }
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("search-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      guarded(search);
+    });
+    $("key-form").addEventListener("submit", useKey);
+    loadVersion();
+    guarded(loadInfo);
+  });
+})();
