@@ -117,12 +117,17 @@
     const chunks = `${info.chunks.toLocaleString()} chunks`;
     $("index-counts").textContent = `${documents} · ${chunks}`;
     $("index-counts").title = info.path;
-    $("index-model").textContent = info.model;
+    $("index-model").textContent = modelName(info.model);
     $("index-model").title = info.model;
     const select = $("rerank");
     select.replaceChildren(new Option("off", ""));
     for (const name of info.rerankers || []) select.append(new Option(shortName(name), name));
     $("rerank-field").hidden = select.options.length < 2;
+  }
+
+  // A local model folder by its own name (the full path on hover); a hub id as it is.
+  function modelName(model) {
+    return /^(\/|\.{1,2}\/|~|[A-Za-z]:[\\/])/.test(model) ? shortName(model.replace(/\\/g, "/")) : model;
   }
 
   function shortName(model) {
