@@ -411,3 +411,54 @@ def test_vectors_of_the_wrong_size_say_that_only_a_reindex_mends_them(index: sem
         semsearch.IndexCorruptError, match="cannot mend; re-embed them with 'semsearch ingest --reindex'"
     ):
         index.repair()
+
+
+def test_a_reader_never_meets_a_half_made_index(tmp_path: Path, tiny_model: Path, docs: Path) -> None:
+    # searches in a loop while the first ingest creates the index see no index, then the index;
+    # never a locked or damaged one (they made the first ingest fail with 'database is locked')
+    import threading
+
+    from semsearch.errors import IndexNotFoundError
+
+    seen: list[str] = []
+    done = threading.Event()
+
+    def search() -> None:
+        while not done.is_set():
+            try:
+                with semsearch.open_index(tmp_path / "kb", create=False, device="cpu") as reader:
+                    reader.search("大熊猫", k=1, mode="lexical")
+                seen.append("found")
+            except IndexNotFoundError:
+                seen.append("none")
+            except Exception as exc:  # noqa: BLE001 - any other is the failure this test is about
+                seen.append(repr(exc))
+
+    readers = [threading.Thread(target=search) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        with semsearch.open_index(tmp_path / "kb", model=tiny_model, device="cpu") as writer:
+            assert writer.ingest([docs]).files_added == 12
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join(timeout=60)
+    assert seen and set(seen) <= {"none", "found"}, {s for s in seen if s not in ("none", "found")}
+
+
+def test_the_database_appears_whole(tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch) -> None:
+    from semsearch.storage import store
+
+    apply = store.migrations.apply
+    made: list[bool] = []
+
+    def watched_apply(db) -> None:  # type: ignore[no-untyped-def]
+        made.append((tmp_path / "kb" / store.Store.FILENAME).exists())
+        apply(db)
+
+    monkeypatch.setattr(store.migrations, "apply", watched_apply)
+    with semsearch.open_index(tmp_path / "kb", model=tiny_model, device="cpu") as index:
+        index.ingest([docs / "大熊猫.md"])
+    assert made == [False]  # the schema was made before the database had its name
+    assert sorted(p.name for p in (tmp_path / "kb").glob(".*.new*")) == []
