@@ -65,8 +65,9 @@ def print_notes(idx: Index) -> None:
         typer.echo(f"Note: {printable(note)}", err=True)
 
 
-def print_report(report: IngestReport, as_json: bool, verbose: bool = False) -> None:
-    """An ingest's report: skipped files on stderr, then the summary line (or all of it as JSON)."""
+def print_report(report: IngestReport, as_json: bool, verbose: bool = False, lead: str = "") -> None:
+    """An ingest's report: skipped files on stderr, then the summary line after ``lead`` (or
+    all of it as JSON)."""
     if as_json:
         print_json(report.to_dict())
         return
@@ -81,8 +82,9 @@ def print_report(report: IngestReport, as_json: bool, verbose: bool = False) -> 
         else ""
     )
     typer.echo(
-        f"{report.files_added} added, {report.files_updated} updated{reused}, {report.files_unchanged} unchanged, "
-        f"{report.files_removed} removed{excluded}, {report.files_skipped} skipped; "
+        f"{lead}{report.files_added} added, {report.files_updated} updated{reused}, "
+        f"{report.files_unchanged} unchanged, {report.files_removed} removed{excluded}, "
+        f"{report.files_skipped} skipped; "
         f"{count(report.chunks_embedded, 'chunk')} embedded in {report.seconds:.1f} s{rate}{resumed}; "
         f"{report.chunks_total:,} in the index"
     )

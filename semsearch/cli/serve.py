@@ -98,8 +98,7 @@ def serve(
 
 
 def _print_round(done: Round) -> None:
-    typer.echo("watch: ", err=True, nl=False)
-    print_round(done, as_json=False, verbose=False)
+    print_round(done, as_json=False, verbose=False, lead="watch: ")
 
 
 def _server_module() -> Any:

@@ -81,17 +81,17 @@ def watch(
     typer.echo("Stopped watching", err=True)
 
 
-def print_round(done: Round, as_json: bool, verbose: bool) -> None:
-    """A round's report as ingest prints it, after the number of changes that started it; a
-    round that could not run, as one line (JSON: its error)."""
+def print_round(done: Round, as_json: bool, verbose: bool, lead: str = "") -> None:
+    """A round's report as ingest prints it, after ``lead`` and the number of changes that
+    started it; a round that could not run, as one line (JSON: its error)."""
     if as_json:
         report = done.report.to_dict() if done.report else None
         error = {"type": type(done.error).__name__, "message": str(done.error)} if done.error else None
         print_json({"changes": done.changes, "report": report, "error": error})
         return
     if done.changes:
-        typer.echo(f"{done.changes} change{'s' if done.changes != 1 else ''}:", err=True)
+        lead += f"{done.changes} change{'s' if done.changes != 1 else ''}: "
     if done.report is not None:
-        print_report(done.report, False, verbose)
+        print_report(done.report, False, verbose, lead)
     else:
-        typer.echo(f"Not this time: {printable(str(done.error))}", err=True)
+        typer.echo(f"{lead}not ingested this time: {printable(str(done.error))}", err=True)
