@@ -67,7 +67,8 @@ def serve(
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
 ) -> None:
-    """Serve the index over HTTP (POST /search, GET /info, GET /health, POST /ingest); docs at /docs.
+    """Serve the index over HTTP: a search page at /, and POST /search, POST /passage, GET /info,
+    GET /health, POST /ingest, the OpenAI-style /v1 routes; the API's docs at /docs.
 
     With --watch, also ingest those paths and keep the index in step as they change; --exclude,
     --no-ignore, --max-file-mb and --debounce apply to them as to semsearch watch.

@@ -5,7 +5,7 @@ A round re-ingests the watched paths as a whole, not only the files the events n
 follows every rule an ingest follows, with no second copy of them: ignore files and exclude
 patterns (anchored at the folders given), renames found by content, files gone, a crash or
 Ctrl-C in the middle. What that costs is a walk and a size-and-mtime check of each watched
-file, about 0.1 ms a file (docs/benchmarks.md); only what changed is read and embedded.
+file, about 0.07 ms a file (docs/benchmarks.md); only what changed is read and embedded.
 
 Events are kept while a round runs, so a change made during one starts the next. Only events
 that can matter start a round: files of a type semsearch reads, ignore files and folders, not

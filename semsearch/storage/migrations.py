@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 from pathlib import Path
@@ -11,6 +12,8 @@ from sqlite_utils import Migrations
 
 from ..documents.terms import FTS_TOKENIZER, indexed
 from ..errors import ReadOnlyIndexError
+from .guard import guard
+from .layout import fsync_folder
 
 migrations = Migrations("semsearch")
 
@@ -153,3 +156,29 @@ def invariants(dimension: int) -> dict[str, str]:
         "chunks without lexical terms": "SELECT count(*) FROM chunks WHERE id NOT IN (SELECT rowid FROM chunks_fts)",
         "lexical terms without a chunk": "SELECT count(*) FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks)",
     }
+
+
+def create_database(path: Path) -> None:
+    """A new database at ``path``, whole or not at all: its schema is made under another name
+    (WAL mode, every migration) and linked into place only then, so a reader opening the index
+    meanwhile finds no database, never one half made. Under the writer lock."""
+    for stale in path.parent.glob(f".{path.name}.*.new*"):  # an earlier creation that crashed
+        stale.unlink(missing_ok=True)
+    made = path.with_name(f".{path.name}.{os.getpid()}.new")
+    with guard(path):
+        conn = sqlite3.connect(made, isolation_level=None)
+        try:
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            migrations.apply(db)
+        finally:
+            conn.close()  # the last connection: its WAL is checkpointed into the file and removed
+    with open(made, "rb+") as written:
+        os.fsync(written.fileno())
+    try:
+        os.link(made, path)  # never over a database another process made meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        made.unlink()
+    fsync_folder(path.parent)

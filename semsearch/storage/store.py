@@ -30,8 +30,8 @@ from ..globs import glob_match
 from ..query import Where
 from .filtering import GLOB_FUNCTION, to_sql
 from .guard import guard, guarded
-from .layout import DATABASE, fsync_folder
-from .migrations import check_schema, fill_lexical, invariants, migrations
+from .layout import DATABASE
+from .migrations import check_schema, create_database, fill_lexical, invariants, migrations
 from .rows import ChunkRow, loaded, prefix_condition, stored
 from .staging import Staging
 
@@ -65,7 +65,7 @@ class Store(Staging):
         if create:
             folder.mkdir(parents=True, exist_ok=True)
             if not path.exists():
-                _create(path)
+                create_database(path)
         elif path.is_file() and path.stat().st_size == 0 and any(folder.glob("vectors-*.faiss")):
             raise IndexCorruptError(
                 f"{path} is empty (0 bytes) while the index's vector files are there: the database was truncated; "
@@ -410,29 +410,3 @@ class Store(Staging):
     def counts(self) -> dict[str, int]:
         tables = ("documents", "chunks", "vectors")
         return {name: int(self.db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]) for name in tables}
-
-
-def _create(path: Path) -> None:
-    """A new database at ``path``, whole or not at all: its schema is made under another name
-    (WAL mode, every migration) and linked into place only then, so a reader opening the index
-    meanwhile finds no database, never one half made. Under the writer lock."""
-    for stale in path.parent.glob(f".{path.name}.*.new*"):  # an earlier creation that crashed
-        stale.unlink(missing_ok=True)
-    made = path.with_name(f".{path.name}.{os.getpid()}.new")
-    with guard(path):
-        conn = sqlite3.connect(made, isolation_level=None)
-        try:
-            db = sqlite_utils.Database(conn)
-            db.execute("PRAGMA journal_mode=WAL")
-            migrations.apply(db)
-        finally:
-            conn.close()  # the last connection: its WAL is checkpointed into the file and removed
-    with open(made, "rb+") as written:
-        os.fsync(written.fileno())
-    try:
-        os.link(made, path)  # never over a database another process made meanwhile
-    except FileExistsError:
-        pass
-    finally:
-        made.unlink()
-    fsync_folder(path.parent)
