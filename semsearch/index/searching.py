@@ -43,7 +43,8 @@ def passage(handle: Backend, chunk_id: int, context: int, query: str | None = No
     handle.follow()
     handle.require_manifest()
     with handle.reading():
-        row = handle.chunks([chunk_id]).get(chunk_id)
+        # ids are SQLite rowids or Milvus's 63-bit ones: any other number names no chunk
+        row = handle.chunks([chunk_id]).get(chunk_id) if 0 <= chunk_id < 2**63 else None
         if row is None:
             raise ChunkNotFoundError(
                 f"No chunk {chunk_id} in {handle.location}; its file may have been re-indexed since: search again"

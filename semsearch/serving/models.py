@@ -131,7 +131,9 @@ class SearchResponse(BaseModel):
 class PassageRequest(Strict):
     """The passage around one hit's chunk, with more context than the search gave it."""
 
-    chunk_id: Integer = Field(ge=0, le=2**63 - 1, description="A hit's chunk_id.")
+    # no upper bound: a JSON client may round a 63-bit id to a float past 2**63 - 1; an id
+    # outside what an index holds is a 404 from the library
+    chunk_id: Integer = Field(ge=0, description="A hit's chunk_id.")
     context: Integer = Field(
         default=1,
         ge=0,

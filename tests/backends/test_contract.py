@@ -150,8 +150,9 @@ def test_a_passage_around_a_hit_is_the_hits_context(built: semsearch.Index) -> N
     assert (passage.text, passage.chunk_ids, passage.source) == (hit.text, hit.chunk_ids, hit.source)
     assert passage.highlights == hit.highlights and (passage.start, passage.end) == (hit.start, hit.end)
     assert built.passage(hit.chunk_id, 0).text == built.search("熊猫", k=1, mode="lexical")[0].text
-    with pytest.raises(semsearch.ChunkNotFoundError):
-        built.passage(12_345, 1)
+    for missing in (12_345, 2**63, 10**30):
+        with pytest.raises(semsearch.ChunkNotFoundError):
+            built.passage(missing, 1)
 
 
 def test_a_reranker_reorders_every_mode_with_filters_alike(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[P
     (root / "docs" / HOSTILE).write_text(hostile, encoding="utf-8")
     chunking = semsearch.ChunkSettings(chunk_tokens=64, overlap_tokens=8)
     with semsearch.open_index(work / "kb", model=str(tiny_model), device="cpu", chunking=chunking) as index:
+        index.ingest([root / "docs" / "bicycle_history.txt"])
+        # the chunks after it get ids past 2**53, as a Milvus index's 63-bit ids are: a JavaScript
+        # number would round them, and widening would ask for another chunk
+        with sqlite3.connect(index.data_folder / "semsearch.db") as db:
+            db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'chunks'", (2**60,))
         index.ingest([root / "docs"])
     return work / "kb", root
 
@@ -176,6 +182,8 @@ def test_type_and_path_filters_change_the_results(server: Server, browser: Brows
 def test_a_click_on_a_hit_widens_its_passage_in_place(server: Server, browser: Browser) -> None:
     driver = opened(browser(), server)
     before = search(driver, "大熊猫", mode="lexical")
+    (first,) = server.post("/search", {"query": "大熊猫", "k": 1, "mode": "lexical"}).json()["results"][0]["hits"]
+    assert first["chunk_id"] > 2**53  # past what a JavaScript number holds exactly
     css(driver, "#results .hit .passage")[0].click()
     until(driver, lambda d: hits(d)[0]["note"] == "1 chunk either side", "the first widening")
     once = hits(driver)

@@ -108,9 +108,10 @@ def test_a_passage_widens_a_hit_in_place(server: Server) -> None:
         assert passage == json.loads(json.dumps(index.passage(hit["chunk_id"], 2, "大熊猫").to_dict()))
     plain = server.post("/passage", {"chunk_id": hit["chunk_id"]}).json()["passage"]  # context 1, no highlights
     assert plain["highlights"] == [] and len(plain["chunk_ids"]) <= len(passage["chunk_ids"])
-    gone = server.post("/passage", {"chunk_id": 10**12, "context": 1})
-    assert gone.status_code == 404 and gone.json()["error"]["type"] == "ChunkNotFoundError"
-    assert "search again" in gone.json()["error"]["message"]
+    for missing in (10**12, 2**63, 10**30):  # beyond any id an index holds (SQLite's or Milvus's)
+        gone = server.post("/passage", {"chunk_id": missing, "context": 1})
+        assert gone.status_code == 404 and gone.json()["error"]["type"] == "ChunkNotFoundError"
+        assert "search again" in gone.json()["error"]["message"]
     for bad in ({"chunk_id": hit["chunk_id"], "context": 11}, {"chunk_id": -1}, {"chunk_id": "5"}, {"context": 1}):
         refused = server.post("/passage", bad)
         assert refused.status_code == 422 and refused.json()["error"]["type"] == "invalid_request", bad

@@ -21,6 +21,24 @@
     }
   }
 
+  // Chunk ids of a Milvus index are 63-bit: past 2^53 a JavaScript number rounds them, and
+  // widening a hit would ask for another chunk. Where the browser hands a reviver the number's
+  // source text (and has JSON.rawJSON to write it back), such integers stay exact as BigInt.
+  const EXACT = typeof JSON.rawJSON === "function";
+  const DIGITS = /^-?[0-9]+$/;
+
+  function parseJSON(text) {
+    return JSON.parse(text, (key, value, context) =>
+      EXACT && typeof value === "number" && !Number.isSafeInteger(value) && context && DIGITS.test(context.source)
+        ? BigInt(context.source)
+        : value,
+    );
+  }
+
+  function toJSON(body) {
+    return JSON.stringify(body, (key, value) => (typeof value === "bigint" ? JSON.rawJSON(value.toString()) : value));
+  }
+
   // A call to the API: JSON in, JSON out; the key, if one is kept, as a bearer token.
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
@@ -29,7 +47,7 @@
     const init = { method, headers, cache: "no-store" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
+      init.body = toJSON(body);
     }
     let response;
     try {
@@ -39,7 +57,7 @@
     }
     let data = null;
     try {
-      data = await response.json();
+      data = parseJSON(await response.text());
     } catch (error) {
       data = null; // not JSON (a proxy's error page, say)
     }
