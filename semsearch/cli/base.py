@@ -71,7 +71,7 @@ def with_flag_values(args: list[str]) -> list[str]:
 
 def _usage(argument: TyperArgument, ctx: Any) -> list[str]:
     """An argument in the usage line as classic CLIs write it: ``NAME``, ``[NAME]``, ``NAME...``."""
-    name = argument.display_name_raw
+    name = getattr(argument, "display_name_raw", None) or argument.human_readable_name  # typer 0.29 or before
     name = name if argument.required else f"[{name}]"
     return [name + ("..." if argument.nargs != 1 else "")]
 
