@@ -41,7 +41,7 @@ class Command(TyperCommand):
         super().__init__(*args, **kwargs)
         for param in self.params:
             if isinstance(param, TyperArgument):
-                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+                setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010 - typer 0.29 only
                 param.get_usage_pieces = functools.partial(_usage, param)  # type: ignore[method-assign]
 
     def get_help_option(self, ctx: Any) -> Any:

@@ -72,12 +72,15 @@ def watch(
         errors(as_json, verbose),
         open_index(index, model, device, fp32, chunking=chunking, wait=True, index_type=index_type) as idx,
     ):
-        for number, done in enumerate(watching(idx, paths, debounce_ms=debounce, **options)):
-            print_round(done, as_json, verbose)
-            print_notes(idx)
-            if number == 0:
-                watched = ", ".join(display(str(p)) for p in paths)
-                typer.echo(f"Watching {watched} (Ctrl-C to stop)", err=True)
+        try:
+            for number, done in enumerate(watching(idx, paths, debounce_ms=debounce, **options)):
+                print_round(done, as_json, verbose)
+                print_notes(idx)
+                if number == 0:
+                    watched = ", ".join(display(str(p)) for p in paths)
+                    typer.echo(f"Watching {watched} (Ctrl-C to stop)", err=True)
+        except KeyboardInterrupt:
+            pass  # between rounds (a round's ingest turns Ctrl-C into Interrupted): a clean stop
     typer.echo("Stopped watching", err=True)
 
 
