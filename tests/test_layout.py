@@ -105,3 +105,24 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
 def test_no_module_is_much_over_400_lines() -> None:
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+
+def test_no_submodule_shadows_a_name_its_package_exports() -> None:
+    # importing a submodule sets it as an attribute of its package: `semsearch.index.migrate`
+    # the module replaced `migrate` the function once a migration had run, and
+    # `semsearch.migrate(...)` then failed with "'module' object is not callable"
+    import importlib
+    import types
+
+    for name in modules():
+        if not name.endswith("__main__"):
+            importlib.import_module(name)
+    import semsearch
+
+    shadowed = []
+    for name, path in modules().items():
+        if path.name == "__init__.py":
+            package = importlib.import_module(name)
+            shadowed += [f"{name}.{n}" for n in getattr(package, "__all__", ()) if isinstance(getattr(package, n), types.ModuleType)]
+    assert shadowed == [] and callable(semsearch.migrate)

@@ -4,7 +4,7 @@
 every backend implements; ``handle`` the local backend (SQLite database, manifest, FAISS vector
 replica, lock) and ``milvus`` (with ``milvus_data`` and ``milvus_upkeep``) the Milvus one;
 ``manifest`` what an index was built with; ``replica`` the vector index kept in step with SQLite;
-``ingest`` (with ``batch``, ``progress``, ``readahead``), ``reindex`` and ``migrate`` the
+``ingest`` (with ``batch``, ``progress``, ``readahead``), ``reindex`` and ``migration`` the
 writers; ``searching`` and ``maintenance`` the rest.
 """
 

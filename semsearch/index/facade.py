@@ -83,7 +83,7 @@ def migrate(
     the source's model and chunking when new) using the vectors it stores: nothing is
     re-embedded. Resumable: a rerun copies only what the target lacks; documents no longer in
     the source are removed from the target. ``index_type`` sets the target's vector structure."""
-    from .migrate import migrate as copy
+    from .migration import migrate as copy
 
     with (
         open_index(source, create=False) as old,

@@ -280,7 +280,7 @@ def test_traditional_and_simplified_find_each_other_on_every_backend(
 def test_an_interrupted_migration_resumes_where_it_stopped(
     backend: str, docs: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    migration = importlib.import_module("semsearch.index.migrate")  # the module, not the function
+    migration = importlib.import_module("semsearch.index.migration")
 
     source, target = location_for("local", tmp_path, "source"), location_for(backend, tmp_path, "target")
     with semsearch.open_index(source, str(tiny_model), device="cpu") as index:
