@@ -107,7 +107,6 @@ def test_no_module_is_much_over_400_lines() -> None:
     assert long == {}
 
 
-
 def test_no_submodule_shadows_a_name_its_package_exports() -> None:
     # importing a submodule sets it as an attribute of its package: `semsearch.index.migrate`
     # the module replaced `migrate` the function once a migration had run, and
@@ -124,5 +123,6 @@ def test_no_submodule_shadows_a_name_its_package_exports() -> None:
     for name, path in modules().items():
         if path.name == "__init__.py":
             package = importlib.import_module(name)
-            shadowed += [f"{name}.{n}" for n in getattr(package, "__all__", ()) if isinstance(getattr(package, n), types.ModuleType)]
+            exported = getattr(package, "__all__", ())
+            shadowed += [f"{name}.{n}" for n in exported if isinstance(getattr(package, n), types.ModuleType)]
     assert shadowed == [] and callable(semsearch.migrate)

@@ -30,6 +30,13 @@ class Walk:
     skipped: list[Skipped]
     folders: list[Path]  # the folders walked: documents gone from them are removed
     within: tuple[str, ...] = ()  # real paths of the only folders files may be read from, if any
+    named: list[Path] = field(default_factory=list)  # the paths given that are not folders
+
+    @property
+    def scope(self) -> tuple[list[Path], list[Path]]:
+        """(folders, files): where an ingest of this walk may find documents gone, and so remove
+        them. Nothing else: an ingest of one file never touches the index's other documents."""
+        return self.folders, self.named
 
 
 def walk(
@@ -67,8 +74,11 @@ def walk(
     command_line = _spec(patterns)
     files: set[Path] = set()
     folders: list[Path] = []
+    named: list[Path] = []
     for root in roots:
         info = walker.stat(root)
+        if info is None or not stat.S_ISDIR(info.st_mode):
+            named.append(root)
         if info is None or not walker.inside(root):
             continue
         if stat.S_ISDIR(info.st_mode):
@@ -85,7 +95,7 @@ def walk(
                 files.add(path)
             else:
                 walker.skip(path, f"unsupported file type '{path.suffix or '(none)'}'", UNSUPPORTED)
-    return Walk(files=sorted(files), skipped=walker.skipped, folders=folders, within=walker.within)
+    return Walk(files=sorted(files), skipped=walker.skipped, folders=folders, within=walker.within, named=named)
 
 
 def _folder_keys(paths: Iterable[Path]) -> set[tuple[int, int]]:

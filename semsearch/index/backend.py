@@ -155,8 +155,13 @@ class Backend(ABC):
     # -- the documents ledger and staged work ---------------------------------------------------
 
     @abstractmethod
-    def documents(self, under: Sequence[Path] = ()) -> dict[str, Document]:
-        """Indexed documents by path: all, or those inside any folder of ``under``."""
+    def documents(self) -> dict[str, Document]:
+        """Every indexed document, by path."""
+
+    @abstractmethod
+    def documents_in(self, folders: Sequence[Path], files: Sequence[Path] = ()) -> dict[str, Document]:
+        """Indexed documents by path: those at or inside any of ``folders`` and those at one of
+        ``files`` (exactly); none when both are empty. An ingest removes only from this scope."""
 
     @abstractmethod
     def find_content(self, content_hash: str) -> tuple[list[Chunk], np.ndarray] | None:

@@ -235,8 +235,11 @@ class Handle(Backend):
 
     # -- the ledger, staged work ---------------------------------------------------------------
 
-    def documents(self, under: Sequence[Path] = ()) -> dict[str, Document]:
-        return self.store.documents(under) if self.store is not None else {}
+    def documents(self) -> dict[str, Document]:
+        return self.store.documents() if self.store is not None else {}
+
+    def documents_in(self, folders: Sequence[Path], files: Sequence[Path] = ()) -> dict[str, Document]:
+        return self.store.documents_in(folders, files) if self.store is not None else {}
 
     def find_content(self, content_hash: str) -> tuple[list[Chunk], np.ndarray] | None:
         store, manifest = self.require()

@@ -75,7 +75,7 @@ def ingest_walked(
 ) -> IngestReport:
     """Ingest what a walk found into the index of ``handle`` (with ``shard``, only its share)."""
     # fail on bad input and options here, before the index folder is created
-    if not found.files and not handle.documents(found.folders):
+    if not found.files and not handle.documents_in(*found.scope):
         where = ", ".join(str(p) for p in found.folders) or "the given files"
         raise NothingToIngestError(f"No files of a type semsearch reads ({' '.join(SUFFIXES)}) to ingest in {where}")
     if shard is not None:
@@ -114,11 +114,9 @@ def _run(
     shard: Shard | None = None,
 ) -> None:
     handle.create()
-    known = handle.documents(found.folders)
+    known = handle.documents_in(*found.scope)  # the only documents this ingest may remove
     if shard is not None:  # the other shares' documents are other workers' business
         known = {path: document for path, document in known.items() if shard.holds(path)}
-    given = {str(f) for f in found.files}
-    known.update({p: d for p, d in handle.documents().items() if p in given})
     manifest = handle.require_manifest()
     model = LazyEncoder(handle)
 
@@ -148,23 +146,28 @@ def _run(
                 bar.read(path, batch.add(item), done=False)
                 batch.flush()
         batch.flush(final=True)
-    stale = [p for p in known if p not in kept and not _kept_despite_skip(p, report.skipped)]
+    stale = [p for p in known if p not in kept and _gone(p, found, report.skipped)]
     handle.delete(stale)
     report.files_removed = len(stale)
     # still there, but no longer walked: left out by an exclude pattern or an ignore file now
-    report.files_removed_excluded = sum(1 for p in stale if os.path.lexists(p))
+    report.files_removed_excluded = sum(1 for p in stale if os.path.lexists(p) and not os.path.isdir(p))
     _clean_staged(handle, found, report.skipped, shard)
     handle.save()
     report.chunks_total = handle.chunk_count()
 
 
-def _kept_despite_skip(path: str, skipped: list[Skipped]) -> bool:
-    """A file that still exists but could not be read this time (or lies in a folder that could
-    not be read) keeps its indexed copy: a passing problem must not delete anything. One now
-    refused (it leads outside the folders that may be read) keeps nothing."""
-    if not os.path.lexists(path) or any(is_within(path, s.path) for s in skipped if s.kind == REFUSED):
+def _gone(path: str, found: Walk, skipped: list[Skipped]) -> bool:
+    """Whether the document at ``path`` (in the walk's scope, not found by it) is proven gone:
+    its file no longer exists, or the walk left it out (an exclude pattern, an ignore file, a
+    link now leading outside the folders that may be read). A file that still exists but could
+    not be read this time (or lies in a folder that could not be read) keeps its indexed copy: a
+    passing problem must not delete anything. A path outside the folders that may be read is
+    never touched (an ingest a server was asked for removes nothing of the operator's)."""
+    if found.within and not any(is_within(path, top) for top in found.within):
         return False
-    return any(is_within(path, s.path) for s in skipped)
+    if not os.path.lexists(path) or any(is_within(path, s.path) for s in skipped if s.kind == REFUSED):
+        return True
+    return not any(is_within(path, s.path) for s in skipped)
 
 
 def _share(found: Walk, shard: Shard) -> Walk:

@@ -208,12 +208,19 @@ class MilvusData(Backend):
             cache.update({p: current[p]["version"] if p in current else None for p in missing})
         return {p: cache[p] for p in paths}
 
-    def documents(self, under_: Sequence[Path] = ()) -> dict[str, Document]:
+    def documents(self) -> dict[str, Document]:
         if self.store is None or self.manifest is None:
             return {}
-        expression = " or ".join(under(str(folder)) for folder in under_)
-        rows = self._ledger(expression).values()
-        return {loaded_path(r["path"]): document_of(r) for r in rows if not r["deleted"]}
+        return {loaded_path(r["path"]): document_of(r) for r in self._ledger("").values() if not r["deleted"]}
+
+    def documents_in(self, folders: Sequence[Path], files: Sequence[Path] = ()) -> dict[str, Document]:
+        if self.store is None or self.manifest is None or not (folders or files):
+            return {}
+        rows = list(self._current([stored_path(str(f)) for f in files]).values()) if files else []
+        if folders:
+            inside = self._ledger(" or ".join(under(str(folder)) for folder in folders)).values()
+            rows += [r for r in inside if not r["deleted"]]
+        return {loaded_path(r["path"]): document_of(r) for r in rows}
 
     def chunk_count(self) -> int:
         if self.store is None or self.manifest is None:

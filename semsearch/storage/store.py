@@ -198,16 +198,25 @@ class Store(Staging):
 
     # -- documents ----------------------------------------------------------------------
 
+    _DOCUMENTS = "SELECT path, content_hash, size, mtime, encoding FROM documents"
+
     @guarded
-    def documents(self, under: Sequence[Path] = ()) -> dict[str, Document]:
-        """Indexed documents by path: all, or those inside any folder of ``under``."""
-        sql = "SELECT path, content_hash, size, mtime, encoding FROM documents"
-        if not under:
-            return {d.path: d for d in map(self._document, self.db.execute(sql))}
+    def documents(self) -> dict[str, Document]:
+        """Every indexed document, by path."""
+        return {d.path: d for d in map(self._document, self.db.execute(self._DOCUMENTS))}
+
+    @guarded
+    def documents_in(self, folders: Sequence[Path], files: Sequence[Path] = ()) -> dict[str, Document]:
+        """Indexed documents by path at or inside any of ``folders`` or at one of ``files``; none
+        when both are empty."""
         found: dict[str, Document] = {}
-        for folder in under:
+        for folder in folders:
             condition, params = prefix_condition("path", str(folder))
-            found |= {d.path: d for d in map(self._document, self.db.execute(f"{sql} WHERE {condition}", params))}
+            rows = self.db.execute(f"{self._DOCUMENTS} WHERE {condition}", params)
+            found |= {d.path: d for d in map(self._document, rows)}
+        for file in [*folders, *files]:  # a folder named where a document's file was
+            rows = self.db.execute(f"{self._DOCUMENTS} WHERE path = ?", [stored(str(file))])
+            found |= {d.path: d for d in map(self._document, rows)}
         return found
 
     @staticmethod

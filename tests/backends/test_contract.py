@@ -175,6 +175,29 @@ def test_a_reranker_reorders_every_mode_with_filters_alike(
         assert sorted(Path(h.source).name for h in kept) == ["a.md", "b.md"]
 
 
+def test_an_ingest_removes_only_inside_what_it_was_given(built: semsearch.Index, docs: Path, tmp_path: Path) -> None:
+    # a one-file ingest once removed every other document
+    everything = set(built.handle.documents())
+    (docs / "长城的历史.md").unlink()  # gone, but not where the next ingests look
+    one = built.ingest([docs / "大熊猫.md"])
+    assert (one.files_unchanged, one.files_removed) == (1, 0) and set(built.handle.documents()) == everything
+    (docs / "science" / "coral_reefs.md").unlink()
+    two = built.ingest([docs / "science", docs / "红烧肉做法.txt"])
+    assert (two.files_unchanged, two.files_removed) == (3, 1)
+    assert set(built.handle.documents()) == everything - {str(docs / "science" / "coral_reefs.md")}
+    with pytest.raises(semsearch.NothingToIngestError):  # a file of no type read: that path's error
+        built.ingest([docs / "notes.log"] if (docs / "notes.log").write_text("x") else [])
+    with pytest.raises(semsearch.SourceNotFoundError):
+        built.ingest([docs / "大熊猫.md", docs / "missing.md"])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.md").write_text("外面", encoding="utf-8")
+    # refused: outside the folders that may be read; neither it nor anything else is touched
+    refused = built.ingest([outside / "x.md", docs / "大熊猫.md"], within=[docs])
+    assert (refused.files_removed, [s.kind for s in refused.skipped]) == (0, ["refused"])
+    assert len(built.handle.documents()) == 11 and all(c.ok for c in built.check())
+
+
 def test_check_and_repair_pass_on_a_sound_index(built: semsearch.Index) -> None:
     assert all(c.ok for c in built.check()), built.check()
     assert all(c.ok for c in built.repair())

@@ -150,7 +150,7 @@ def test_documents_under_a_folder_excludes_sibling_with_common_prefix(store: Sto
     put(store, str(docs / "sub" / "two.txt"), ["y"])
     put(store, str(tmp_path / "a" / "docs2" / "three.txt"), ["z"])
     put(store, str(tmp_path / "a" / "docs.txt"), ["w"])
-    assert set(store.documents(under=[docs])) == {str(docs / "one.txt"), str(docs / "sub" / "two.txt")}
+    assert set(store.documents_in([docs])) == {str(docs / "one.txt"), str(docs / "sub" / "two.txt")}
     assert len(store.documents()) == 4
 
 
@@ -159,14 +159,26 @@ def test_documents_under_a_chinese_folder(store: Store, tmp_path: Path) -> None:
     inside = str(folder / "中国茶文化.txt")
     put(store, inside, ["茶"])
     put(store, str(tmp_path / "文档" / "茶叶" / "绿茶.txt"), ["绿茶"])
-    assert list(store.documents(under=[folder])) == [inside]
+    assert list(store.documents_in([folder])) == [inside]
 
 
 def test_documents_under_several_folders_is_their_union(store: Store) -> None:
     put(store, "/a/x.txt", ["x"])
     put(store, "/b/y.txt", ["y"])
     put(store, "/c/z.txt", ["z"])
-    assert set(store.documents(under=[Path("/a"), Path("/c")])) == {"/a/x.txt", "/c/z.txt"}
+    assert set(store.documents_in([Path("/a"), Path("/c")])) == {"/a/x.txt", "/c/z.txt"}
+
+
+def test_documents_in_nothing_is_nothing_and_files_match_exactly(store: Store) -> None:
+    # an empty scope meant "every document" once, and a one-file ingest removed all the others
+    put(store, "/a/x.txt", ["x"])
+    put(store, "/a/x.txt.bak/y.txt", ["y"])
+    put(store, "/b/" + "\udcff.txt", ["z"])  # a name that is not UTF-8, kept as bytes
+    assert store.documents_in([]) == {} and store.documents_in([], []) == {}
+    assert set(store.documents_in([], [Path("/a/x.txt")])) == {"/a/x.txt"}
+    assert set(store.documents_in([], [Path("/b/\udcff.txt")])) == {"/b/\udcff.txt"}
+    assert set(store.documents_in([Path("/a/x.txt.bak")], [Path("/a/x.txt")])) == {"/a/x.txt", "/a/x.txt.bak/y.txt"}
+    assert set(store.documents_in([Path("/a/x.txt")])) == {"/a/x.txt"}  # a folder now where a file was
 
 
 # -- generation and transactions -----------------------------------------------------------
