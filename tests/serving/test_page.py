@@ -29,6 +29,24 @@ ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "semsearch" / "serving" / "static"
 KEY = "page-key-for-tests-5d1e9"
 HOSTILE = '<img src=x onerror="window.pwned=1">.md'  # a file name that is HTML
+REVERSED = "rtl_\u202egnp.md"  # a right-to-left override: shown raw, the name reads rtl_dm.png
+# a document whose second and third chunks both match 榴莲: widening the first hit takes in the second
+STALL = """# 水果摊
+
+街角的水果摊开了十几年，摊主每天清晨去批发市场进货，摆好苹果、香蕉和橙子，再把价签一张张写好，招呼路过的行人。
+
+## 气味
+
+榴莲的气味很浓，有人喜欢榴莲，也有人远远躲开榴莲。摊主把榴莲放在最外面的筐里，免得榴莲的气味盖过别的水果。
+
+## 价格
+
+今年的收成好，价钱比去年便宜一些，常来的老顾客买两个还送一把香蕉，榴莲也常常一早就卖完了。
+
+## 收摊
+
+傍晚收摊的时候，摊主把剩下的水果搬回店里，扫干净地面，锁好卷帘门，骑车回家吃饭。
+"""
 WAIT = 90  # seconds a condition may take on a loaded machine; met conditions return at once
 
 Browser = Callable[..., Any]
@@ -42,12 +60,16 @@ def browsers_here() -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[Path, Path]:
-    """sample_docs and a hostile file in small chunks (so a document has many to widen over)."""
+    """sample_docs, a hostile file, a name and a heading with a bidi override, and a document
+    whose hits neighbour each other, in small chunks (so a document has many to widen over)."""
     work = tmp_path_factory.mktemp("page")
     root = work / "root"
     shutil.copytree(ROOT / "sample_docs", root / "docs")
     hostile = '彩虹糖 <script>window.pwned=2</script><img src=x onerror="window.pwned=3"> 😀😀彩虹糖。'
     (root / "docs" / HOSTILE).write_text(hostile, encoding="utf-8")
+    reversed_text = "# 标题\u202e反转\n\n这个文件的名字里有一个反转字符\u202e，石榴放在第二行。\n"
+    (root / "docs" / REVERSED).write_text(reversed_text, encoding="utf-8")
+    (root / "docs" / "水果摊.md").write_text(STALL, encoding="utf-8")
     chunking = semsearch.ChunkSettings(chunk_tokens=64, overlap_tokens=8)
     with semsearch.open_index(work / "kb", model=str(tiny_model), device="cpu", chunking=chunking) as index:
         index.ingest([root / "docs" / "bicycle_history.txt"])
@@ -152,7 +174,7 @@ def hits(driver: Any) -> list[dict[str, Any]]:
 @pytest.mark.slow
 def test_a_chinese_query_shows_its_document_with_the_terms_highlighted(server: Server, browser: Browser) -> None:
     driver = opened(browser(), server)
-    assert by_id(driver, "index-counts").text.startswith("13 documents")
+    assert by_id(driver, "index-counts").text.startswith("15 documents")
     assert css(driver, 'footer a[href="/docs"]') and by_id(driver, "version").text == semsearch.__version__
     found = search(driver, "大熊猫", mode="lexical")
     assert found and Path(found[0]["source"]).name == "大熊猫.md" and found[0]["file"] == "大熊猫.md"
@@ -205,6 +227,38 @@ def test_html_in_names_and_passages_stays_text(server: Server, browser: Browser)
     assert hit["marks"] == ["彩虹", "糖", "彩虹", "糖"]
     assert driver.execute_script("return window.pwned") is None
     assert css(driver, "#results img, #results script") == []
+
+
+@pytest.mark.slow
+def test_more_context_keeps_the_hits_label_and_folds_the_hits_it_takes_in(server: Server, browser: Browser) -> None:
+    driver = opened(browser(), server)
+    first, second = search(driver, "榴莲", mode="lexical")
+    assert first["file"] == second["file"] == "水果摊.md"
+    labels = "return Array.from(document.querySelectorAll('#results .hit .meta'), (m) => m.textContent)"
+    before = driver.execute_script(labels)
+    assert before[0].startswith("line 5") and "气味" in before[0]
+    css(driver, "#results .hit .widen")[0].click()
+    until(driver, lambda d: hits(d)[0]["note"] == "1 chunk either side", "the widening")
+    widened = hits(driver)[0]
+    # the passage now starts at the document's first line, under another heading: the hit still
+    # says where it is, not where its passage begins
+    assert widened["text"].startswith("# 水果摊") and driver.execute_script(labels)[0] == before[0]
+    # the second hit's chunk is in the widened passage: folded away, and said so
+    assert second["text"] in widened["text"]
+    shown = [hit.is_displayed() for hit in css(driver, "#results .hit")]
+    assert shown == [True, False]
+    assert css(driver, "#results .hit .folded")[0].text == "Takes in hit 2"
+
+
+@pytest.mark.slow
+def test_bidi_controls_in_names_and_headings_show_as_escapes(server: Server, browser: Browser) -> None:
+    # as the terminal shows them (cli/render.py): a name never reads as another
+    driver = opened(browser(), server)
+    (hit,) = search(driver, "石榴", mode="lexical")
+    assert hit["file"] == "rtl_\\u202egnp.md" and hit["source"].endswith("/rtl_\\u202egnp.md")
+    heading = driver.execute_script("return document.querySelector('#results .hit .heading').textContent")
+    assert heading == "标题\\u202e反转"
+    assert "反转字符\\u202e，" in hit["text"] and all("\u202e" not in hit[key] for key in ("file", "source", "text"))
 
 
 @pytest.mark.slow

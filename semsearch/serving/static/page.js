@@ -39,6 +39,25 @@
     return JSON.stringify(body, (key, value) => (typeof value === "bigint" ? JSON.rawJSON(value.toString()) : value));
   }
 
+  // Control characters, the bidirectional controls that reorder a line (a file "rtl_\u202egnp.md"
+  // would read "rtl_dm.png") and lone surrogates (the undecodable bytes of a file name) are shown
+  // as visible escapes, as the terminal shows them (cli/render.py's printable): \x1b, \u202e,
+  // \xff for a byte. Tabs and line breaks stay in a passage (lines), not in a name.
+  const UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]/gu;
+  const UNSAFE_IN_LINE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]/gu;
+
+  function visible(text, lines = false) {
+    return String(text).replace(lines ? UNSAFE : UNSAFE_IN_LINE, (char) => {
+      const code = char.codePointAt(0);
+      if (code >= 0xdc80 && code <= 0xdcff) return "\\x" + hex(code - 0xdc00, 2); // a byte, not UTF-8
+      return code < 0x100 ? "\\x" + hex(code, 2) : "\\u" + hex(code, 4);
+    });
+  }
+
+  function hex(code, digits) {
+    return code.toString(16).padStart(digits, "0");
+  }
+
   // A call to the API: JSON in, JSON out; the key, if one is kept, as a bearer token.
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
@@ -107,8 +126,8 @@
 
   function showError(message) {
     const line = String(message).split("\n")[0];
-    $("error").textContent = line;
-    $("error").title = String(message);
+    $("error").textContent = visible(line);
+    $("error").title = visible(message, true);
     $("error").hidden = false;
   }
 
@@ -134,12 +153,12 @@
     const documents = `${info.documents.toLocaleString()} document${info.documents === 1 ? "" : "s"}`;
     const chunks = `${info.chunks.toLocaleString()} chunks`;
     $("index-counts").textContent = `${documents} · ${chunks}`;
-    $("index-counts").title = info.path;
-    $("index-model").textContent = modelName(info.model);
-    $("index-model").title = info.model;
+    $("index-counts").title = visible(info.path);
+    $("index-model").textContent = visible(modelName(info.model));
+    $("index-model").title = visible(info.model);
     const select = $("rerank");
     select.replaceChildren(new Option("off", ""));
-    for (const name of info.rerankers || []) select.append(new Option(shortName(name), name));
+    for (const name of info.rerankers || []) select.append(new Option(visible(shortName(name)), name));
     $("rerank-field").hidden = select.options.length < 2;
   }
 
@@ -199,37 +218,40 @@
     const list = $("results");
     list.replaceChildren(...hits.map((hit) => hitItem(hit, body)));
     const count = hits.length ? `${hits.length} passage${hits.length === 1 ? "" : "s"}` : "No passages found";
-    const parts = [`${count} · ${body.mode} · ${seconds.toFixed(2)} s`, ...(answer.notes || [])];
+    const parts = [`${count} · ${body.mode} · ${seconds.toFixed(2)} s`, ...(answer.notes || []).map((n) => visible(n))];
     $("status").textContent = parts.join(" — ");
   }
 
   function hitItem(hit, body) {
     const item = element("li", "hit");
     item.dataset.chunk = String(hit.chunk_id);
+    item.dataset.rank = String(hit.rank);
+    item.dataset.shows = chunkList(hit.chunk_ids && hit.chunk_ids.length ? hit.chunk_ids : [hit.chunk_id]);
     const head = element("div", "hit-head");
     head.append(element("span", "rank", String(hit.rank)), sourceLabel(hit.source), scoreLabel(hit, body.mode));
     const meta = element("div", "meta");
+    label(hit, hit.matched, meta); // the hit's own line and heading, kept when its passage widens
     const passage = element("p", "passage");
     passage.title = "Click for more context";
-    fill(hit, hit.matched, meta, passage);
+    fill(hit, passage);
     const more = element("button", "widen", "More context");
     more.type = "button";
     const note = element("span", "widened");
+    const folded = element("span", "folded");
     const actions = element("div", "actions");
-    actions.append(more, note);
+    actions.append(more, note, folded);
     item.append(head, meta, passage, actions);
 
     const state = {
       chunk: hit.chunk_id,
       context: body.context,
       query: hit.matched.includes("lexical") ? body.query : null,
-      matched: hit.matched,
       chunks: null, // chunks in the last passage /passage gave
       busy: false,
       done: false,
       whole: false,
     };
-    const widen = () => guarded(() => widenHit(state, { meta, passage, more, note }));
+    const widen = () => guarded(() => widenHit(state, { item, passage, more, note, folded }));
     more.addEventListener("click", widen);
     passage.addEventListener("click", () => {
       if (!String(window.getSelection()).trim()) widen(); // selecting text is not a click to widen
@@ -252,9 +274,11 @@
       state.done = state.whole || context >= MAX_CONTEXT;
       state.context = context;
       state.chunks = found.chunk_ids.length;
-      fill(found, state.matched, parts.meta, parts.passage);
+      fill(found, parts.passage);
       parts.passage.classList.add("wide");
       parts.note.textContent = `${context} chunk${context === 1 ? "" : "s"} either side`;
+      parts.item.dataset.shows = chunkList(found.chunk_ids);
+      foldInto(parts.item, parts.folded);
     } finally {
       state.busy = false;
       parts.more.disabled = state.done;
@@ -263,13 +287,37 @@
     }
   }
 
-  // The passage's text with its highlights, and where it is (line, page, heading).
-  function fill(passage, matched, meta, paragraph) {
+  // Chunk ids as strings (a Milvus id may be a BigInt), joined for a data attribute.
+  function chunkList(ids) {
+    return ids.map(String).join(",");
+  }
+
+  // The other hits whose chunks the widened `item` now shows, every one of them, are folded
+  // away (their text is in its passage); `note` says which.
+  function foldInto(item, note) {
+    const shows = new Set(item.dataset.shows.split(","));
+    for (const other of $("results").children) {
+      if (other === item || other.hidden) continue;
+      if (other.dataset.shows.split(",").every((id) => shows.has(id))) {
+        other.hidden = true;
+        item.dataset.folded = [item.dataset.folded, other.dataset.rank].filter(Boolean).join(",");
+      }
+    }
+    const ranks = (item.dataset.folded || "").split(",").filter(Boolean);
+    note.textContent = ranks.length ? `Takes in hit${ranks.length === 1 ? "" : "s"} ${ranks.join(", ")}` : "";
+  }
+
+  // The passage's text with its highlights.
+  function fill(passage, paragraph) {
     paragraph.replaceChildren(...highlighted(passage.text, passage.highlights || []));
-    const where = [`line ${passage.line}`];
-    if (passage.page !== null && passage.page !== undefined) where.push(`page ${passage.page}`);
+  }
+
+  // Where the hit is: line, page, heading, and which searches found it.
+  function label(hit, matched, meta) {
+    const where = [`line ${hit.line}`];
+    if (hit.page !== null && hit.page !== undefined) where.push(`page ${hit.page}`);
     const spans = [element("span", "", where.join(" · "))];
-    if (passage.heading) spans.push(element("span", "heading", passage.heading));
+    if (hit.heading) spans.push(element("span", "heading", visible(hit.heading)));
     if (matched) spans.push(element("span", "tag", matched));
     meta.replaceChildren(...spans);
   }
@@ -282,11 +330,11 @@
     let at = 0;
     for (const [start, end] of spans) {
       if (start < at || end > chars.length) continue;
-      if (start > at) nodes.push(document.createTextNode(chars.slice(at, start).join("")));
-      nodes.push(element("mark", "", chars.slice(start, end).join("")));
+      if (start > at) nodes.push(document.createTextNode(visible(chars.slice(at, start).join(""), true)));
+      nodes.push(element("mark", "", visible(chars.slice(start, end).join(""), true)));
       at = end;
     }
-    if (at < chars.length) nodes.push(document.createTextNode(chars.slice(at).join("")));
+    if (at < chars.length) nodes.push(document.createTextNode(visible(chars.slice(at).join(""), true)));
     return nodes;
   }
 
@@ -295,9 +343,9 @@
     const shown = root && path.startsWith(root) ? path.slice(root.length) : path;
     const cut = shown.lastIndexOf("/") + 1;
     const label = element("span", "source");
-    label.title = path;
-    if (cut) label.append(element("span", "folder", shown.slice(0, cut)));
-    label.append(element("span", "file", shown.slice(cut)));
+    label.title = visible(path);
+    if (cut) label.append(element("span", "folder", visible(shown.slice(0, cut))));
+    label.append(element("span", "file", visible(shown.slice(cut))));
     return label;
   }
 
