@@ -241,11 +241,14 @@ class Service:
         return done
 
     def confine(self, paths: Sequence[str]) -> list[Path]:
-        """``paths`` as real paths, each within a root; PathNotAllowedError for any that is not."""
+        """``paths`` as real paths, each within a root; PathNotAllowedError for any that is not,
+        InvalidOptionError for one that cannot be a path (a NUL byte)."""
         if not self.roots:
             raise PathNotAllowedError("This server ingests nothing; start it with --root FOLDER to allow ingest")
         targets = []
         for given in paths:
+            if "\x00" in given:  # no path holds one (os.path.realpath would raise ValueError)
+                raise InvalidOptionError(f"{given!r} holds a NUL byte, which no file name can")
             real = Path(os.path.realpath(self.roots[0] / os.path.expanduser(given)))
             if not any(is_within(str(real), str(root)) for root in self.roots):
                 raise PathNotAllowedError(f"{given} is outside the folders this server may ingest")

@@ -92,6 +92,8 @@ async def conversation(index: Path, root: Path) -> None:
 
         outside = await client.call_tool("ingest", {"paths": [str(SAMPLE_DOCS)]})
         assert outside.is_error and "outside" in text(outside)
+        nul = await client.call_tool("ingest", {"paths": ["docs/a\x00b.md"]})  # an invalid argument, not a crash
+        assert nul.is_error and "NUL byte" in text(nul) and "Internal error" not in text(nul), text(nul)
         (root / "docs" / "新文件.md").write_text("# 新文件\n\n金丝猴生活在高山森林里。\n", encoding="utf-8")
         added = await client.call_tool("ingest", {"paths": ["docs"]})
         assert not added.is_error and added.structured_content["files_added"] == 1, text(added)
