@@ -80,7 +80,7 @@ class Reranker:
         the hub, ``HF_ENDPOINT`` for a mirror). ``device`` is ``auto`` (CUDA when present),
         ``cpu``, ``cuda`` or ``cuda:N``; on CUDA it runs in float16 unless ``fp32`` is set."""
         model = os.fspath(model)
-        folder = resolve(model, revision)
+        folder = resolve(model, revision, kind="reranker")
         return cls(folder.path, model, folder.revision, pick_device(device), fp32)
 
     def score(self, query: str, passages: Sequence[str], max_batch_tokens: int | None = None) -> np.ndarray:

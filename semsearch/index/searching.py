@@ -18,6 +18,10 @@ def answer(handle: Backend, queries: Sequence[Query], base: str | os.PathLike[st
     are taken relative to ``base`` (default: the working directory)."""
     handle.follow()
     handle.require_manifest()  # no index yet: say so, rather than find nothing
+    # loaded before the first stage, so one that cannot load fails the query before the
+    # embedding model has taken seconds to load; and before the read starts: a model load must
+    # not hold a consistent state open
+    rerankers = {name: handle.reranker(name).score for name in dict.fromkeys(q.rerank for q in queries) if name}
     dense_texts = list(dict.fromkeys(q.text for q in queries if q.dense))
     embedded = {}
     if dense_texts:
@@ -25,8 +29,6 @@ def answer(handle: Backend, queries: Sequence[Query], base: str | os.PathLike[st
         _note_long_queries(handle, dense_texts)
         embedded = dict(zip(dense_texts, encoder.encode_query(dense_texts), strict=True))
     folder = os.fspath(base if base is not None else os.getcwd())
-    # loaded before the read starts: a model load must not hold a consistent state open
-    rerankers = {name: handle.reranker(name).score for name in dict.fromkeys(q.rerank for q in queries) if name}
     with handle.reading():
         hits = search.rank(handle, queries, embedded, folder, rerankers)
         for where in dict.fromkeys(q.where for q, found in zip(queries, hits, strict=True) if q.where and not found):

@@ -132,6 +132,20 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
         Encoder.load(str(tmp_path / "nope"), device="cpu")
 
 
+def test_a_model_not_cached_while_offline_is_said_to_be_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HF_HUB_OFFLINE=1, as huggingface_hub reads it; an empty cache
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelLoadError) as raised:
+        Encoder.load("semsearch-tests/not-cached", device="cpu")
+    message = str(raised.value)
+    assert message.startswith("Cannot load model 'semsearch-tests/not-cached': it is not in the local Hugging Face")
+    assert "cannot be reached" not in message and "HF_HUB_OFFLINE unset" in message and "--model" in message
+
+
 def test_folder_without_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="not a model folder"):
         Encoder.load(str(tmp_path), device="cpu")

@@ -77,3 +77,18 @@ def test_unusable_folders_fail_with_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "broken" / "config.json").write_text("{")
     with pytest.raises(ModelLoadError):
         Reranker.load(str(tmp_path / "broken"), device="cpu")
+
+
+def test_a_reranker_is_checked_without_a_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # what serve checks at start: a folder, or a hub id in the cache or known to the hub
+    from semsearch.embedding.hub import check
+
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    check(str(build_oracle(tmp_path / "oracle", "乒")))
+    with pytest.raises(ModelLoadError, match="^Cannot load reranker .*: not a folder; pass --rerank PATH"):
+        check(str(tmp_path / "missing"))
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache.*--rerank PATH"):
+        check("semsearch-tests/not-cached")
+    assert not (tmp_path / "hub").exists()  # nothing fetched

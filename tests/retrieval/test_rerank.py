@@ -123,3 +123,27 @@ def test_rerank_alone_means_the_default_model(corpus: Path) -> None:
     result = run("query", "苹果", "--index", corpus / "kb", "--rerank", "--json", cwd=corpus)
     assert result.returncode == 1
     assert "BAAI/bge-reranker-v2-m3" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    # HF_HUB_OFFLINE=1 (run sets it): the hub is not asked, so the model is said not to be cached;
+    # and the advice is the reranker's option, not the embedding model's
+    assert "not in the local Hugging Face cache" in result.stderr and "cannot be reached" not in result.stderr
+    assert "--rerank PATH" in result.stderr and "--rerank-model" in result.stderr
+    assert "--model " not in result.stderr
+
+
+def test_a_reranker_that_cannot_load_fails_before_the_embedding_model_loads(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from semsearch.cli import app
+    from semsearch.embedding.encoder import Encoder
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the embedding model was loaded before the reranker")
+
+    monkeypatch.setattr(Encoder, "load", refuse)
+    missing = str(corpus / "no-such-reranker")
+    arguments = ["query", "苹果", "--index", str(corpus / "kb"), "--no-server", "--device", "cpu", "--rerank", missing]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 1 and result.stderr.startswith(f"Error: Cannot load reranker '{missing}': not a folder")
+    assert "pass --rerank PATH" in result.stderr and "AssertionError" not in result.stderr
