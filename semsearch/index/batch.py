@@ -1,17 +1,25 @@
 """Embedding queued files in batches of ``FLUSH_CHUNKS`` chunks and committing each batch: the
-files it finishes are published, the embedded part of a file not finished yet is staged."""
+files it finishes are published, the embedded part of a file not finished yet is staged.
+
+Before each batch is embedded, and again before it is committed, every queued file is checked
+(one ``stat``) to be still there with the size and mtime it was read with. A file that vanished
+or changed since is dropped: nothing more of it is embedded, it is not published, and its staged
+work goes. So the work spent on a file that is no longer what was read stays within one batch,
+however large the file (a 5 MB file that existed for 50 ms once cost a watch round 3,545 chunks).
+"""
 
 from __future__ import annotations
 
+import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..documents.prepare import Prepared
-from ..results import IngestReport
+from ..documents.prepare import Document, Prepared
+from ..results import IngestReport, Skipped
 from .backend import Backend, Published, Staged
 from .progress import Progress
 
@@ -19,6 +27,8 @@ if TYPE_CHECKING:
     from ..embedding.encoder import Encoder
 
 FLUSH_CHUNKS = 256  # chunks embedded and committed together: at most this much work is lost to a crash
+VANISHED = "vanished before it was indexed"
+CHANGED_SINCE_READ = "changed after it was read; ingest it again"
 
 
 @dataclass
@@ -30,6 +40,7 @@ class Queued:
     missing: list[int]  # positions of the chunks still to embed, in order
     reused: bool = False  # chunks and vectors taken from an indexed copy of the same content
     staged: int = 0  # chunks this run embedded and staged, not yet published
+    resumed: int = 0  # chunks taken from an earlier run's staged work
 
 
 class Batch:
@@ -49,6 +60,7 @@ class Batch:
         self.files: deque[Queued] = deque()
         self.to_embed = 0  # chunks of the queued files still to embed
         self.ready = 0  # chunks of queued files with nothing left to embed
+        self.dropped: set[str] = set()  # paths of files dropped: vanished or changed since read
 
     def add(self, item: Prepared) -> int:
         """Queue a file; returns how many of its chunks it needs embedded (none when its
@@ -71,8 +83,9 @@ class Batch:
                 matrix[seq] = found[2]
             else:
                 missing.append(seq)
-        self.report.chunks_resumed += len(item.chunks) - len(missing)
-        self.files.append(Queued(item, matrix, missing))
+        resumed = len(item.chunks) - len(missing)
+        self.report.chunks_resumed += resumed
+        self.files.append(Queued(item, matrix, missing, resumed=resumed))
         self.to_embed += len(missing)
         self.ready += 0 if missing else len(item.chunks)
         return len(missing)
@@ -80,8 +93,42 @@ class Batch:
     def flush(self, final: bool = False) -> None:
         """Embed and commit ``FLUSH_CHUNKS`` chunks at a time while that many wait or that many
         are ready to publish; ``final``: until nothing is left."""
-        while self.files and (final or self.to_embed >= FLUSH_CHUNKS or self.ready >= FLUSH_CHUNKS):
-            self._commit(self._embed_next())
+        while self._due(final):
+            self._drop_changed()  # nothing is embedded for a file that is no longer what was read
+            if not self._due(final):
+                break
+            taken = self._embed_next()
+            self._drop_changed(taken)  # nor published
+            queued = {id(file) for file in self.files}
+            self._commit([(file, part) for file, part in taken if id(file) in queued])
+
+    def _due(self, final: bool) -> bool:
+        return bool(self.files) and (final or self.to_embed >= FLUSH_CHUNKS or self.ready >= FLUSH_CHUNKS)
+
+    def _drop_changed(self, taken: Sequence[tuple[Queued, list[int]]] = ()) -> None:
+        """Drop each queued file that vanished or changed since it was read (see the module's
+        docstring): reported as skipped, its staged work unstaged, its chunks no longer waited
+        for; ``taken``, the chunks just embedded and not committed, are lost with it."""
+        kept: deque[Queued] = deque()
+        for file in self.files:
+            reason = _changed(file.item.document)
+            if reason is None:
+                kept.append(file)
+                continue
+            self.to_embed -= len(file.missing)
+            self.ready -= 0 if file.missing else len(file.item.chunks)
+            self.report.chunks_staged -= file.staged
+            self.report.chunks_resumed -= file.resumed
+            self.report.skipped.append(Skipped(file.item.document.path, reason))
+            self.dropped.add(file.item.document.path)
+            self.progress.dropped(len(file.missing) + sum(len(part) for f, part in taken if f is file))
+        if len(kept) == len(self.files):
+            return
+        content = {file.item.document.content_hash for file in self.files}
+        self.files = kept
+        unneeded = content - {file.item.document.content_hash for file in kept}
+        if unneeded:
+            self.backend.unstage(sorted(unneeded))
 
     def _embed_next(self) -> list[tuple[Queued, list[int]]]:
         """Embed the next ``FLUSH_CHUNKS`` chunks still to embed, in queue order, into their files."""
@@ -115,6 +162,8 @@ class Batch:
         just embedded of files that still miss some."""
         done = [file for file in self.files if not file.missing]
         partial = [(file, part) for file, part in taken if file.missing]
+        if not done and not partial:
+            return
         self.backend.commit(
             [Published(f.item.document, f.item.chunks, f.vectors, f.reused) for f in done],
             [
@@ -139,3 +188,15 @@ class Batch:
         report.files_updated += sum(1 for file in done if file.item.is_update)
         report.files_added += sum(1 for file in done if not file.item.is_update)
         self.progress.embedded(embedded, len(done))
+
+
+def _changed(document: Document) -> str | None:
+    """Why the file ``document`` was read from is no longer that file (None while it is): gone,
+    or another size or mtime."""
+    try:
+        info = os.stat(document.path)
+    except FileNotFoundError:
+        return VANISHED
+    except OSError:
+        return CHANGED_SINCE_READ
+    return None if (info.st_size, info.st_mtime) == (document.size, document.mtime) else CHANGED_SINCE_READ

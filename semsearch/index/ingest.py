@@ -146,6 +146,7 @@ def _run(
                 bar.read(path, batch.add(item), done=False)
                 batch.flush()
         batch.flush(final=True)
+    kept -= batch.dropped  # vanished or changed since read: removed if gone (see _gone)
     stale = [p for p in known if p not in kept and _gone(p, found, report.skipped)]
     handle.delete(stale)
     report.files_removed = len(stale)

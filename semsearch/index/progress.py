@@ -51,6 +51,13 @@ class Progress:
         self.bar.update(chunks)
         self._show()
 
+    def dropped(self, chunks: int) -> None:
+        """A file was dropped (vanished or changed since it was read) with ``chunks`` of it never
+        to be embedded."""
+        self.queued -= chunks
+        self.done += 1
+        self._show()
+
     def _show(self) -> None:
         if self.bar.disable:
             return

@@ -431,3 +431,52 @@ def test_shards_ingest_every_file_exactly_once_and_remove_only_their_own(
     assert second.files_unchanged == added[1] - 1
     with pytest.raises(semsearch.InvalidOptionError, match="shard"):
         idx.ingest([docs], shard="4/3")
+
+
+@pytest.mark.parametrize("what", ["deleted", "changed"])
+def test_a_file_deleted_or_changed_while_it_is_embedded_stops_at_the_next_batch(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    import semsearch.index.batch as batch_module
+
+    monkeypatch.setattr(batch_module, "FLUSH_CHUNKS", 8)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "small.txt").write_text("一个小文件，讲大熊猫。", encoding="utf-8")
+    big, text = folder / "big.txt", "很长的文件，讲了许多事情。" * 400
+    whole = semsearch.open_index(tmp_path / "whole", model=str(tiny_model), device="cpu", chunking=ChunkSettings(16, 0))
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "big.txt").write_text(text, encoding="utf-8")
+    chunks = whole.ingest([tmp_path / "alone"]).chunks_embedded  # what embedding it whole takes
+    assert chunks >= 25 * 8
+    idx = semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu", chunking=ChunkSettings(16, 0))
+    if what == "changed":
+        big.write_text("原来的内容。", encoding="utf-8")
+        assert idx.ingest([folder]).files_added == 2
+    big.write_text(text, encoding="utf-8")
+    encode = idx.encoder.encode_tokenized
+    batches: list[int] = []
+
+    def encode_then_touch(inputs, **kwargs):  # type: ignore[no-untyped-def]
+        batches.append(len(inputs))
+        if len(batches) == 1:  # big.txt's first batch, while it is being embedded
+            big.unlink() if what == "deleted" else big.write_text("又改了。", encoding="utf-8")
+        return encode(inputs, **kwargs)
+
+    monkeypatch.setattr(idx.encoder, "encode_tokenized", encode_then_touch)
+    report = idx.ingest([folder])
+    assert len(batches) <= 2 and sum(batches) <= 16  # its first batch (and small.txt's), not 25 more
+    reason = batch_module.VANISHED if what == "deleted" else batch_module.CHANGED_SINCE_READ
+    assert [(s.path, s.reason) for s in report.skipped] == [(str(big), reason)]
+    assert idx.handle.store.staged_count() == 0 and failed(idx.check()) == {}
+    if what == "deleted":  # neither published nor counted
+        assert (report.files_added, report.files_updated, report.files_removed) == (1, 0, 0)
+        assert sorted(Path(d).name for d in idx.handle.store.documents()) == ["small.txt"]
+    else:  # the indexed copy stays as it was until the next ingest reads the file again
+        assert (report.files_added, report.files_updated, report.files_unchanged) == (0, 0, 1)
+        assert [Path(h.source).name for h in idx.search("原来的内容", k=1, mode="lexical")] == ["big.txt"]
+        monkeypatch.undo()
+        again = idx.ingest([folder])
+        assert again.files_updated == 1 and again.chunks_total == 2
+    whole.close()
+    idx.close()
