@@ -37,6 +37,7 @@ from .errors import (
     SemsearchError,
     SourceNotFoundError,
     UnsupportedModelError,
+    WatchError,
 )
 from .query import DEFAULT_RERANKER, Query, Where
 from .results import Check, Hit, IndexInfo, IngestReport, MigrateReport, Passage, RemoveReport, Skipped
@@ -85,6 +86,7 @@ __all__ = [
     "Skipped",
     "SourceNotFoundError",
     "UnsupportedModelError",
+    "WatchError",
     "Where",
     "__version__",
     "migrate",

@@ -83,6 +83,10 @@ class ReadOnlyIndexError(SemsearchError):
     "The index's folder cannot be written: searches work, writes do not"
 
 
+class WatchError(SemsearchError):
+    "A watch that cannot go on: its watcher failed to start again, time after time"
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's message, first line only (its type's name when it has none)."""
     text = str(exc).strip()

@@ -86,12 +86,16 @@ def watch(
 
 def print_round(done: Round, as_json: bool, verbose: bool, lead: str = "") -> None:
     """A round's report as ingest prints it, after ``lead`` and the number of changes that
-    started it; a round that could not run, as one line (JSON: its error)."""
+    started it; a round that could not run, as one line (JSON: its error). What happened to the
+    watch itself before it (restarted, a watched path gone) comes first, on a line of its own
+    on stderr (JSON: ``note``)."""
     if as_json:
         report = done.report.to_dict() if done.report else None
         error = {"type": type(done.error).__name__, "message": str(done.error)} if done.error else None
-        print_json({"changes": done.changes, "report": report, "error": error})
+        print_json({"changes": done.changes, "report": report, "error": error, "note": done.note})
         return
+    if done.note:
+        typer.echo(f"{lead or 'watch: '}{printable(done.note)}", err=True)
     if done.changes:
         lead += f"{done.changes} change{'s' if done.changes != 1 else ''}: "
     if done.report is not None:

@@ -10,6 +10,9 @@ file, about 0.07 ms a file (docs/benchmarks.md); only what changed is read and e
 Events are kept while a round runs, so a change made during one starts the next. Only events
 that can matter start a round: files of a type semsearch reads, ignore files and folders, not
 in a hidden folder and not the index's own files (its writes would start rounds for ever).
+
+The watcher itself, kept going through what it cannot follow (names that are not UTF-8, watched
+paths that vanish), is ``watcher.py``.
 """
 
 from __future__ import annotations
@@ -19,20 +22,17 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_DEBOUNCE_MS as DEBOUNCE_MS
 from ..config import DEFAULT_MAX_FILE_BYTES
-from ..documents.formats import SUFFIXES
-from ..documents.reading import is_within
-from ..documents.walk import IGNORE_FILES
 from ..errors import IndexLockedError, NothingToIngestError, SemsearchError, SourceNotFoundError
 from ..results import IngestReport
+from .watcher import Burst, WatchStatus, rounds
 
 if TYPE_CHECKING:
     from .facade import Index
 
-POLL_MS = 500  # how often a quiet watch looks for a stop request
 # what a round may fail with and the watch go on: the next change tries again
 PASSING = (NothingToIngestError, IndexLockedError, SourceNotFoundError)
 
@@ -40,12 +40,14 @@ PASSING = (NothingToIngestError, IndexLockedError, SourceNotFoundError)
 @dataclass(frozen=True)
 class Round:
     """One ingest of a watch: ``changes`` is the number of file events that started it (0 for
-    the first, which catches up with everything); ``report`` what it did, or ``error`` why it
-    did nothing this time (the watch goes on)."""
+    the first, which catches up with everything, and for one after the watcher was started
+    again); ``report`` what it did, or ``error`` why it did nothing this time (the watch goes
+    on); ``note`` what happened to the watch itself before it (restarted, a watched path gone)."""
 
     changes: int
     report: IngestReport | None = None
     error: SemsearchError | None = None
+    note: str | None = None
 
 
 def watch(
@@ -58,11 +60,13 @@ def watch(
     exclude: Sequence[str] = (),
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
     ignore_files: bool = True,
+    status: WatchStatus | None = None,
 ) -> Iterator[Round]:
     """Ingest ``paths`` (files or folders, as ``Index.ingest`` takes them, with its options),
     then again each time files under them change, until ``stop`` is set or Ctrl-C (then the
     iteration ends; Ctrl-C during a round raises ``Interrupted`` as an ingest does). A watched
-    path that is gone has its documents removed."""
+    path that is gone has its documents removed, and is watched again once back. Raises
+    WatchError when the watcher cannot be started again; ``status`` says how the watch is doing."""
     roots = watched(paths)
 
     def ingest(existing: list[Path]) -> IngestReport:
@@ -70,8 +74,9 @@ def watch(
             existing, progress=progress, exclude=exclude, max_file_bytes=max_file_bytes, ignore_files=ignore_files
         )
 
-    for changes in rounds(roots, own=index.handle.own_paths(), debounce_ms=debounce_ms, stop=stop):
-        yield one_round(changes, roots, ingest, lambda gone: index.remove(gone).files_removed)
+    own = index.handle.own_paths()
+    for burst in rounds(roots, own=own, debounce_ms=debounce_ms, stop=stop, status=status):
+        yield one_round(burst, roots, ingest, lambda gone: index.remove(gone).files_removed)
 
 
 def watched(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -84,7 +89,7 @@ def watched(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def one_round(
-    changes: int, roots: list[Path], ingest: Callable[[list[Path]], IngestReport], remove: Callable[[list[Path]], int]
+    burst: Burst, roots: list[Path], ingest: Callable[[list[Path]], IngestReport], remove: Callable[[list[Path]], int]
 ) -> Round:
     """Ingest the watched ``roots`` that exist and ``remove`` the documents of those gone."""
     existing = [r for r in roots if r.exists()]
@@ -94,55 +99,5 @@ def one_round(
         if gone:
             report.files_removed += remove(gone)
     except PASSING as exc:
-        return Round(changes, error=exc)
-    return Round(changes, report)
-
-
-def rounds(
-    roots: Sequence[Path],
-    *,
-    own: Sequence[Path] = (),
-    debounce_ms: int = DEBOUNCE_MS,
-    stop: threading.Event | None = None,
-) -> Iterator[int]:
-    """0 once the watch has started, then the number of relevant events in each burst: events
-    less than ``debounce_ms`` apart are one burst (cut after ten times that). Ends when
-    ``stop`` is set or on Ctrl-C."""
-    import watchfiles
-
-    started = False
-    for found in watchfiles.watch(
-        *roots,
-        watch_filter=Relevant(roots, own),
-        debounce=max(10 * debounce_ms, 1_600),
-        step=debounce_ms,
-        stop_event=stop,
-        rust_timeout=POLL_MS,
-        yield_on_timeout=True,
-        raise_interrupt=False,
-    ):
-        if found or not started:
-            started = True
-            yield len(found)
-
-
-class Relevant:
-    """watchfiles' filter: whether an event under the watched ``roots`` can change what an
-    ingest of them finds (see the module's docstring)."""
-
-    def __init__(self, roots: Sequence[Path], own: Sequence[Path]) -> None:
-        self.roots = [str(r) for r in roots]
-        self.own = [os.path.abspath(p) for p in own]
-
-    def __call__(self, change: Any, path: str) -> bool:
-        if any(is_within(path, own) for own in self.own):
-            return False
-        root = next((r for r in self.roots if is_within(path, r)), None)
-        parts = Path(os.path.relpath(path, root)).parts if root and root != path else ()
-        if any(part.startswith(".") for part in parts[:-1]):
-            return False
-        name = os.path.basename(path)
-        if name in IGNORE_FILES:
-            return True
-        suffix = os.path.splitext(name)[1].lower()
-        return not name.startswith(".") and (suffix in SUFFIXES or not suffix)
+        return Round(burst.changes, error=exc, note=burst.note)
+    return Round(burst.changes, report, note=burst.note)

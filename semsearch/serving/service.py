@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -24,7 +25,8 @@ import numpy as np
 from ..documents.reading import is_within
 from ..errors import IndexLockedError, InvalidOptionError, PathNotAllowedError, SemsearchError
 from ..index import Index
-from ..index.watching import DEBOUNCE_MS, Round, one_round, rounds, watched
+from ..index.watcher import Burst, WatchStatus, rounds
+from ..index.watching import DEBOUNCE_MS, Round, one_round, watched
 from ..query import DEFAULT_RERANKER, Query
 from ..results import Hit, IngestReport
 
@@ -111,6 +113,7 @@ class Service:
         self.last_ingest: IngestStatus | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._watch_status: WatchStatus | None = None
 
     def start(self) -> Service:
         """Open the index and load its model; raises what opening raised."""
@@ -193,31 +196,50 @@ class Service:
         """Keep the index in step with ``paths`` (the operator's: not confined to the roots) in
         a thread of its own, as ``semsearch watch`` does, with ``Index.ingest``'s ``options``.
         Its rounds take turns with POST /ingest, show in ``last_ingest`` and are handed to
-        ``on_round``. Raises SourceNotFoundError for a path that does not exist."""
+        ``on_round``; ``watch_state`` says how it is doing. Raises SourceNotFoundError for a path
+        that does not exist."""
         roots = watched(paths)
         own = self.call(lambda index: index.handle.own_paths()).result()
+        status = self._watch_status = WatchStatus(roots)
 
-        def one(changes: int) -> Round:
+        def one(burst: Burst) -> Round:
             with self._ingesting:
                 try:
                     return one_round(
-                        changes,
+                        burst,
                         roots,
                         lambda existing: self._ingest(existing, lambda index: index.ingest(existing, **options)),
                         lambda gone: self._ingest(gone, lambda index: index.remove(gone)).files_removed,
                     )
                 except SemsearchError as exc:  # the server goes on; the next change tries again
-                    return Round(changes, error=exc)
+                    return Round(burst.changes, error=exc, note=burst.note)
 
         def run() -> None:
-            for changes in rounds(roots, own=own, debounce_ms=debounce_ms, stop=self._stopping):
-                try:
-                    on_round(one(changes))
-                except Exception:
-                    traceback.print_exc()  # a bug, in the server's log; the watch goes on
+            try:
+                for burst in rounds(roots, own=own, debounce_ms=debounce_ms, stop=self._stopping, status=status):
+                    try:
+                        on_round(one(burst))
+                    except Exception:
+                        traceback.print_exc()  # a bug, in the server's log; the watch goes on
+            except SemsearchError as exc:  # WatchError: it gave up, and says so in /health
+                print(f"watch: {exc}", file=sys.stderr, flush=True)
+            except BaseException as exc:  # a bug: the watch is down, and /health says so
+                status.stop(f"The watch stopped: {type(exc).__name__}: {exc}")
+                traceback.print_exc()
 
         self._watcher = threading.Thread(target=run, name="semsearch-watch", daemon=True)
         self._watcher.start()
+
+    def watch_state(self) -> dict[str, Any] | None:
+        """How the watch is doing (``WatchStatus.snapshot``); None when nothing is watched."""
+        status, thread = self._watch_status, self._watcher
+        if status is None:
+            return None
+        if thread is not None and not thread.is_alive() and not self._stopping.is_set():
+            state = status.snapshot()
+            if state["state"] != "stopped":  # ended without saying why: never a silent stop
+                status.stop("The watch stopped")
+        return status.snapshot()
 
     def _started(self, targets: Sequence[Path]) -> IngestStatus:
         self.last_ingest = IngestStatus("running", [str(t) for t in targets], time.time())

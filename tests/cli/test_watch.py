@@ -154,3 +154,51 @@ def test_serve_watch_keeps_the_served_index_in_step(work: Path, tiny_model: Path
     assert server.process.returncode == 130  # as serve ends on Ctrl-C, watching or not
     log = server.log.read_text()
     assert "watch: 1 change: 1 added, 0 updated, 12 unchanged" in log and "Traceback" not in log
+
+
+def test_watch_goes_on_past_a_name_that_is_not_utf8(work: Path, tiny_model: Path) -> None:
+    process, out, err = start(work, "watch", "docs", "--model", tiny_model, "--json", "--debounce", "100")
+    docs = work / "docs"
+    try:
+        assert json.loads(out.wait_for(lambda line: line.startswith("{")))["report"]["files_added"] == 12
+        with open(os.fsencode(docs) + b"/new\xffname.txt", "w", encoding="utf-8") as bad:
+            bad.write("名字不是UTF-8的文件，讲乒乓球。")
+        (docs / "after.txt").write_text("坏名字之后写下的文件，讲羽毛球。", encoding="utf-8")
+        restarted = json.loads(out.wait_for(lambda line: line.startswith("{") and '"note": null' not in line))
+        assert "started again" in restarted["note"] and restarted["error"] is None
+        deadline = time.monotonic() + 120
+        while True:
+            with semsearch.open_index(work / ".semsearch", create=False, device="cpu") as index:
+                names = {os.fsencode(Path(path).name) for path in index.handle.documents()}
+            if {b"new\xffname.txt", b"after.txt"} <= names or time.monotonic() > deadline:
+                break
+            out.quiet(0.5)
+        assert {b"new\xffname.txt", b"after.txt"} <= names and process.poll() is None
+        out.quiet(2.0)
+    finally:
+        code = end(process)
+    assert code == 0, err.seen
+    err.wait_for(lambda line: line == "Stopped watching", timeout=10)
+    assert not any("Traceback" in line or "Error" in line for line in err.seen)
+
+
+def test_watch_says_so_and_exits_1_when_its_watcher_cannot_start_again(
+    work: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import semsearch.index.watcher as watcher
+    from semsearch.cli import app
+
+    def failing(*paths: object, **options: object):  # type: ignore[no-untyped-def]
+        raise OSError(28, "OS file watch limit reached")
+        yield set()
+
+    monkeypatch.setattr(watcher, "RESTART_PAUSE_S", 0.01)
+    monkeypatch.setattr(pytest.importorskip("watchfiles"), "watch", failing)
+    index = work / "kb"
+    result = CliRunner().invoke(app, ["watch", str(work / "docs"), "--index", str(index), "--model", str(tiny_model)])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "failed to start 6 times in a row" in errors[0] and "watch limit" in errors[0]
+    assert "Traceback" not in result.output

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import shutil
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +16,8 @@ import pytest
 
 import semsearch
 from semsearch.errors import NothingToIngestError, SourceNotFoundError
-from semsearch.index.watching import Relevant, Round, watch
+from semsearch.index.watcher import Relevant, WatchStatus, rounds
+from semsearch.index.watching import Round, watch
 
 pytest.importorskip("watchfiles")
 pytestmark = pytest.mark.slow  # real file events, and waits that show no round came
@@ -207,3 +212,129 @@ def test_which_events_can_matter(tmp_path: Path) -> None:
     assert not relevant(None, f"{base}/kb/data.sqlite") and not relevant(None, f"{base}/kb/CURRENT")
     assert not relevant(None, f"{base}/.git/index") and not relevant(None, f"{base}/.git/info.txt")
     assert not relevant(None, f"{base}/.notes.txt") and not relevant(None, f"{base}/photo.jpg")
+
+
+def documents(index: semsearch.Index) -> set[bytes]:
+    """The indexed file names, as the bytes the file system holds, read by a handle of its own
+    (the watch's is busy in its thread)."""
+    with semsearch.open_index(index.folder, create=False, device="cpu") as reader:
+        return {os.fsencode(Path(path).name) for path in reader.handle.documents()}
+
+
+def until(check: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.05)
+
+
+def test_a_name_that_is_not_utf8_restarts_the_watcher_and_nothing_is_missed(index: semsearch.Index, docs: Path) -> None:
+    status = WatchStatus([docs])
+    running = Watching(index, [docs], status=status)
+    try:
+        assert running.next().report.files_added == 12  # type: ignore[union-attr]
+        with open(os.fsencode(docs) + b"/new\xffname.txt", "w", encoding="utf-8") as bad:
+            bad.write("名字不是UTF-8的文件，讲乒乓球。")
+        (docs / "after.txt").write_text("坏名字之后写下的文件，讲羽毛球。", encoding="utf-8")  # while it restarts
+        restarted = running.next()
+        assert restarted.note is not None and "started again" in restarted.note and "decode" in restarted.note
+        until(lambda: {b"new\xffname.txt", b"after.txt"} <= documents(index))
+        (docs / "later.txt").write_text("再后来的文件，讲网球。", encoding="utf-8")
+        until(lambda: b"later.txt" in documents(index))  # the new watcher takes events
+        assert status.snapshot()["state"] == "watching" and status.snapshot()["restarts"] >= 1
+        assert len(documents(index)) == 15
+    finally:
+        running.close()
+
+
+def test_a_folder_whose_name_is_not_utf8_makes_the_watch_poll(index: semsearch.Index, docs: Path) -> None:
+    status = WatchStatus([docs])
+    running = Watching(index, [docs], status=status)
+    try:
+        assert running.next().report.files_added == 12  # type: ignore[union-attr]
+        folder = os.fsencode(docs) + b"/sub\xfe"
+        os.mkdir(folder)  # inotify's watcher now fails at every start
+        with open(folder + b"/inside.txt", "w", encoding="utf-8") as inside:
+            inside.write("坏名字文件夹里的文件。")
+        until(lambda: b"inside.txt" in documents(index))
+        until(lambda: status.snapshot()["events"] == "polling")
+        (docs / "polled.txt").write_text("轮询发现的文件。", encoding="utf-8")
+        until(lambda: b"polled.txt" in documents(index))
+        state = status.snapshot()
+        assert state["state"] == "watching" and "decode" in state["polling_because"]
+    finally:
+        running.close()
+
+
+def test_a_watched_folder_deleted_is_degraded_until_it_is_back(index: semsearch.Index, docs: Path) -> None:
+    status = WatchStatus([docs])
+    running = Watching(index, [docs], status=status)
+    try:
+        assert running.next().report.files_added == 12  # type: ignore[union-attr]
+        shutil.rmtree(docs)
+        until(lambda: documents(index) == set())
+        state = status.snapshot()
+        assert state["state"] == "degraded" and state["summary"] == "a watched path is gone"
+        assert str(docs) in state["problem"] and state["gone"] == [str(docs)]
+        docs.mkdir()
+        (docs / "back.txt").write_text("回来的文件夹里的新文件。", encoding="utf-8")
+        until(lambda: documents(index) == {b"back.txt"})
+        until(lambda: status.snapshot()["state"] == "watching")
+        (docs / "again.txt").write_text("又一个新文件。", encoding="utf-8")
+        until(lambda: b"again.txt" in documents(index))  # watched anew, not only rescanned once
+    finally:
+        running.close()
+
+
+class FakeWatchfiles:
+    """watchfiles with a watcher that ``fails`` as told: each start runs the next of ``plans``
+    (the number of quiet answers it gives, then raises; None: quiet until stopped), recording
+    the watch's state as each one starts."""
+
+    def __init__(self, status: WatchStatus, plans: list[int | None]) -> None:
+        self.status, self.plans, self.states = status, plans, []
+
+    def watch(self, *paths: Path, stop_event: threading.Event | None = None, **options: Any) -> Iterator[set[Any]]:
+        self.states.append((self.status.snapshot()["state"], options["force_polling"]))
+        plan = self.plans.pop(0) if self.plans else 0
+        answered = 0
+        while plan is None or answered < plan:
+            if stop_event is not None and stop_event.wait(0.01):
+                return
+            answered += 1
+            yield set()
+        raise RuntimeError('Unable to decode path "/x/bad\\xFF" to string')
+
+
+def test_the_watch_is_degraded_only_while_its_watcher_is_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    status = WatchStatus([tmp_path])
+    fake = FakeWatchfiles(status, [3, None])  # up, fails after a while; up again for good
+    monkeypatch.setitem(sys.modules, "watchfiles", fake)
+    stop = threading.Event()
+    bursts = []
+    for burst in rounds([tmp_path], stop=stop, status=status):
+        bursts.append(burst)
+        if len(bursts) == 2:
+            assert status.snapshot()["state"] == "watching" and status.snapshot()["restarts"] == 1
+            stop.set()
+    assert [b.changes for b in bursts] == [0, 0] and bursts[0].note is None
+    assert bursts[1].note is not None and "decode" in bursts[1].note
+    # the second watcher started while the first was down, with the file system's events still
+    assert fake.states == [("starting", False), ("degraded", False)]
+
+
+def test_a_watcher_that_never_comes_up_polls_then_gives_up_with_watch_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semsearch.index.watcher as watcher
+
+    monkeypatch.setattr(watcher, "RESTART_PAUSE_S", 0.01)
+    status = WatchStatus([tmp_path])
+    fake = FakeWatchfiles(status, [])  # every start fails at once
+    monkeypatch.setitem(sys.modules, "watchfiles", fake)
+    with pytest.raises(semsearch.WatchError, match="failed to start 6 times in a row, last with: Unable to decode"):
+        next(rounds([tmp_path], status=status))
+    assert [polling for _, polling in fake.states] == [False] + [True] * (watcher.RESTART_TRIES - 1)
+    state = status.snapshot()
+    assert state["state"] == "stopped" and state["summary"] == "the watcher has stopped"
+    assert "failed to start" in state["problem"]
