@@ -53,7 +53,9 @@ def _start(index: Path, root: Path, log: Path, *extra: str, env: dict[str, str] 
     command = [sys.executable, "-m", "semsearch", "serve", "--index", str(index), "--port", str(port)]
     command += ["--root", str(root), "--device", "cpu", *extra]
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        # offline: a reranker named by a hub id is checked against the cache alone
+        environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
     server = Server(f"http://127.0.0.1:{port}", process, index, root, log)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -206,8 +206,22 @@ def errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
 
 
 def offered_rerankers(names: list[str] | None) -> list[str]:
-    """The rerankers a server offers, from its --rerank-model options."""
-    return [name for name in names or [DEFAULT_RERANKER] if name != "none"]
+    """The rerankers a server offers, from its --rerank-model options: each checked first (a
+    folder, in the hub cache, or known to a hub in reach; nothing is downloaded), and one that
+    cannot be had left out with a line on stderr, so no client is offered a reranker that fails."""
+    from ..embedding.hub import check
+
+    offered = []
+    for name in dict.fromkeys(names or [DEFAULT_RERANKER]):
+        if name == "none":
+            continue
+        try:
+            check(name, kind="reranker")
+        except SemsearchError as exc:
+            typer.echo(f"Note: reranker {printable(name)} is not offered: {printable(str(exc))}", err=True)
+            continue
+        offered.append(name)
+    return offered
 
 
 def ingest_roots(folders: list[Path] | None) -> list[Path]:

@@ -65,8 +65,9 @@ def mcp(
         from ..serving.service import Service
 
         opener = lambda: open_index(index, model, device, fp32, create=bool(roots))  # noqa: E731
-        rerankers = offered_rerankers(rerank_model)
-        service = Service(opener, roots, rerankers=rerankers).start()
+        service = Service(opener, roots, rerankers=()).start()
+        # checked once the index is open, so a setup error comes alone
+        service.rerankers = tuple(offered_rerankers(rerank_model))
         try:
             if http:
                 server.run_http(service, host, port, api_key)

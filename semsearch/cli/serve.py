@@ -22,6 +22,7 @@ from .base import (
     open_index,
 )
 from .ingest import ExcludeOption, MaxFileMbOption, NoIgnoreOption, reading_options
+from .render import count, display, printable
 from .watch import DebounceOption, print_round
 
 if TYPE_CHECKING:
@@ -50,6 +51,15 @@ def serve(
         ),
     ] = 64,
     rerank_model: RerankModelOption = None,
+    served_model_name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--served-model-name",
+            metavar="NAME",
+            help="The id clients name the embedding model by in the /v1 routes (default: its folder's name, or "
+            "its hub id).",
+        ),
+    ] = None,
     watch: Annotated[
         Optional[list[Path]],
         typer.Option(
@@ -84,18 +94,42 @@ def serve(
         from ..serving.service import Service
 
         opener = lambda: open_index(index, model, device, fp32, create=bool(roots or watch))  # noqa: E731
-        rerankers = offered_rerankers(rerank_model)
         reading = {k: v for k, v in reading_options(exclude, no_ignore, max_file_mb).items() if k != "progress"}
         from ..documents.walk import check_patterns
 
         check_patterns(reading["exclude"])  # before the model loads: fail fast
-        service = Service(opener, roots, max_batch, rerankers).start()
+        service = Service(opener, roots, max_batch, rerankers=()).start()
+        # checked once the index is open, so a setup error comes alone
+        service.rerankers = tuple(offered_rerankers(rerank_model))
         try:
             if watch:
                 service.watch(watch, _print_round, debounce_ms=debounce, **reading)
-            server.run(service, host, port, api_key)
+            served = _served(service, index, served_model_name)
+            server.run(service, host, port, api_key, served_model_name, lambda bound: _announce(served, host, bound))
         finally:
             service.stop()
+
+
+def _served(service: Any, index: str, served_name: str | None) -> str:
+    """What this server serves, for the line printed once it listens: the index, its
+    documents and chunks, and the model's id."""
+    from ..errors import SemsearchError
+    from ..serving.names import short_id
+
+    shown = index if "://" in index or index.startswith("milvus") else display(os.path.abspath(index))
+    try:
+        info = service.call(lambda opened: opened.info()).result()
+    except SemsearchError:  # no index yet: the first ingest makes it
+        return f"{shown} (no index yet: the first ingest makes it)"
+    model = served_name or short_id(info.model)
+    return f"{shown}: {count(info.documents, 'document')}, {count(info.chunks, 'chunk')}, model {printable(model)}"
+
+
+def _announce(served: str, host: str, port: int) -> None:
+    from ..serving.discovery import loopback_url
+
+    url = loopback_url(host, port) or (f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
+    typer.echo(f"Serving {served}; the search page at {url}/ (API docs at {url}/docs)")
 
 
 def _print_round(done: Round) -> None:

@@ -9,7 +9,7 @@ request's work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
@@ -98,23 +98,35 @@ class _Search(Strict):
     def texts(self) -> list[str]:
         return [self.query] if isinstance(self.query, str) else self.query
 
-    def queries(self) -> list[Query]:
-        """The request as the library's queries, one per text."""
+    def queries(self, rerankers: Mapping[str, str] | None = None) -> list[Query]:
+        """The request as the library's queries, one per text; ``rerankers`` maps the id of each
+        reranker offered to the model it stands for."""
         where = Where.of(self.where.model_dump()) if self.where is not None else None  # type: ignore[attr-defined]
         chosen = {found.name: getattr(self, found.name) for found, _ in options(Query)}
+        if isinstance(chosen.get("rerank"), str) and rerankers:
+            chosen["rerank"] = rerankers.get(chosen["rerank"], chosen["rerank"])
         return [Query(text, where=where, **chosen) for text in self.texts]
 
 
-def search_request(rerankers: Sequence[str]) -> type[_Search]:
-    """The search request's body on a server that offers ``rerankers``."""
-    fields = {found.name: served(how, found.default, rerankers) for found, how in options(Query)}
+def search_request(rerankers: Mapping[str, str]) -> type[_Search]:
+    """The search request's body on a server that offers ``rerankers`` (id -> model): the schema
+    lists their ids (never a folder's path), and a request may name one by either."""
+    ids = {model: ident for ident, model in rerankers.items()}
+
+    def by_id(value: Any) -> Any:
+        return ids.get(value, value) if isinstance(value, str) else value
+
+    fields = {}
+    for found, how in options(Query):
+        kind, field = served(how, found.default, tuple(rerankers))
+        fields[found.name] = (Annotated[kind, BeforeValidator(by_id)] if how.flag_value else kind, field)
     return create_model("SearchRequest", __base__=_Search, **fields)  # type: ignore[call-overload,no-any-return]
 
 
 if TYPE_CHECKING:
     SearchRequest = _Search
 else:
-    SearchRequest = search_request((DEFAULT_RERANKER,))
+    SearchRequest = search_request({DEFAULT_RERANKER: DEFAULT_RERANKER})
 
 
 class QueryResult(BaseModel):

@@ -15,6 +15,7 @@ import hmac
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from .models import (
     _Search,
     search_request,
 )
+from .names import ServedModels
 from .service import Service
 
 MAX_BODY = 1_000_000  # bytes of one request body
@@ -100,8 +102,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(service: Service, api_key: str | None = None) -> FastAPI:
-    """The HTTP app over a started ``service``; with ``api_key``, bearer authentication.
+def create_app(service: Service, api_key: str | None = None, served_name: str | None = None) -> FastAPI:
+    """The HTTP app over a started ``service``; with ``api_key``, bearer authentication. Models
+    go by short ids (``names``): the embedding model by ``served_name``, else its folder's name.
 
     ``/`` is the search page; ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from this
     package (fastapi-offline ships them), not from a CDN, so they work offline, as the page does.
@@ -117,6 +120,8 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     )
     app.add_middleware(_Guard, api_key=api_key)
     _add_error_handlers(app)
+    embedding, dimension = service.call(openai.model_and_size).result()
+    names = ServedModels.of(embedding, service.rerankers, served_name)
     if api_key:
         _declare_bearer(app)
 
@@ -124,13 +129,13 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         """The best passages for one query or a list of them."""
         if service.backlog >= MAX_BACKLOG:
             return _error(503, "overloaded", f"{service.backlog} searches are waiting; try again shortly")
-        answer = await asyncio.wrap_future(service.search(request.queries()))
+        answer = await asyncio.wrap_future(service.search(request.queries(names.rerankers)))
         texts = request.texts
         results = [QueryResult(query=text, hits=hits) for text, hits in zip(texts, answer.hits, strict=True)]
         return SearchResponse(model=answer.model, results=results, notes=answer.notes)
 
-    # the body names the rerankers this server offers, so its schema says which it takes
-    search.__annotations__["request"] = search_request(service.rerankers)
+    # the body names the rerankers this server offers (by id), so its schema says which it takes
+    search.__annotations__["request"] = search_request(names.rerankers)
     app.post("/search", response_model=SearchResponse, responses=ERRORS)(search)
 
     @app.post("/passage", response_model=PassageResponse, responses=ERRORS)
@@ -176,7 +181,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         """The last ingest started here: running, done (with its report) or failed (with the error)."""
         return _ingest_state(service)
 
-    openai.add_routes(app, service)
+    openai.add_routes(app, service, names, dimension)
     page.add_routes(app)
     return app
 
@@ -218,12 +223,19 @@ def _status(exc: BaseException) -> int:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if request.url.path.startswith(openai.PREFIX) and (refusal := openai.refusal(exc.errors())):
+            return await refused(request, refusal)
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
         return _error(422, "invalid_request", "; ".join(problems) or "Invalid request", request.url.path)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, "http_error", str(exc.detail), request.url.path)
+
+    @app.exception_handler(openai.Refused)
+    async def refused(request: Request, exc: openai.Refused) -> JSONResponse:
+        body = openai.openai_error(exc.status, exc.kind, exc.message, exc.param, exc.code)
+        return SafeJSONResponse(body, status_code=exc.status)
 
     @app.exception_handler(SemsearchError)
     async def library_error(request: Request, exc: SemsearchError) -> JSONResponse:
@@ -306,25 +318,44 @@ def _public(path: str) -> bool:
     return path in PUBLIC or path.startswith((DOCS_ASSETS + "/", page.ASSETS + "/"))
 
 
-def run(service: Service, host: str, port: int, api_key: str | None) -> None:
+def run(
+    service: Service,
+    host: str,
+    port: int,
+    api_key: str | None,
+    served_name: str | None = None,
+    on_listening: Callable[[int], None] | None = None,
+) -> None:
     """Serve until Ctrl-C or SIGTERM. Binding beyond loopback needs ``api_key``. While it runs,
-    ``server.json`` in a local index's folder tells ``semsearch query`` where to find it."""
-    import uvicorn
-
+    ``server.json`` in a local index's folder tells ``semsearch query`` where to find it.
+    ``on_listening`` is told the port once the server listens."""
     check_bind(host, api_key)
-    app = create_app(service, api_key)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    app = create_app(service, api_key, served_name)
     url = discovery.loopback_url(host, port)
     folder = service.call(_local_folder).result() if url else None
     if url and folder:
         with contextlib.suppress(OSError):  # a read-only index folder: queries answer in process
             discovery.write(folder, url, str(folder))
     try:
-        uvicorn.Server(config).run()
+        _listening(app, host, port, on_listening).run()
     finally:
         if folder:
             with contextlib.suppress(OSError):
                 discovery.remove(folder)
+
+
+def _listening(app: FastAPI, host: str, port: int, on_listening: Callable[[int], None] | None) -> Any:
+    """A uvicorn server for ``app`` that calls ``on_listening`` with the port it is bound to (the
+    system's choice where ``port`` is 0) once it listens."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and on_listening is not None:
+                on_listening(int(self.servers[0].sockets[0].getsockname()[1]))
+
+    return Server(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5))
 
 
 def _local_folder(index: Any) -> Path | None:

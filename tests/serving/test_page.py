@@ -84,7 +84,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[P
 @pytest.fixture(scope="module")
 def server(browsers_here: None, built: tuple[Path, Path]) -> Iterator[Server]:
     index, root = built
-    running = start(index, root, index.parent / "server.log")
+    # a reranker that cannot load (no such folder): left out at start, so the page offers none
+    running = start(index, root, index.parent / "server.log", "--rerank-model", str(index.parent / "no-reranker"))
     yield running
     stop(running)
 
@@ -176,6 +177,7 @@ def test_a_chinese_query_shows_its_document_with_the_terms_highlighted(server: S
     driver = opened(browser(), server)
     assert by_id(driver, "index-counts").text.startswith("15 documents")
     assert css(driver, 'footer a[href="/docs"]') and by_id(driver, "version").text == semsearch.__version__
+    assert not by_id(driver, "rerank-field").is_displayed()  # its one reranker cannot load
     found = search(driver, "大熊猫", mode="lexical")
     assert found and Path(found[0]["source"]).name == "大熊猫.md" and found[0]["file"] == "大熊猫.md"
     assert found[0]["marks"] and all("熊猫" in mark for mark in found[0]["marks"])

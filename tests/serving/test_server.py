@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -131,7 +132,7 @@ def test_search_reranks_with_the_models_the_server_offers(server: Server, oracle
         refused = server.post("/search", {**body, "rerank": other})
         assert refused.status_code == 422 and "rerank" in refused.json()["error"]["message"]
     schema = httpx.get(server.url + "/openapi.json").json()["components"]["schemas"]["SearchRequest"]
-    assert str(oracle_reranker) in json.dumps(schema["properties"]["rerank"])
+    assert oracle_reranker.name in json.dumps(schema["properties"]["rerank"])  # by its id, not its path
 
 
 def test_openai_embeddings_equal_the_encoder_through_the_openai_client(server: Server, tiny_model: Path) -> None:
@@ -142,8 +143,8 @@ def test_openai_embeddings_equal_the_encoder_through_the_openai_client(server: S
 
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
     model = client.models.list().data[0].id
-    assert model == str(tiny_model)
-    texts = ["大熊猫吃什么？", "长城" * 300, "Python 3.12", ""]
+    assert model == tiny_model.name  # the folder's name, not its path
+    texts = ["大熊猫吃什么？", "长城" * 300, "Python 3.12", " "]
     expected = Encoder.load(str(tiny_model), device="cpu").encode(texts)
     for chosen in ({}, {"encoding_format": "float"}):  # by default the client asks for base64 and decodes it
         answer = client.embeddings.create(model=model, input=texts, **chosen)
@@ -156,8 +157,6 @@ def test_openai_embeddings_equal_the_encoder_through_the_openai_client(server: S
     raw = server.post("/v1/embeddings", {"input": texts[:1], "encoding_format": "base64"}).json()
     decoded = np.frombuffer(base64.b64decode(raw["data"][0]["embedding"]), dtype="<f4")
     assert np.abs(decoded - expected[0]).max() <= 1e-5
-    with pytest.raises(openai.UnprocessableEntityError, match="model"):  # the schema names the one model
-        client.embeddings.create(model="text-embedding-3-small", input="x")
     bad = server.post("/v1/embeddings", {"input": []})
     assert bad.status_code == 422 and set(bad.json()["error"]) == {"message", "type", "param", "code"}
 
@@ -168,7 +167,7 @@ def test_rerank_in_the_form_jina_and_cohere_clients_send(server: Server, oracle_
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert [r["index"] for r in body["results"]] == [1, 2, 0] and body["usage"]["total_tokens"] > 0
-    assert body["results"][0]["document"] == {"text": "乒乒乒"} and body["model"] == str(oracle_reranker)
+    assert body["results"][0]["document"] == {"text": "乒乒乒"} and body["model"] == oracle_reranker.name
     scores = [r["relevance_score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)
     top = server.post("/v1/rerank", {"query": "问题", "documents": documents, "top_n": 1, "return_documents": False})
@@ -176,7 +175,21 @@ def test_rerank_in_the_form_jina_and_cohere_clients_send(server: Server, oracle_
     other = server.post("/v1/rerank", {"model": "BAAI/bge-reranker-base", "query": "q", "documents": ["d"]})
     assert other.status_code == 404 and "does not rerank" in other.json()["error"]["message"]
     listed = [m["id"] for m in httpx.get(server.url + "/v1/models").json()["data"]]
-    assert str(oracle_reranker) in listed
+    assert oracle_reranker.name in listed and str(oracle_reranker) not in listed
+
+
+def test_embeddings_refuse_an_unknown_model_and_empty_input_as_openai_does(server: Server) -> None:
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert missing.value.code == "model_not_found" and missing.value.type == "invalid_request_error"
+    for empty in ("", ["大熊猫", ""]):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.embeddings.create(model=client.models.list().data[0].id, input=empty)
+        assert refused.value.type == "invalid_request_error" and refused.value.param == "input"
+    raw = server.post("/v1/embeddings", {"input": ["a", ""]})
+    assert raw.status_code == 400 and "input[1]" in raw.json()["error"]["message"]
 
 
 def test_a_query_answers_through_the_running_server_with_the_same_output(server: Server) -> None:
@@ -284,6 +297,9 @@ def test_ingest_stays_within_its_roots(server: Server, tmp_path: Path) -> None:
     assert server.post("/ingest", {"paths": ["escape"]}).status_code == 403
     missing = server.post("/ingest", {"paths": ["docs/no-such-folder"]})
     assert missing.status_code == 404 and "No such file" in missing.json()["error"]["message"]
+    for wait in (True, False):  # a NUL byte: refused by the schema, never an internal error
+        nul = server.post("/ingest", {"paths": ["docs/a\x00b.md"], "wait": wait})
+        assert nul.status_code == 422 and "paths" in nul.json()["error"]["message"]
     report = server.post("/ingest", {"paths": ["."]}).json()  # the link inside is passed over, and why
     assert any(s["path"].endswith("escape") and "outside" in s["reason"] for s in report["skipped"])
     assert server.post("/search", {"query": "机密", "mode": "lexical"}).json()["results"][0]["hits"] == []
@@ -343,6 +359,74 @@ def test_an_api_key_guards_every_route_but_health_and_the_docs(built: tuple[Path
         assert keyed.post("/search", body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
     finally:
         stop(keyed)
+
+
+@pytest.fixture(scope="module")
+def named(
+    built: tuple[Path, Path], oracle_reranker: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server with a key, its model served by a name of its own, the oracle reranker offered
+    and another that cannot load (no such folder)."""
+    index, root = built
+    missing = str(tmp_path_factory.mktemp("nothing") / "no-reranker")
+    options = ["--served-model-name", "xiaobu-small", "--rerank-model", str(oracle_reranker), "--rerank-model", missing]
+    log = tmp_path_factory.mktemp("named") / "named.log"
+    running = start(index, root, log, *options, env={"SEMSEARCH_API_KEY": KEY})
+    yield running
+    stop(running)
+
+
+def test_no_answer_without_the_key_names_a_path(named: Server, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # the index, the roots and the models all lie under pytest's base folder
+    base = str(tmp_path_factory.getbasetemp())
+    public = ["/", "/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"]
+    public += ["/static/page.js", "/static/page.css", "/static/none.js", "/v1/models", "/info"]  # the last: 401
+    for route in public:
+        answer = httpx.get(named.url + route)
+        assert answer.status_code in (200, 401, 404) and base not in answer.text, route
+    schema = httpx.get(named.url + "/openapi.json").json()["components"]["schemas"]
+    assert schema["EmbeddingRequest"]["properties"]["model"]["examples"] == ["xiaobu-small"]
+    assert "oracle-reranker" in json.dumps(schema["SearchRequest"]["properties"]["rerank"])
+
+
+def test_models_go_by_short_ids_and_by_their_full_names(named: Server, tiny_model: Path, oracle_reranker: Path) -> None:
+    keyed = {"Authorization": f"Bearer {KEY}"}
+    listed = httpx.get(named.url + "/v1/models", headers=keyed).json()["data"]
+    assert [m["id"] for m in listed] == ["xiaobu-small", "oracle-reranker"]  # --served-model-name, the folder's name
+    for model in ("xiaobu-small", str(tiny_model)):
+        answer = named.post("/v1/embeddings", {"model": model, "input": "长城"}, headers=keyed)
+        assert answer.status_code == 200 and answer.json()["model"] == "xiaobu-small", answer.text
+    body = {"query": "问题", "documents": ["乒乒", "无"]}
+    for model in ("oracle-reranker", str(oracle_reranker)):
+        answer = named.post("/v1/rerank", {**body, "model": model}, headers=keyed)
+        assert answer.status_code == 200 and answer.json()["model"] == "oracle-reranker", answer.text
+        found = named.post("/search", {"query": "长城", "k": 2, "rerank": model}, headers=keyed)
+        assert found.status_code == 200 and all(h["reranked"] for h in found.json()["results"][0]["hits"])
+
+
+def test_a_reranker_that_cannot_load_is_not_offered(named: Server, oracle_reranker: Path) -> None:
+    log = named.log.read_text(encoding="utf-8")
+    (note,) = [line for line in log.splitlines() if "no-reranker" in line]
+    assert note.startswith("Note: reranker ") and "is not offered: Cannot load reranker" in note
+    assert "--rerank-model" in note and "pass --model" not in note
+    keyed = {"Authorization": f"Bearer {KEY}"}
+    assert httpx.get(named.url + "/info", headers=keyed).json()["rerankers"] == [str(oracle_reranker)]
+    listed = [m["id"] for m in httpx.get(named.url + "/v1/models", headers=keyed).json()["data"]]
+    assert not any("no-reranker" in model for model in listed)
+    missing = next(word for word in note.split() if word.endswith("no-reranker"))
+    refused = named.post("/search", {"query": "长城", "rerank": missing}, headers=keyed)
+    assert refused.status_code == 422 and "rerank" in refused.json()["error"]["message"]
+
+
+def test_serve_says_what_it_serves_once_it_listens(named: Server) -> None:
+    deadline = time.monotonic() + 30  # printed once bound, which /health answering follows closely
+    while not (lines := [x for x in named.log.read_text(encoding="utf-8").splitlines() if x.startswith("Serving")]):
+        assert time.monotonic() < deadline, named.log.read_text(encoding="utf-8")
+        time.sleep(0.1)
+    (line,) = lines
+    shown = re.escape(str(named.index))
+    expected = rf"Serving {shown}: [0-9,]+ documents, [0-9,]+ chunks, model xiaobu-small; the search page at "
+    assert re.fullmatch(expected + re.escape(f"{named.url}/ (API docs at {named.url}/docs)"), line), line
 
 
 def test_the_search_page_and_the_docs_work_offline_from_the_package(server: Server) -> None:
