@@ -175,8 +175,12 @@ IngestResponse: type[BaseModel] = create_model(  # type: ignore[call-overload]
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    """``degraded``: the server answers, but something it was asked to keep doing is down (the
+    watch of ``serve --watch``); ``reason`` says what, naming no path (the details are in /info)."""
+
+    status: Literal["ok", "degraded"]
     version: str
+    reason: str | None = None
 
 
 class ErrorDetail(BaseModel):

@@ -149,18 +149,24 @@ def create_app(service: Service, api_key: str | None = None, served_name: str | 
 
     @app.get("/info", responses=ERRORS)
     async def info() -> dict[str, Any]:
-        """What the index holds, how it is stored, and the folders this server may ingest."""
+        """What the index holds, how it is stored, the folders this server may ingest, and how
+        its watch is doing (``serve --watch``; null without one)."""
         details = await asyncio.wrap_future(service.call(lambda index: index.info().to_dict()))
         batches = list(service.batches)
         served = {"queries": sum(batches), "batches": len(batches), "largest_batch": max(batches, default=0)}
         roots = [str(r) for r in service.roots]
-        return {**details, "ingest_roots": roots, "rerankers": list(service.rerankers), "server": served}
+        extra = {"ingest_roots": roots, "rerankers": list(service.rerankers), "server": served}
+        return {**details, **extra, "watch": service.watch_state()}
 
     @app.get("/health", response_model=Health, responses={503: {"model": ErrorResponse}})
     async def health() -> Any:
-        """Whether the server can answer (no API key needed)."""
+        """Whether the server can answer (no API key needed): ok, or degraded while its watch is
+        down (with why, naming no path; /info has the details)."""
         if not service.alive:
             return _error(503, "unavailable", "The search thread has stopped")
+        watch = service.watch_state()
+        if watch is not None and watch["summary"] is not None:
+            return Health(status="degraded", version=__version__, reason=f"watch: {watch['summary']}")
         return Health(status="ok", version=__version__)
 
     accepted: dict[int | str, dict[str, Any]] = {

@@ -575,3 +575,87 @@ def test_a_name_that_is_not_utf8_travels_through_the_server_losslessly(server: S
     found = server.post("/search", {"query": "奇怪名字", "k": 1, "mode": "lexical", "where": {"paths": ["odd/"]}})
     body = json.loads(found.content.decode("utf-8"))  # valid UTF-8 on the wire
     assert os.fsencode(body["results"][0]["hits"][0]["source"]) == raw
+
+
+def test_serve_watch_goes_on_past_a_bad_name_and_health_says_when_the_watch_is_down(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    root = tmp_path / "root"
+    docs = root / "docs"
+    shutil.copytree(SAMPLE_DOCS, docs)
+    server = start(tmp_path / "kb", root, tmp_path / "server.log", "--model", str(tiny_model), "--watch", str(docs))
+    try:
+
+        def names() -> set[bytes]:
+            found = server.post("/search", {"query": "文件", "k": 50, "mode": "lexical"})
+            if found.status_code == 404:  # no index until the first round has committed
+                return set()
+            return {os.fsencode(Path(h["source"]).name) for h in found.json()["results"][0]["hits"]}
+
+        def until(check, what: str) -> None:  # type: ignore[no-untyped-def]
+            deadline = time.monotonic() + 120
+            while not check():
+                assert time.monotonic() < deadline, f"{what} not within 120 s: {server.log.read_text()}"
+                time.sleep(0.2)
+
+        until(lambda: httpx.get(server.url + "/info").json().get("documents") == 12, "the first round")
+        with open(os.fsencode(docs) + b"/new\xffname.txt", "w", encoding="utf-8") as bad:
+            bad.write("名字不是UTF-8的文件。")
+        (docs / "after.txt").write_text("坏名字之后写下的文件。", encoding="utf-8")
+        until(lambda: {b"new\xffname.txt", b"after.txt"} <= names(), "both files indexed")
+        until(lambda: httpx.get(server.url + "/health").json()["status"] == "ok", "the watcher up again")
+        watch = httpx.get(server.url + "/info").json()["watch"]
+        assert watch["state"] == "watching" and watch["restarts"] >= 1 and watch["paths"] == [str(docs)]
+
+        shutil.rmtree(docs)  # down while the watched folder is gone
+        until(lambda: httpx.get(server.url + "/health").json()["status"] == "degraded", "degraded")
+        health = httpx.get(server.url + "/health").json()
+        assert health["reason"] == "watch: a watched path is gone" and str(tmp_path) not in json.dumps(health)
+        watch = httpx.get(server.url + "/info").json()["watch"]
+        assert watch["state"] == "degraded" and str(docs) in watch["problem"] and watch["since"] is not None
+        docs.mkdir()
+        (docs / "back.txt").write_text("回来的文件夹里的文件。", encoding="utf-8")
+        until(lambda: names() == {b"back.txt"}, "the folder back and watched")
+        ok = {"status": "ok", "version": semsearch.__version__, "reason": None}
+        until(lambda: httpx.get(server.url + "/health").json() == ok, "ok again")
+    finally:
+        stop(server)
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_a_watch_that_gives_up_is_degraded_in_health_and_info(
+    tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    import semsearch.index.watcher as watcher
+    from semsearch.serving.server import create_app
+    from semsearch.serving.service import Service
+
+    def failing(*paths: object, **options: object):  # type: ignore[no-untyped-def]
+        raise OSError(28, "OS file watch limit reached")
+        yield set()
+
+    monkeypatch.setattr(watcher, "RESTART_PAUSE_S", 0.01)
+    monkeypatch.setattr(pytest.importorskip("watchfiles"), "watch", failing)
+    opener = lambda: semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu")  # noqa: E731
+    with opener() as index:
+        index.ingest([docs])
+    service = Service(opener, rerankers=()).start()
+    try:
+        client = TestClient(create_app(service))
+        assert client.get("/health").json()["status"] == "ok" and client.get("/info").json()["watch"] is None
+        service.watch([docs], on_round=lambda done: None)
+        deadline = time.monotonic() + 60
+        while client.get("/health").json()["status"] == "ok":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        deadline = time.monotonic() + 60
+        while (watch := client.get("/info").json()["watch"])["state"] != "stopped":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert "failed to start 6 times in a row" in watch["problem"] and "watch limit" in watch["problem"]
+        health = client.get("/health")
+        assert health.status_code == 200 and health.json()["reason"] == "watch: the watcher has stopped"
+    finally:
+        service.stop()
