@@ -41,3 +41,13 @@ def test_readme_links_resolve() -> None:
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
             if "://" not in target:
                 assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_the_browser_tests_install_a_cjk_font_with_chromium() -> None:
+    # without one the page's Chinese shows as boxes in the browser and the screenshots
+    fonts = ("fonts-noto-cjk", "fonts-wqy-microhei")
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "apt-get install chromium chromium-driver fonts-noto-cjk" in readme
+    assert all(font in readme for font in fonts)
+    installs = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "apt-get install" in line]
+    assert installs and all("chromium-driver" in line and any(f in line for f in fonts) for line in installs)

@@ -128,7 +128,8 @@ RerankModelOption = Annotated[
     typer.Option(
         "--rerank-model",
         metavar="MODEL",
-        help=f"A reranker a search may ask for (repeatable; default {DEFAULT_RERANKER}; 'none' refuses reranking).",
+        help=f"A reranker a search may ask for: a cross-encoder folder or hub id (repeatable; default "
+        f"{DEFAULT_RERANKER}; 'none' refuses reranking). One that cannot be had is left out, with a note.",
     ),
 ]
 WaitOption = Annotated[
