@@ -272,7 +272,7 @@ def test_a_watched_folder_deleted_is_degraded_until_it_is_back(index: semsearch.
     try:
         assert running.next().report.files_added == 12  # type: ignore[union-attr]
         shutil.rmtree(docs)
-        until(lambda: documents(index) == set())
+        until(lambda: documents(index) == set() and status.snapshot()["state"] == "degraded")
         state = status.snapshot()
         assert state["state"] == "degraded" and state["summary"] == "a watched path is gone"
         assert str(docs) in state["problem"] and state["gone"] == [str(docs)]
