@@ -530,6 +530,9 @@ def test_an_overloaded_server_turns_searches_away_with_503() -> None:
     class Swamped:  # a service with more searches waiting than the server takes on
         backlog, alive, roots, rerankers = MAX_BACKLOG, True, (), ()
 
+        def watch_state(self) -> None:  # nothing watched: /health is ok
+            return None
+
         def call(self, work: object) -> Future[tuple[str, int]]:  # the model, for the /v1 routes
             done: Future[tuple[str, int]] = Future()
             done.set_result(("m", 4))
