@@ -8,13 +8,15 @@ from typing import Any
 UNSUPPORTED = "unsupported"  # Skipped.kind of a file of a type semsearch does not read
 PROBLEM = "problem"  # Skipped.kind of a file semsearch reads but could not this time
 REFUSED = "refused"  # Skipped.kind of a file outside the folders that may be read: never kept
+EMPTY = "empty"  # Skipped.kind of a file read whole with no text in it: no indexed copy is kept
 
 
 @dataclass(frozen=True)
 class Skipped:
     """A file that was not ingested, and why; ``kind`` is ``unsupported`` for a type semsearch
     does not read (or reads only with an extra), ``problem`` for one it could not read this
-    time (an indexed copy is kept), ``refused`` for one outside the folders it may read."""
+    time (an indexed copy is kept), ``refused`` for one outside the folders it may read,
+    ``empty`` for one read with no text in it (an indexed copy of earlier text is removed)."""
 
     path: str
     reason: str

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 # Character spans of each token of each text, without special tokens (the encoder's token_spans).
@@ -277,3 +277,14 @@ def _counted(
             continue
         for (start, end), count in zip(batch, counts([text[s:e] for s, e in batch]), strict=True):
             yield start, end, count
+
+
+def placed_alike(ours: Sequence[Chunk], theirs: Sequence[Chunk]) -> bool:
+    """Whether two cuttings give the same passages in the same places (text, span, line, page,
+    heading): what a reader sees. The same bytes read as another type (a ``.txt`` copy of a
+    Markdown file) are cut otherwise."""
+
+    def seen(chunks: Sequence[Chunk]) -> list[tuple[str, int, int, int, int | None, str | None]]:
+        return [(c.text, c.start, c.end, c.line, c.page, c.heading) for c in chunks]
+
+    return seen(ours) == seen(theirs)

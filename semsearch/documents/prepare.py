@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ChunkSettings
-from ..results import REFUSED, UNSUPPORTED, Skipped
+from ..results import EMPTY, REFUSED, UNSUPPORTED, Skipped
 from .chunking import Chunk, TokenCounts, TokenSpans, chunk_text
 from .formats import Extracted, HeadingPaths, extract, missing_extra, page_at
 from .reading import (
@@ -140,7 +140,8 @@ def cut(
         lines, counted = lines + text.count("\n", counted, start), start
         chunks.extend(_placed(c, extracted.pages, headings, start, lines) for c in found)
     if not chunks:
-        return Skipped(str(path), "no text (a scanned PDF?)" if extracted.pages else "empty or only white space")
+        reason = "no text (a scanned PDF?)" if extracted.pages else "empty or only white space"
+        return Skipped(str(path), reason, EMPTY)
     document = Document(str(path), loaded.digest, loaded.info.st_size, loaded.info.st_mtime, extracted.encoding)
     return Prepared(document, chunks, is_update=loaded.is_update)
 

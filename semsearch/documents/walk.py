@@ -77,9 +77,11 @@ def walk(
     named: list[Path] = []
     for root in roots:
         info = walker.stat(root)
+        if not walker.inside(root):  # refused: nothing there is read or removed
+            continue
         if info is None or not stat.S_ISDIR(info.st_mode):
             named.append(root)
-        if info is None or not walker.inside(root):
+        if info is None:
             continue
         if stat.S_ISDIR(info.st_mode):
             folders.append(root)

@@ -164,8 +164,9 @@ class Backend(ABC):
         ``files`` (exactly); none when both are empty. An ingest removes only from this scope."""
 
     @abstractmethod
-    def find_content(self, content_hash: str) -> tuple[list[Chunk], np.ndarray] | None:
-        """The chunks and vectors of an indexed document with this content, if there is one."""
+    def find_content(self, content_hash: str, chunks: Sequence[Chunk]) -> tuple[list[Chunk], np.ndarray] | None:
+        """The chunks and vectors of an indexed document with this content cut into ``chunks``
+        (``placed_alike``), if there is one."""
 
     @abstractmethod
     def staged(self, content_hash: str) -> dict[int, tuple[int, int, np.ndarray]]:

@@ -68,7 +68,7 @@ class Batch:
         dimension = self.dimension
         content = item.document.content_hash
         # read an indexed copy's vectors now, before this batch replaces any document
-        copy = self.backend.find_content(content)
+        copy = self.backend.find_content(content, item.chunks)
         if copy is not None:
             chunks, matrix = copy
             self.files.append(Queued(Prepared(item.document, chunks, item.is_update), matrix, [], reused=True))

@@ -314,9 +314,11 @@ class Index:
         return searching.passage(self.handle, int(chunk_id), context, query)
 
     @_serialized
-    def remove(self, paths: Sequence[str | os.PathLike[str]]) -> RemoveReport:
-        """Take the documents at ``paths`` (files, or everything under folders) out of the index."""
-        return maintenance.remove(self.handle, paths)
+    def remove(self, paths: Sequence[str | os.PathLike[str]], *, missing_ok: bool = False) -> RemoveReport:
+        """Take the documents at ``paths`` (files, or everything under folders) out of the index.
+        Raises SourceNotFoundError for a path with nothing indexed at it, unless ``missing_ok``
+        (then such a path, or an index not made yet, removes nothing)."""
+        return maintenance.remove(self.handle, paths, missing_ok)
 
     @_serialized
     def check(self) -> list[Check]:

@@ -22,7 +22,7 @@ from ..config import ChunkSettings, Manifest
 from ..documents.chunking import Chunk
 from ..documents.prepare import Document
 from ..documents.terms import match_expression
-from ..errors import IndexCorruptError, IndexNotFoundError
+from ..errors import IndexCorruptError, IndexNotFoundError, SemsearchError
 from ..query import Where
 from ..results import Check, IndexInfo
 from ..retrieval import search
@@ -241,9 +241,9 @@ class Handle(Backend):
     def documents_in(self, folders: Sequence[Path], files: Sequence[Path] = ()) -> dict[str, Document]:
         return self.store.documents_in(folders, files) if self.store is not None else {}
 
-    def find_content(self, content_hash: str) -> tuple[list[Chunk], np.ndarray] | None:
+    def find_content(self, content_hash: str, chunks: Sequence[Chunk]) -> tuple[list[Chunk], np.ndarray] | None:
         store, manifest = self.require()
-        return store.find_content(content_hash, manifest.model.dimension)
+        return store.find_content(content_hash, chunks, manifest.model.dimension)
 
     def staged(self, content_hash: str) -> dict[int, tuple[int, int, np.ndarray]]:
         store, manifest = self.require()
@@ -312,7 +312,23 @@ class Handle(Backend):
         the reverse, no orphan documents (``storage.consistency.checks``), under the lock."""
         with self.lock():
             store, manifest = self.require()
-            return checks(store, self.data_folder, manifest.model.dimension)
+            found = checks(store, self.data_folder, manifest.model.dimension)
+            stale = [c for c in found if c.name == "vector index file current" and not c.ok]
+            if not stale:
+                return found
+            # no vector file of the database's state: a write stopped between its commit and its
+            # save (kill -9, a power cut). The file is a cache of the record, brought up to date
+            # from the stored vectors as any reader does; check what that gives
+            notes = len(self.notes)
+            try:
+                self.vectors()
+                self.save_vectors()
+            except SemsearchError:  # the stored vectors themselves are damaged: as found
+                del self.notes[notes:]
+                return found
+            told = "; ".join(self.notes[notes:]) or "brought up to date from the stored vectors"
+            found = checks(store, self.data_folder, manifest.model.dimension)
+            return [replace(c, detail=f"{c.detail} ({told})") if c.name == stale[0].name else c for c in found]
 
     def repair(self) -> list[Check]:
         """Rebuild the vector index from the stored vectors (as the structure asked for), bring

@@ -30,7 +30,7 @@ from ..documents.reading import is_within
 from ..documents.sharding import Shard
 from ..documents.walk import Walk, walk
 from ..errors import Interrupted, NothingToIngestError
-from ..results import REFUSED, IngestReport, Skipped
+from ..results import EMPTY, REFUSED, IngestReport, Skipped
 from .backend import Backend
 from .batch import Batch
 from .progress import Progress
@@ -160,13 +160,14 @@ def _run(
 def _gone(path: str, found: Walk, skipped: list[Skipped]) -> bool:
     """Whether the document at ``path`` (in the walk's scope, not found by it) is proven gone:
     its file no longer exists, or the walk left it out (an exclude pattern, an ignore file, a
-    link now leading outside the folders that may be read). A file that still exists but could
-    not be read this time (or lies in a folder that could not be read) keeps its indexed copy: a
-    passing problem must not delete anything. A path outside the folders that may be read is
-    never touched (an ingest a server was asked for removes nothing of the operator's)."""
+    link now leading outside the folders that may be read), or it was read and holds no text.
+    A file that still exists but could not be read this time (or lies in a folder that could
+    not be read) keeps its indexed copy: a passing problem must not delete anything. A path
+    outside the folders that may be read is never touched (an ingest a server was asked for
+    removes nothing of the operator's)."""
     if found.within and not any(is_within(path, top) for top in found.within):
         return False
-    if not os.path.lexists(path) or any(is_within(path, s.path) for s in skipped if s.kind == REFUSED):
+    if not os.path.lexists(path) or any(is_within(path, s.path) for s in skipped if s.kind in (REFUSED, EMPTY)):
         return True
     return not any(is_within(path, s.path) for s in skipped)
 

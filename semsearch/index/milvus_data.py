@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Manifest
-from ..documents.chunking import Chunk
+from ..documents.chunking import Chunk, placed_alike
 from ..documents.prepare import Document
 from ..documents.terms import TERMS_VERSION
 from ..errors import IndexCorruptError
@@ -239,12 +239,13 @@ class MilvusData(Backend):
             return None  # a damaged copy: embed again rather than spread the damage
         return [chunk_of(r) for r in rows], vectors_of(rows, self.require_manifest().model.dimension)
 
-    def find_content(self, content_hash: str) -> tuple[list[Chunk], np.ndarray] | None:
+    def find_content(self, content_hash: str, chunks: Sequence[Chunk]) -> tuple[list[Chunk], np.ndarray] | None:
         store = self._require()
         rows = store.query(store.ledger_name, f"content_hash == {literal(content_hash)} and deleted == false", ["path"])
         current = self._current([r["path"] for r in rows])
         for row in current.values():
-            if row["content_hash"] == content_hash and (found := self._whole(row)) is not None:
+            found = self._whole(row) if row["content_hash"] == content_hash else None
+            if found is not None and placed_alike(found[0], chunks):
                 return found
         return None
 

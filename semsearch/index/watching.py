@@ -76,7 +76,7 @@ def watch(
 
     own = index.handle.own_paths()
     for burst in rounds(roots, own=own, debounce_ms=debounce_ms, stop=stop, status=status):
-        yield one_round(burst, roots, ingest, lambda gone: index.remove(gone).files_removed)
+        yield one_round(burst, roots, ingest, lambda gone: index.remove(gone, missing_ok=True).files_removed)
 
 
 def watched(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:

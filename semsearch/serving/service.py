@@ -209,7 +209,9 @@ class Service:
                         burst,
                         roots,
                         lambda existing: self._ingest(existing, lambda index: index.ingest(existing, **options)),
-                        lambda gone: self._ingest(gone, lambda index: index.remove(gone)).files_removed,
+                        lambda gone: (
+                            self._ingest(gone, lambda index: index.remove(gone, missing_ok=True)).files_removed
+                        ),
                     )
                 except SemsearchError as exc:  # the server goes on; the next change tries again
                     return Round(burst.changes, error=exc, note=burst.note)

@@ -90,9 +90,12 @@ def _same_vectors(store: Store, vectors: FaissIndex, dimension: int, chunk_ids: 
     if len(chunk_ids) > CONTENT_SAMPLE:
         sample = np.sort(np.random.default_rng().choice(chunk_ids, CONTENT_SAMPLE, replace=False))
     differ = compared = 0
-    for ids, matrix in store.iter_vectors(dimension, sample.tolist()):
-        differ += vectors.contents_differ(ids, matrix)
-        compared += len(ids)
+    try:
+        for ids, matrix in store.iter_vectors(dimension, sample.tolist()):
+            differ += vectors.contents_differ(ids, matrix)
+            compared += len(ids)
+    except IndexCorruptError as exc:  # stored vectors of the wrong size: a check above names them
+        return Check(name, False, str(exc))
     if not differ:
         return Check(name, True, f"{compared} compared" if compared < len(chunk_ids) else "")
     return Check(name, False, f"{differ} of {compared} compared differ; run 'semsearch repair'")

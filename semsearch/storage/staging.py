@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from ..documents.chunking import Chunk
+from ..documents.chunking import Chunk, placed_alike
 from .guard import guarded
 from .rows import loaded, stored
 
@@ -31,20 +31,31 @@ class Staging:
         raise NotImplementedError  # the store's
 
     @guarded
-    def find_content(self, content_hash: str, dimension: int) -> tuple[list[Chunk], np.ndarray] | None:
-        """The chunks and vectors of an indexed document with this content, if there is one."""
-        return self._document_chunks("content_hash", content_hash, dimension)
+    def find_content(
+        self, content_hash: str, chunks: Sequence[Chunk], dimension: int
+    ) -> tuple[list[Chunk], np.ndarray] | None:
+        """The chunks and vectors of an indexed document with this content cut into ``chunks``
+        (``placed_alike``), if there is one."""
+        for (document,) in self.db.execute(
+            "SELECT id FROM documents WHERE content_hash = ?", [content_hash]
+        ).fetchall():
+            rows = self.db.execute(_DOCUMENT_CHUNKS, [document]).fetchall()
+            if placed_alike([Chunk(*r[1:]) for r in rows], chunks):
+                return self._with_vectors(rows, dimension)
+        return None
 
     @guarded
     def document_chunks(self, path: str, dimension: int) -> tuple[list[Chunk], np.ndarray] | None:
         """The chunks, in order, and vectors of the document at ``path``, if it is indexed whole."""
-        return self._document_chunks("path", stored(path), dimension)
+        row = self.db.execute("SELECT id FROM documents WHERE path = ?", [stored(path)]).fetchone()
+        return (
+            None
+            if row is None
+            else self._with_vectors(self.db.execute(_DOCUMENT_CHUNKS, [row[0]]).fetchall(), dimension)
+        )
 
-    def _document_chunks(self, column: str, value: Any, dimension: int) -> tuple[list[Chunk], np.ndarray] | None:
-        row = self.db.execute(f"SELECT id FROM documents WHERE {column} = ? LIMIT 1", [value]).fetchone()
-        if row is None:
-            return None
-        rows = self.db.execute(_DOCUMENT_CHUNKS, [row[0]]).fetchall()
+    def _with_vectors(self, rows: list[Any], dimension: int) -> tuple[list[Chunk], np.ndarray] | None:
+        """A document's chunk rows (id, then ``Chunk``'s fields) with their vectors, in order."""
         found = list(self.iter_vectors(dimension, [r[0] for r in rows]))
         ids = np.concatenate([f[0] for f in found]) if found else np.zeros(0, dtype=np.int64)
         if not rows or len(ids) != len(rows):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -196,6 +197,44 @@ def test_an_ingest_removes_only_inside_what_it_was_given(built: semsearch.Index,
     refused = built.ingest([outside / "x.md", docs / "大熊猫.md"], within=[docs])
     assert (refused.files_removed, [s.kind for s in refused.skipped]) == (0, ["refused"])
     assert len(built.handle.documents()) == 11 and all(c.ok for c in built.check())
+
+
+def test_the_same_bytes_as_another_type_are_cut_as_their_own_type(location: str, tmp_path: Path, tiny_model: Path):
+    # found by the model-based test: a .txt copy of a Markdown file took the .md's chunks (cut
+    # at its headings, with headings) from the index, as content reused by its hash
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = "# 长城\n\n长城是古代中国的防御工程。\n\n## 历史\n\n始建于春秋战国时期，明代大规模修筑。"
+    (docs / "长城.md").write_text(text, encoding="utf-8")
+    chunking = semsearch.ChunkSettings(chunk_tokens=24, overlap_tokens=4)
+    with semsearch.open_index(location, str(tiny_model), device="cpu", chunking=chunking) as index:
+        index.ingest([docs])
+        (docs / "长城.txt").write_text(text, encoding="utf-8")
+        report = index.ingest([docs])
+        assert (report.files_added, report.files_reused) == (1, 0)
+        exported = {Path(i.document.path).suffix: i for i in index.handle.export(sorted(index.handle.documents()))}
+        assert [c.heading for c in exported[".txt"].chunks] == [None] * len(exported[".txt"].chunks)
+        assert [c.heading for c in exported[".md"].chunks] == ["长城", "长城 > 历史"]
+        (docs / "副本.md").write_text(text, encoding="utf-8")  # the same type: reused, nothing embedded
+        again = index.ingest([docs])
+        assert (again.files_reused, again.chunks_embedded) == (1, 0)
+
+
+def test_a_file_emptied_has_its_document_removed(built: semsearch.Index, docs: Path) -> None:
+    # found by the model-based test: an emptied file was skipped as "could not be read this
+    # time" and its old text stayed searchable
+    (docs / "大熊猫.md").write_text("  \n", encoding="utf-8")
+    report = built.ingest([docs])
+    assert report.files_removed == 1 and [s.kind for s in report.skipped] == ["empty"]
+    assert str(docs / "大熊猫.md") not in built.handle.documents()
+    assert not built.search("熊猫", k=5, mode="lexical", where={"paths": [str(docs / "大熊猫.md")]})
+
+
+def test_a_reindex_with_nothing_left_to_read_changes_nothing(built: semsearch.Index, docs: Path) -> None:
+    shutil.rmtree(docs)
+    with pytest.raises(semsearch.NothingToIngestError):
+        built.reindex()
+    assert len(built.handle.documents()) == 12 and all(c.ok for c in built.check())
 
 
 def test_check_and_repair_pass_on_a_sound_index(built: semsearch.Index) -> None:

@@ -243,8 +243,11 @@ def test_info_check_and_repair(built: tuple[Path, Path], own_copy: Path) -> None
     assert result.returncode == 0 and json.loads(result.stdout)["ok"] is True
     for path in own_copy.glob("vectors-*.faiss"):
         path.unlink()
-    broken = run("info", "--check", "--index", own_copy, cwd=work)
-    assert broken.returncode == 1 and "FAIL  vector index file current" in broken.stdout
+    # the vector file is a cache of the stored vectors: one lost (or left behind by a killed
+    # write) is brought up to date by the check, as any reader would, and said so
+    behind = run("info", "--check", "--index", own_copy, cwd=work)
+    assert behind.returncode == 0 and "no vector file" in behind.stdout, behind.stdout
+    assert list(own_copy.glob("vectors-*.faiss"))
     repaired = run("repair", "--index", own_copy, "--json", cwd=work)
     assert repaired.returncode == 0 and json.loads(repaired.stdout)["ok"] is True
     assert run("info", "--check", "--index", own_copy, cwd=work).returncode == 0
@@ -384,7 +387,7 @@ def test_a_new_user_s_folder(built: tuple[Path, Path], tmp_path: Path) -> None:
     assert not any("secret" in s or "egg-info" in s for s in sources)  # git-ignored files stay out
     unignored = json.loads(run("ingest", folder, "--index", index, "--no-ignore", "--json", cwd=work).stdout)
     assert unignored["files_added"] == 2  # secret.txt and SOURCES.txt
-    assert {s["kind"] for s in unignored["skipped"]} == {"unsupported", "problem"} and len(unignored["skipped"]) == 7
+    assert {s["kind"] for s in unignored["skipped"]} == {"unsupported", "empty"} and len(unignored["skipped"]) == 7
     again = run("ingest", folder, "--index", index, cwd=work)  # ignore files honoured again: those two go
     assert "2 removed (2 now excluded)" in again.stdout
 
