@@ -199,6 +199,26 @@ def test_nothing_to_ingest_yet_is_a_round_that_waits(index: semsearch.Index, tmp
         running.close()
 
 
+def test_a_watched_path_gone_with_nothing_indexed_there_removes_nothing_and_the_watch_goes_on(
+    index: semsearch.Index, tmp_path: Path
+) -> None:
+    # found by the model-based test: the round's remove raised IndexNotFoundError (no index yet)
+    # or SourceNotFoundError (nothing indexed there), and the first ended the watch
+    empty, single = tmp_path / "empty", tmp_path / "one.log"
+    empty.mkdir()
+    single.write_text("not a type semsearch reads", encoding="utf-8")
+    running = Watching(index, [empty, single])
+    try:
+        assert isinstance(running.next().error, NothingToIngestError)
+        single.unlink()  # gone, and nothing of it indexed, in an index not made yet
+        gone = running.next()
+        assert gone.error is None or isinstance(gone.error, NothingToIngestError), gone.error
+        (empty / "at last.md").write_text("# 终于\n\n有了文件。", encoding="utf-8")
+        assert running.next().report.files_added == 1  # type: ignore[union-attr]
+    finally:
+        running.close()
+
+
 def test_a_path_that_does_not_exist_is_refused(index: semsearch.Index, tmp_path: Path) -> None:
     with pytest.raises(SourceNotFoundError, match="nowhere"):
         next(watch(index, [tmp_path / "nowhere"]))
