@@ -23,7 +23,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
+import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +49,13 @@ backend = lite_servers.backend  # the fixture: once per backend
 
 EXAMPLES = int(os.environ.get("SEMSEARCH_MODEL_EXAMPLES", "0"))
 LONG = EXAMPLES > 0
-STEPS = int(os.environ.get("SEMSEARCH_MODEL_STEPS", "40" if LONG else "14"))
+STEPS = int(os.environ.get("SEMSEARCH_MODEL_STEPS", "40" if LONG else "16"))
 SEED = os.environ.get("SEMSEARCH_MODEL_SEED")
-DEFAULT_EXAMPLES = {"local": 8, "milvus-lite": 3}
+DEFAULT_EXAMPLES = {"local": 20, "milvus-lite": 4}
 CHUNKING = ChunkSettings(chunk_tokens=24, overlap_tokens=4)  # a few chunks a file, cheaply
 READ = (".md", ".txt")
+STATS: Counter[str] = Counter()  # rules run, for the report of a run
+KILLED: Counter[str] = Counter()  # how each killed ingest ended
 TOL = 1e-4  # vectors of one text embedded in other batches differ by float error only
 
 FOLDERS = ["", "子目录", "sub dir", "子目录/深 层", "a/b/c/d/e/f/很深的路径"]
@@ -243,6 +248,7 @@ class IndexModel(RuleBasedStateMachine):
 
     @rule(folder=st.sampled_from(FOLDERS), name=st.sampled_from(NAMES), text=st.sampled_from(TEXTS))
     def write(self, folder: str, name: str, text: str) -> None:
+        STATS["write"] += 1
         path = self.world.root / folder / name
         if path.parent.exists() and not path.parent.is_dir():
             return
@@ -254,6 +260,7 @@ class IndexModel(RuleBasedStateMachine):
 
     @rule(data=st.data(), text=st.sampled_from(TEXTS[:6]))
     def append(self, data: st.DataObject, text: str) -> None:
+        STATS["append"] += 1
         files = self.files()
         assume(files)
         path = data.draw(st.sampled_from(files))
@@ -263,6 +270,7 @@ class IndexModel(RuleBasedStateMachine):
 
     @rule(data=st.data(), folder=st.sampled_from(FOLDERS), name=st.sampled_from(NAMES))
     def rename(self, data: st.DataObject, folder: str, name: str) -> None:
+        STATS["rename"] += 1
         files = self.files()
         assume(files)
         source = data.draw(st.sampled_from(files))
@@ -275,6 +283,7 @@ class IndexModel(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
+        STATS["delete"] += 1
         files = self.files()
         assume(files)
         path = data.draw(st.sampled_from(files))
@@ -283,6 +292,7 @@ class IndexModel(RuleBasedStateMachine):
 
     @rule(data=st.data(), name=st.sampled_from(["移走了", "moved dir", "子目录"]))
     def move_folder(self, data: st.DataObject, name: str) -> None:
+        STATS["move_folder"] += 1
         folders = self.folders()
         assume(folders)
         source = data.draw(st.sampled_from(folders))
@@ -294,6 +304,7 @@ class IndexModel(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def delete_folder(self, data: st.DataObject) -> None:
+        STATS["delete_folder"] += 1
         folders = self.folders()
         assume(folders)
         folder = data.draw(st.sampled_from(folders))
@@ -306,6 +317,7 @@ class IndexModel(RuleBasedStateMachine):
         patterns=st.lists(st.sampled_from(PATTERNS), max_size=2),
     )
     def ignore_file(self, folder: str, name: str, patterns: list[str]) -> None:
+        STATS["ignore_file"] += 1
         place = self.world.root / folder
         if not place.is_dir():
             return
@@ -338,6 +350,7 @@ class IndexModel(RuleBasedStateMachine):
         shard=st.one_of(st.none(), st.sampled_from([(1, 2), (2, 2), (1, 3)])),
     )
     def ingest(self, data: st.DataObject, patterns: list[str], ignore_files: bool, shard: tuple[int, int] | None):
+        STATS["ingest"] += 1
         targets = self.targets(data)
         expected = oracle_ingest(self.documents, targets, patterns, ignore_files, shard)
         self.apply(
@@ -350,6 +363,7 @@ class IndexModel(RuleBasedStateMachine):
     def ingest_confined(self, data: st.DataObject) -> None:
         """What POST /ingest and MCP's ingest do: only what lies in the server's root is read,
         and nothing outside it is touched."""
+        STATS["ingest_confined"] += 1
         targets = self.targets(data)
         root = self.world.root
         expected = oracle_ingest(self.documents, targets, within=root)
@@ -363,6 +377,7 @@ class IndexModel(RuleBasedStateMachine):
     def watch_round(self, data: st.DataObject) -> None:
         """One round of ``semsearch watch PATHS``: the watched paths that exist are ingested,
         the documents at or under those gone are removed (none there is no error)."""
+        STATS["watch_round"] += 1
         roots = self.targets(data)
         existing = [r for r in roots if os.path.lexists(r)]
         expected = oracle_ingest(self.documents, existing) if existing else Expected(self.documents)
@@ -384,6 +399,7 @@ class IndexModel(RuleBasedStateMachine):
     @precondition(lambda self: self.documents)
     @rule(data=st.data())
     def remove(self, data: st.DataObject) -> None:
+        STATS["remove"] += 1
         paths = sorted(self.documents)
         choices = [Path(p) for p in paths] + sorted({Path(p).parent for p in paths}) + [self.world.root / "没有.md"]
         targets = data.draw(st.lists(st.sampled_from(choices), min_size=1, max_size=2, unique=True), label="remove")
@@ -394,6 +410,7 @@ class IndexModel(RuleBasedStateMachine):
     @rule(extra=st.booleans())
     def reindex(self, extra: bool) -> None:
         """Re-embed what is indexed and still there, plus the root if asked."""
+        STATS["reindex"] += 1
         kept = [Path(p) for p in self.documents if os.path.lexists(p)]
         expected = oracle_ingest({}, [*kept, *([self.world.root] if extra else [])])
         if expected.error is not None:  # nothing left to read: an error, and the index stays
@@ -402,19 +419,29 @@ class IndexModel(RuleBasedStateMachine):
             expected, f"reindex (and the root: {extra})", lambda: self.index.reindex([self.world.root] if extra else [])
         )
 
-    @precondition(lambda self: self.world.backend == "local" and self.kills < (3 if LONG else 1) and self.documents)
-    @rule(delay=st.floats(0.0, 1.5), after_commit=st.booleans())
-    def killed_ingest(self, delay: float, after_commit: bool) -> None:
-        """``semsearch ingest ROOT`` killed with SIGKILL ``delay`` s after it takes the lock (or
-        after its first commit): each document is as it was or as the ingest would leave it."""
-        from faults import ingest_command, run_and_kill
+    @precondition(lambda self: self.world.backend == "local" and self.kills < (3 if LONG else 1))
+    @rule(files=st.integers(0, 80), delay=st.floats(0.0, 2.0), after_commit=st.booleans())
+    def killed_ingest(self, files: int, delay: float, after_commit: bool) -> None:
+        """``files`` more files, then ``semsearch ingest ROOT`` killed with SIGKILL ``delay`` s
+        after it takes the lock (or after its first commit): each document is as it was or as
+        the ingest would leave it, and the rest as it was."""
+        STATS["killed_ingest"] += 1
+        from faults import ingest_command
 
         self.kills += 1
+        batch = self.world.root / "批量 文件"
+        batch.mkdir(exist_ok=True)
+        for number in range(files):
+            (batch / f"第{number}份.md").write_text(TEXTS[number % 6] * (1 + number % 4), encoding="utf-8")
         before = dict(self.documents)
         after = oracle_ingest(before, [self.world.root])
         folder = Path(self.world.location)
-        code = run_and_kill(ingest_command(self.world.root, folder, None), delay, folder, after_commit=after_commit)
-        note(f"ingest of the root killed {delay:.2f} s in (after a commit: {after_commit}): exit {code}")
+        command = ingest_command(self.world.root, folder, self.world.model)
+        command += ["--chunk-tokens", str(CHUNKING.chunk_tokens), "--overlap-tokens", str(CHUNKING.overlap_tokens)]
+        code, stderr = _run_and_kill(command, delay, folder, after_commit and self.index.manifest is not None)
+        note(f"{files} files, then an ingest of the root killed {delay:.2f} s in: exit {code} {stderr[-300:]}")
+        KILLED["by SIGKILL" if code == -signal.SIGKILL else f"exit {code}"] += 1
+        assert code in ((1,) if after.error else (0, -signal.SIGKILL)), stderr
         actual = self.stored()
         for path in set(before) | set(after.documents) | set(actual):
             state = actual.get(path)
@@ -425,6 +452,7 @@ class IndexModel(RuleBasedStateMachine):
         """The documents as the index holds them, with the content their hash names (the content
         of the oracle where it agrees, else the file's, else a marker)."""
         known = {hashlib.sha256(c).hexdigest(): c for c in self.documents.values()}
+        self.index.handle.follow()  # as every read does: another process may have made the index
         found = {}
         for path, document in self.index.handle.documents().items():
             content = known.get(document.content_hash)
@@ -441,6 +469,7 @@ class IndexModel(RuleBasedStateMachine):
 
     @invariant()
     def holds_what_the_oracle_says(self) -> None:
+        self.index.handle.follow()
         stored = self.index.handle.documents()
         assert sorted(stored) == sorted(self.documents)
         for path, document in stored.items():
@@ -486,5 +515,32 @@ def test_the_index_follows_the_oracle(world: World) -> None:
     if SEED is not None:
         machine = seed(int(SEED))(machine)  # type: ignore[assignment]
     started = time.perf_counter()
+    STATS.clear()
+    KILLED.clear()
     run_state_machine_as_test(machine, settings=options)
-    print(f"{world.backend}: {examples} sequences of up to {STEPS} steps in {time.perf_counter() - started:.0f} s")
+    took = time.perf_counter() - started
+    steps = ", ".join(f"{name} {count}" for name, count in STATS.most_common())
+    print(f"{world.backend}: {examples} sequences of up to {STEPS} steps in {took:.0f} s")
+    print(f"  {sum(STATS.values())} steps: {steps}; ingests killed: {KILLED or 'none'}")
+
+
+def _run_and_kill(command: list[str], delay: float, index: Path, after_commit: bool) -> tuple[int, str]:
+    """``faults.run_and_kill``, with what the process said on stderr."""
+    from faults import environment, generation
+
+    from semsearch.storage.locking import holder_pid
+
+    committed = max(generation(index)[0], 0)
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment()) as process:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and holder_pid(index) != process.pid and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while after_commit and process.poll() is None and generation(index)[0] <= committed:
+            time.sleep(0.01)
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        return process.returncode, process.stderr.read().decode("utf-8", "replace")

@@ -69,6 +69,9 @@ def test_ingest_twice_embeds_nothing(built: tuple[Path, Path]) -> None:
     assert set(report) >= JSON_KEYS
     assert (report["files_unchanged"], report["chunks_embedded"], report["files_added"]) == (12, 0, 0)
     assert report["chunks_total"] > 12
+    # one file, named by a relative path: it alone is looked at (this once removed the other 11)
+    one = json.loads(run("ingest", "docs/大熊猫.md", "--json", cwd=work).stdout)
+    assert (one["files_unchanged"], one["files_removed"], one["chunks_total"]) == (1, 0, report["chunks_total"])
 
 
 def test_query_text(built: tuple[Path, Path]) -> None:

@@ -303,6 +303,10 @@ def test_ingest_stays_within_its_roots(server: Server, tmp_path: Path) -> None:
     report = server.post("/ingest", {"paths": ["."]}).json()  # the link inside is passed over, and why
     assert any(s["path"].endswith("escape") and "outside" in s["reason"] for s in report["skipped"])
     assert server.post("/search", {"query": "机密", "mode": "lexical"}).json()["results"][0]["hits"] == []
+    # one file: it alone is looked at (this once removed every other document)
+    documents = httpx.get(server.url + "/info").json()["documents"]
+    one = server.post("/ingest", {"paths": ["docs/大熊猫.md"]}).json()
+    assert one["files_removed"] == 0 and httpx.get(server.url + "/info").json()["documents"] == documents
 
 
 def test_fifty_concurrent_searches_are_batched_and_all_answered(server: Server) -> None:
