@@ -112,6 +112,8 @@ def read(
     if isinstance(loaded, Unchanged):
         return loaded
     info, digest, extracted = loaded
+    if not extracted.text.strip():  # told here, without the tokenizer: no model loads for it
+        return Skipped(str(path), _no_text(extracted), EMPTY)
     return Loaded(path, info, digest, extracted, is_update=known is not None)
 
 
@@ -140,10 +142,14 @@ def cut(
         lines, counted = lines + text.count("\n", counted, start), start
         chunks.extend(_placed(c, extracted.pages, headings, start, lines) for c in found)
     if not chunks:
-        reason = "no text (a scanned PDF?)" if extracted.pages else "empty or only white space"
-        return Skipped(str(path), reason, EMPTY)
+        return Skipped(str(path), _no_text(extracted), EMPTY)
     document = Document(str(path), loaded.digest, loaded.info.st_size, loaded.info.st_mtime, extracted.encoding)
     return Prepared(document, chunks, is_update=loaded.is_update)
+
+
+def _no_text(extracted: Extracted) -> str:
+    """Why a file with nothing but white space to chunk is passed over."""
+    return "no text (a scanned PDF?)" if extracted.pages else "empty or only white space"
 
 
 def sections(extracted: Extracted) -> list[tuple[int, int]]:

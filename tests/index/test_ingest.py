@@ -272,6 +272,31 @@ def test_an_ingest_with_nothing_to_embed_never_loads_the_model(index: semsearch.
     assert done.stdout.split() == ["11", "1", "0", "False", "False"]
 
 
+def test_an_empty_file_beside_an_indexed_one_never_loads_the_model(tmp_path: Path, tiny_model: Path) -> None:
+    # an empty file is never indexed, so every ingest reads it anew: it must be told empty
+    # without the model (issue 23: 6.6 s instead of 0.2 s for each ingest with nothing to do)
+    import subprocess
+    import sys
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "笔记.md").write_text("# 熊猫\n\n大熊猫吃竹子。", encoding="utf-8")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "blank.md").write_text(" \n\u3000\t\n", encoding="utf-8")
+    with semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu") as index:
+        index.ingest([folder])
+    script = (
+        "import sys, semsearch\n"
+        f"index = semsearch.open_index({str(tmp_path / 'kb')!r}, create=False)\n"
+        f"report = index.ingest([{str(folder)!r}])\n"
+        "print(report.files_unchanged, sorted(s.reason for s in report.skipped), "
+        "'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1 ['empty or only white space', 'empty or only white space'] False False"
+
+
 def bar_states(stderr: str) -> list[tuple[int, int, str]]:
     """(done, total, the whole line) of every render of the Embedding bar in ``stderr``."""
     import re
