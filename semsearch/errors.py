@@ -51,6 +51,10 @@ class InvalidOptionError(SemsearchError):
     "An option value is out of range or inconsistent with another"
 
 
+class SameIndexError(InvalidOptionError):
+    "A migration's source and target are one index"
+
+
 class DatasetError(SemsearchError):
     "An evaluation dataset is missing files or malformed"
 

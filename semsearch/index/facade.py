@@ -82,9 +82,12 @@ def migrate(
     """Copy the index at ``source`` into ``target`` (a folder or a Milvus location; created with
     the source's model and chunking when new) using the vectors it stores: nothing is
     re-embedded. Resumable: a rerun copies only what the target lacks; documents no longer in
-    the source are removed from the target. ``index_type`` sets the target's vector structure."""
+    the source are removed from the target. ``index_type`` sets the target's vector structure.
+    SameIndexError when both name one index (a folder named two ways, a Lite file's collection)."""
+    from .migration import check_distinct
     from .migration import migrate as copy
 
+    check_distinct(source, target)
     with (
         open_index(source, create=False) as old,
         open_index(target, index_type=index_type, wait=wait) as new,

@@ -5,14 +5,16 @@ hash); documents the source no longer has are removed from the target at the end
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 
 from tqdm import tqdm
 
 from ..config import tqdm_disable
-from ..errors import IndexNotFoundError, ModelMismatchError
+from ..errors import IndexNotFoundError, ModelMismatchError, SameIndexError
 from ..results import MigrateReport
+from ..storage.locations import identity
 from .backend import Backend, Published
 from .batch import FLUSH_CHUNKS
 from .manifest import same_pipeline_info
@@ -55,6 +57,16 @@ def migrate(source: Backend, target: Backend, progress: bool | None = False) -> 
         target.save()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def check_distinct(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """SameIndexError when ``source`` and ``target`` name one index: a migration onto itself
+    would copy nothing and say it succeeded."""
+    if identity(source) == identity(target):
+        same = "" if str(source) == str(target) else f" ({target} is {source})"
+        raise SameIndexError(
+            f"Cannot migrate {source} into itself{same}; give a target that is another folder or Milvus location"
+        )
 
 
 def _commit(target: Backend, batch: list[Published], report: MigrateReport, bar: tqdm) -> None:

@@ -308,6 +308,26 @@ def test_migrate_both_ways_copies_without_embedding_and_finds_the_same(
     assert {key: found[middle][key] for key in dense} == dense
 
 
+def test_a_migration_into_itself_is_refused_however_the_index_is_named(
+    backend: str, location: str, docs: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with semsearch.open_index(location, str(tiny_model), device="cpu") as index:
+        index.ingest([docs])
+    monkeypatch.chdir(tmp_path)
+    if backend == "local":
+        os.symlink(tmp_path / "index", tmp_path / "link")
+        namings = ["index", "./index/", str(tmp_path / "index"), "link", f"{tmp_path}/sub/../index"]
+    else:
+        namings = ["milvus-lite:index.db", "milvus-lite:./index.db/semsearch", f"milvus-lite:{tmp_path}/index.db"]
+    for naming in namings:
+        with pytest.raises(semsearch.SameIndexError, match="into itself"):
+            semsearch.migrate(location, naming)
+    if backend != "local":  # another collection of the same Lite file is another index
+        assert semsearch.migrate(location, "milvus-lite:index.db/other").documents_copied == 12
+    with semsearch.open_index(location, create=False) as index:
+        assert len(index.handle.documents()) == 12 and all(c.ok for c in index.check())
+
+
 def test_lexical_terms_fold_alike_on_every_backend(location: str, tmp_path: Path, tiny_model: Path) -> None:
     folder = tmp_path / "terms"
     folder.mkdir()

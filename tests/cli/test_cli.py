@@ -314,6 +314,15 @@ def test_damaged_files_give_one_line_naming_them(built: tuple[Path, Path], own_c
         assert_error(run(*args, "--index", own_copy, cwd=work), "semsearch.db")
 
 
+def test_a_migration_into_itself_is_refused_in_one_line(built: tuple[Path, Path], own_copy: Path) -> None:
+    work = own_copy.parent
+    for target in ("index", "index/", str(own_copy)):
+        result = run("migrate", "index", target, cwd=work)
+        assert_error(result, "Cannot migrate index into itself")
+        assert result.stdout == ""
+    assert json.loads(run("info", "--index", own_copy, "--json", cwd=work).stdout)["documents"] == 12
+
+
 def test_a_long_query_is_truncated_with_a_note(built: tuple[Path, Path]) -> None:
     result = run("query", "熊猫" * 400, "-k", "1", cwd=built[0])
     assert result.returncode == 0
