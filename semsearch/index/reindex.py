@@ -63,7 +63,8 @@ def _fill(
 ) -> IngestReport:
     """Ingest what the walk found into the new copy, which then holds nothing else."""
     if new.manifest is None:
-        base = chunking or (handle.manifest.chunking if handle.manifest else ChunkSettings())
+        # a new index (none yet, or a kill before its first commit) takes the chunking it was opened with
+        base = chunking or (handle.manifest.chunking if handle.manifest else handle.options.chunking) or ChunkSettings()
         limit = new.encoder().max_text_tokens
         fitted = ChunkSettings(min(base.chunk_tokens, limit), min(base.overlap_tokens, limit // 2))
         new.options = replace(new.options, chunking=fitted)

@@ -237,6 +237,17 @@ def test_a_reindex_with_nothing_left_to_read_changes_nothing(built: semsearch.In
     assert len(built.handle.documents()) == 12 and all(c.ok for c in built.check())
 
 
+def test_a_reindex_that_makes_the_index_takes_the_chunking_it_was_opened_with(
+    location: str, docs: Path, tiny_model: Path
+) -> None:
+    # found by the model-based test (a kill before the first commit left no manifest): the
+    # reindex cut the files with the default 256 tokens instead
+    chunking = semsearch.ChunkSettings(chunk_tokens=24, overlap_tokens=4)
+    with semsearch.open_index(location, str(tiny_model), device="cpu", chunking=chunking) as index:
+        index.reindex([docs])
+        assert index.manifest is not None and index.manifest.chunking == chunking
+
+
 def test_check_and_repair_pass_on_a_sound_index(built: semsearch.Index) -> None:
     assert all(c.ok for c in built.check()), built.check()
     assert all(c.ok for c in built.repair())

@@ -154,12 +154,16 @@ def oracle_ingest(
 ) -> Expected:
     if any(not os.path.lexists(t) for t in targets):
         return Expected(documents, semsearch.SourceNotFoundError)
-    allowed = [t for t in targets if within is None or _inside(str(t), str(within))]  # others refused
+
+    def readable(path: str | Path) -> bool:  # links followed: within= is about real paths
+        return within is None or _inside(os.path.realpath(path), str(within))
+
+    allowed = [t for t in targets if readable(t)]  # the others are refused
     folders = [str(t) for t in allowed if t.is_dir()]
     named = [str(t) for t in allowed if not t.is_dir()]
     walked: set[str] = set()
-    for folder in folders:
-        walked |= oracle_walk(Path(folder), list(patterns), ignore_files)
+    for folder in folders:  # a link in them leading out is refused, and its document removed
+        walked |= {p for p in oracle_walk(Path(folder), list(patterns), ignore_files) if readable(p)}
     walked |= {path for path in named if Path(path).suffix in READ}
     scope = {p for p in documents if p in named or any(_inside(p, f) for f in folders)}
     if not walked and not scope:
@@ -231,6 +235,7 @@ class IndexModel(RuleBasedStateMachine):
         self.index = semsearch.open_index(world.location, str(world.model), device="cpu", chunking=CHUNKING)
         self.documents: dict[str, bytes] = {}
         self.kills = 0
+        self.seen: set[Path] = set()  # every file and folder the rules have made
         self.fresh = world.base.parent / "fresh"
 
     def teardown(self) -> None:
@@ -310,6 +315,18 @@ class IndexModel(RuleBasedStateMachine):
         folder = data.draw(st.sampled_from(folders))
         shutil.rmtree(folder)
         note(f"delete folder {folder.relative_to(self.world.base)}")
+
+    @rule(folder=st.sampled_from(FOLDERS), name=st.sampled_from(["链接.md", "link to outside.txt"]))
+    def link(self, folder: str, name: str) -> None:
+        """A link in the root to the operator's file outside it: followed by an ingest, refused
+        (and its document removed) by one confined to the root."""
+        STATS["link"] += 1
+        path = self.world.root / folder / name
+        if os.path.lexists(path) or (path.parent.exists() and not path.parent.is_dir()):
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(self.world.outside / "operator.md")
+        note(f"link {path.relative_to(self.world.base)} -> outside/operator.md")
 
     @rule(
         folder=st.sampled_from(FOLDERS[:4]),
@@ -396,17 +413,19 @@ class IndexModel(RuleBasedStateMachine):
             assert found.error is None, found.error
         self.documents = after
 
-    @precondition(lambda self: self.documents)
     @rule(data=st.data())
     def remove(self, data: st.DataObject) -> None:
         STATS["remove"] += 1
-        paths = sorted(self.documents)
-        choices = [Path(p) for p in paths] + sorted({Path(p).parent for p in paths}) + [self.world.root / "没有.md"]
+        # drawn from what the rules made, never from what the index holds: that depends on when
+        # a kill landed, and the draws of a sequence must not (hypothesis replays them)
+        choices = sorted(self.seen) + [self.world.root / "没有.md"]
         targets = data.draw(st.lists(st.sampled_from(choices), min_size=1, max_size=2, unique=True), label="remove")
         expected = oracle_remove(self.documents, targets)
+        self.index.handle.follow()  # another process may have made the index
+        if self.index.manifest is None:
+            expected = Expected(self.documents, semsearch.IndexNotFoundError)
         self.apply(expected, f"remove {self.shown(targets)}", lambda: self.index.remove(targets))
 
-    @precondition(lambda self: self.documents)
     @rule(extra=st.booleans())
     def reindex(self, extra: bool) -> None:
         """Re-embed what is indexed and still there, plus the root if asked."""
@@ -469,6 +488,7 @@ class IndexModel(RuleBasedStateMachine):
 
     @invariant()
     def holds_what_the_oracle_says(self) -> None:
+        self.seen |= {p for top in (self.world.root, self.world.outside) for p in top.rglob("*")}
         self.index.handle.follow()
         stored = self.index.handle.documents()
         assert sorted(stored) == sorted(self.documents)
