@@ -94,8 +94,15 @@ class IngestReport:
     chunks_resumed: int = 0  # embedded by an earlier, interrupted run and taken from its staged work
     chunks_staged: int = 0  # of those embedded: kept for files not finished yet (after a stop)
     chunks_total: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole ingest, loading the model included
+    model_load_seconds: float = 0.0  # loading the model, when this ingest loaded it
+    embedding_seconds: float = 0.0  # the model embedding chunks (reading, chunking and commits not included)
     skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def chunks_per_second(self) -> float:
+        """The embedding rate: chunks embedded per second of the model's embedding time."""
+        return self.chunks_embedded / self.embedding_seconds if self.embedding_seconds else 0.0
 
     @property
     def files_skipped(self) -> int:
@@ -104,6 +111,7 @@ class IngestReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["files_skipped"] = self.files_skipped
+        data["chunks_per_second"] = round(self.chunks_per_second, 1)
         data["skipped"] = [asdict(s) for s in self.skipped]
         return data
 

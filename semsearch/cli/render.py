@@ -76,11 +76,10 @@ def print_report(report: IngestReport, as_json: bool, verbose: bool = False, lea
     reused = f" ({report.files_reused} from identical indexed content)" if report.files_reused else ""
     excluded = f" ({report.files_removed_excluded} now excluded)" if report.files_removed_excluded else ""
     resumed = f", {report.chunks_resumed} more taken from an interrupted run" if report.chunks_resumed else ""
-    rate = (
-        f" ({report.chunks_embedded / report.seconds:,.1f} chunks/s)"
-        if report.chunks_embedded and report.seconds
-        else ""
-    )
+    rate = f"{report.chunks_per_second:,.1f} chunks/s" if report.chunks_per_second else ""
+    if report.model_load_seconds >= 0.05:
+        rate = f"model loaded in {report.model_load_seconds:.1f} s" + (f", then {rate}" if rate else "")
+    rate = f" ({rate})" if rate else ""
     typer.echo(
         f"{lead}{report.files_added} added, {report.files_updated} updated{reused}, "
         f"{report.files_unchanged} unchanged, {report.files_removed} removed{excluded}, "

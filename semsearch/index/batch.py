@@ -11,6 +11,7 @@ however large the file (a 5 MB file that existed for 50 ms once cost a watch rou
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -121,7 +122,8 @@ class Batch:
             self.report.chunks_resumed -= file.resumed
             self.report.skipped.append(Skipped(file.item.document.path, reason))
             self.dropped.add(file.item.document.path)
-            self.progress.dropped(len(file.missing) + sum(len(part) for f, part in taken if f is file))
+            lost = len(file.missing) + sum(len(part) for f, part in taken if f is file)
+            self.progress.dropped(lost, file.item.document.path)
         if len(kept) == len(self.files):
             return
         content = {file.item.document.content_hash for file in self.files}
@@ -147,7 +149,9 @@ class Batch:
         for file, part in taken:
             tokenized = file.item.inputs or encoder.tokenize_documents([c.text for c in file.item.chunks])
             inputs.extend(tokenized[seq] for seq in part)
+        started = time.perf_counter()
         embedded = encoder.encode_tokenized(inputs, stop=self.stop)
+        self.report.embedding_seconds += time.perf_counter() - started
         at = 0
         for file, part in taken:
             file.vectors[part] = embedded[at : at + len(part)]

@@ -80,19 +80,27 @@ def ingest_walked(
         raise NothingToIngestError(f"No files of a type semsearch reads ({' '.join(SUFFIXES)}) to ingest in {where}")
     if shard is not None:
         found = _share(found, shard)
+    loading = time.perf_counter()
     if handle.manifest is None:
-        handle.plan_manifest()
+        handle.plan_manifest()  # loads the model: a new index's manifest records it
+    loading = time.perf_counter() - loading
     with handle.lock(), _stop_on_sigint() as stop:
-        report = IngestReport(skipped=list(found.skipped))
+        report = IngestReport(skipped=list(found.skipped), model_load_seconds=loading)
         try:
             _run(handle, found, report, progress, stop, max_file_bytes, shard)
         except Interrupted:
             handle.save()
-            report.seconds = round(time.perf_counter() - started, 3)
+            _timed(report, started)
             report.chunks_total = handle.chunk_count()
             raise Interrupted(_stopped(report), report) from None
-    report.seconds = round(time.perf_counter() - started, 3)
+    _timed(report, started)
     return report
+
+
+def _timed(report: IngestReport, started: float) -> None:
+    report.seconds = round(time.perf_counter() - started, 3)
+    report.model_load_seconds = round(report.model_load_seconds, 3)
+    report.embedding_seconds = round(report.embedding_seconds, 3)
 
 
 def _stopped(report: IngestReport) -> str:
@@ -118,7 +126,7 @@ def _run(
     if shard is not None:  # the other shares' documents are other workers' business
         known = {path: document for path, document in known.items() if shard.holds(path)}
     manifest = handle.require_manifest()
-    model = LazyEncoder(handle)
+    model = LazyEncoder(handle, report)
 
     def prepared(path: Path) -> Prepared | Unchanged | Skipped:
         item = read(path, known.get(str(path)), max_bytes, found.within)
@@ -131,7 +139,7 @@ def _run(
         return chunks
 
     kept: set[str] = set()
-    with Progress(found.files, known, progress) as bar, ReadAhead(prepared, found.files, stop) as items:
+    with Progress(found.files, known, progress) as bar, ReadAhead(bar.showing(prepared), found.files, stop) as items:
         batch = Batch(handle, manifest.model.dimension, model.get, report, stop, bar)
         for path, item in items:
             if isinstance(item, Skipped):
@@ -202,15 +210,20 @@ def _clean_staged(handle: Backend, found: Walk, skipped: list[Skipped], shard: S
 
 class LazyEncoder:
     """The index's encoder, loaded on first use by whichever thread needs it first: an ingest
-    with nothing to embed never imports torch."""
+    with nothing to embed never imports torch. The time loading took goes in the report."""
 
-    def __init__(self, handle: Backend) -> None:
-        self.handle = handle
+    def __init__(self, handle: Backend, report: IngestReport) -> None:
+        self.handle, self.report = handle, report
         self.lock = threading.Lock()
+        self.loaded: Encoder | None = None
 
     def get(self) -> Encoder:
         with self.lock:
-            return self.handle.encoder()
+            if self.loaded is None:
+                started = time.perf_counter()
+                self.loaded = self.handle.encoder()
+                self.report.model_load_seconds += time.perf_counter() - started
+            return self.loaded
 
 
 @contextmanager

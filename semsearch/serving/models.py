@@ -171,6 +171,7 @@ IngestResponse: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __doc__="What an ingest did.",
     **{found.name: (get_type_hints(IngestReport)[found.name], ...) for found in fields(IngestReport)},
     files_skipped=(int, ...),
+    chunks_per_second=(float, ...),
 )
 
 

@@ -297,6 +297,36 @@ def test_an_empty_file_beside_an_indexed_one_never_loads_the_model(tmp_path: Pat
     assert done.stdout.strip() == "1 ['empty or only white space', 'empty or only white space'] False False"
 
 
+def test_the_report_gives_the_model_load_time_and_the_embedding_rate_apart(
+    tmp_path: Path, tiny_model: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 23: "4 chunks embedded in 8.8 s (0.5 chunks/s)" counted the model's loading as embedding
+    import semsearch.index.batch as batch_module
+    from semsearch.embedding.encoder import Encoder
+
+    load, encode = Encoder.load.__func__, Encoder.encode_tokenized  # type: ignore[attr-defined]
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **kw: time.sleep(0.5) or load(cls, *a, **kw)))
+    monkeypatch.setattr(Encoder, "encode_tokenized", lambda self, *a, **kw: time.sleep(0.05) or encode(self, *a, **kw))
+    monkeypatch.setattr(batch_module, "FLUSH_CHUNKS", 16)
+    with semsearch.open_index(tmp_path / "kb", model=str(tiny_model), device="cpu") as index:
+        first = index.ingest([docs])  # a new index: the model loads for its manifest
+        (docs / "大熊猫.md").write_text("大熊猫爱吃竹子，也吃竹笋。", encoding="utf-8")
+        again = index.ingest([docs])  # the model is loaded already
+    (docs / "大熊猫.md").write_text("大熊猫一天要吃很多竹子。", encoding="utf-8")
+    with semsearch.open_index(tmp_path / "kb", create=False, device="cpu") as index:
+        reopened = index.ingest([docs])  # loaded on the first change the reading meets
+    batches = -(-first.chunks_embedded // 16)
+    assert first.model_load_seconds >= 0.5 and reopened.model_load_seconds >= 0.5 and again.model_load_seconds < 0.1
+    assert first.embedding_seconds >= 0.05 * batches and again.embedding_seconds >= 0.05
+    for report in (first, again, reopened):
+        assert report.seconds >= report.model_load_seconds + report.embedding_seconds - 0.002
+        assert report.chunks_per_second == pytest.approx(report.chunks_embedded / report.embedding_seconds)
+        data = report.to_dict()
+        assert data["model_load_seconds"] == report.model_load_seconds
+        assert data["chunks_per_second"] == round(report.chunks_per_second, 1)
+    assert first.chunks_per_second > first.chunks_embedded / first.seconds  # the load no longer counts
+
+
 def bar_states(stderr: str) -> list[tuple[int, int, str]]:
     """(done, total, the whole line) of every render of the Embedding bar in ``stderr``."""
     import re
