@@ -8,7 +8,7 @@ Set-up, in a virtual environment of its own (about 3.5 min for every section on 
 
 Usage:  python scripts/milvus_probe.py [SECTION ...]      (default: all)
 Env:    PROBE_DIR (data dir), PROBE_ANALYZER (JSON analyzer_params for "terms")
-Sections: versions schema bm25 hybrid filters crud consistency twoproc cleanup bench
+Sections: versions schema bm25 hybrid filters literals crud consistency twoproc cleanup bench
 Data lives under $PROBE_DIR (default /tmp/milvus-spike/data); every section
 uses its own .db file so sections are independent.  Every child process is
 ended by the section that started it.
@@ -581,6 +581,52 @@ def s_filters():
         )
 
 
+def s_literals():
+    hdr("4b. string literals: every character a file name may hold")
+    db = fresh_db("literals.db")
+    c = MilvusClient(db)
+    create(c, "l")
+    names = {
+        "quotes": 'say "hi" it\'s',
+        "backslashes": "a\\b\\",
+        "wildcards": "100%_done",
+        "TAB": "a\tb",
+        "other C0": "".join(chr(i) for i in range(1, 32) if i not in (10, 13)),
+        "DEL and C1": "\x7f" + "".join(chr(i) for i in range(0x80, 0xA0)),
+        "bidi": "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c",
+        "U+2028/9, BOM, U+FFFF": "\u2028\u2029\ufeff\uffff",
+        "emoji, CJK ext. B": "😀👍🏽🇨🇳𠮷",
+        "keywords": "and in like true json_contains(x, 1) {p} [x]",
+        "escape-like text": "\\n\\r\\x41\\u0041\\101",
+    }
+    paths = ["/d/" + v for v in names.values()] + ["/d/a\rb", "/d/a\nb", "/d/arb", "/d/ax0db", "/d/au000db"]
+    c.insert("l", rows(range(len(paths)), paths=paths))
+
+    def literal(text):  # what semsearch writes: \ and " escaped, nothing else
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    def q(expr):
+        return sorted(x["path"] for x in c.query("l", filter=expr, output_fields=["path"], limit=100))
+
+    for kind, name in names.items():
+        path, lit = "/d/" + name, literal("/d/" + name)
+        ok = q(f"path == {lit}") == q(f"path >= {lit} and path <= {lit}") == q(f"path in [{lit}, 'zz']") == [path]
+        print(f"  {'OK ' if ok else 'ERR'}  raw in a literal, by ==, range and in: {kind}", flush=True)
+    for label, lit in (
+        ("raw CR", '"/d/a\rb"'),
+        ("raw LF", '"/d/a\nb"'),
+        ("\\r", '"/d/a\\rb"'),
+        ("\\x0d", '"/d/a\\x0db"'),
+        ("\\u000d", '"/d/a\\u000db"'),
+        ("backslash, raw LF", '"/d/a\\\nb"'),
+        ("backslash, raw CR LF", '"/d/a\\\r\nb"'),
+    ):
+        t = time.time()
+        attempt(f"path == {label}", lambda e=lit: q(f"path == {e}"))
+        print(f"       ({time.time() - t:.3f} s)", flush=True)
+    close_db(c, db)
+
+
 def s_crud():
     hdr("5. delete / upsert / get / query / query_iterator / limits")
     db = fresh_db("crud.db")
@@ -1019,6 +1065,7 @@ SECTIONS = {
     "bm25": s_bm25,
     "hybrid": s_hybrid,
     "filters": s_filters,
+    "literals": s_literals,
     "crud": s_crud,
     "consistency": s_consistency,
     "twoproc": s_twoproc,

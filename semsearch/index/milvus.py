@@ -27,18 +27,16 @@ from ..documents.terms import TERMS_VERSION, indexed
 from ..query import Where
 from ..results import Check, IndexInfo
 from ..storage.milvus.connection import is_milvus
-from ..storage.milvus.expressions import literal, suffix_of, to_expression
+from ..storage.milvus.expressions import literal, loaded_path, stored_path, suffix_of, to_expression
 from ..storage.milvus.rows import chunk_row, document_of
 from ..storage.milvus.store import (
     CHUNK_FIELDS,
     QUERY_LIMIT,
     MilvusStore,
     clip,
-    loaded_path,
     milvus_index_type,
     search_params,
     stable_id,
-    stored_path,
 )
 from ..storage.rows import ChunkRow
 from . import milvus_upkeep as upkeep

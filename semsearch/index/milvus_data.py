@@ -21,18 +21,16 @@ from ..documents.prepare import Document
 from ..documents.terms import TERMS_VERSION
 from ..errors import IndexCorruptError
 from ..storage.milvus.connection import Connection, parse
-from ..storage.milvus.expressions import literal, under
+from ..storage.milvus.expressions import expressible, literal, loaded_path, stored_path, under
 from ..storage.milvus.expressions import suffix_of as suffix_of
 from ..storage.milvus.rows import chunk_of, chunk_rows, document_of, ledger_row, tombstone
 from ..storage.milvus.store import (
     CHUNK_FIELDS,
     LEDGER_FIELDS,
     MilvusStore,
-    loaded_path,
     milvus_index_type,
     new_version,
     stable_id,
-    stored_path,
     vectors_of,
 )
 from . import manifest as manifests
@@ -182,10 +180,15 @@ class MilvusData(Backend):
     # -- the ledger --------------------------------------------------------------------------------
 
     def _ledger(self, expression: str) -> dict[str, dict[str, Any]]:
-        """The newest ledger row of each path matching ``expression``, removals included."""
+        """The newest ledger row of each path matching ``expression``, removals included. A row
+        whose path no expression can name (written raw by a version before ``stored_path`` took
+        CR and LF to ``hex:``) is never current: the next ingest writes the file again, and
+        repair deletes the row."""
         store = self._require()
         newest: dict[str, dict[str, Any]] = {}
         for row in store.scan(store.ledger_name, expression or "version >= 0", LEDGER_FIELDS):
+            if not expressible(row["path"]):
+                continue
             if row["path"] not in newest or row["version"] > newest[row["path"]]["version"]:
                 newest[row["path"]] = row
         return newest
@@ -193,7 +196,7 @@ class MilvusData(Backend):
     def _current(self, stored: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The current (published, not removed) ledger row of each of these stored paths."""
         found: dict[str, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(stored))
+        unique = [path for path in dict.fromkeys(stored) if expressible(path)]  # see _ledger
         for first in range(0, len(unique), _IN_BATCH):
             part = ", ".join(literal(p) for p in unique[first : first + _IN_BATCH])
             found |= self._ledger(f"path in [{part}]")

@@ -14,6 +14,7 @@ import numpy as np
 from ..config import Manifest
 from ..documents.terms import indexed
 from ..results import Check
+from ..storage.milvus.expressions import expressible
 from ..storage.milvus.store import LEDGER_FIELDS, MilvusStore, clip
 
 TERMS_SAMPLE = 2_000  # chunks whose stored terms are compared with their text, at most
@@ -41,7 +42,7 @@ def survey(store: MilvusStore) -> Survey:
         versions.sort(key=lambda r: r["version"])
         newest = versions[-1]
         found.superseded += [r["key"] for r in versions[:-1]]
-        if newest["deleted"]:
+        if newest["deleted"] or not expressible(path):  # see MilvusData._ledger
             found.superseded.append(newest["key"])
         else:
             found.current[path] = newest

@@ -5,8 +5,16 @@ Milvus's LIKE cannot escape ``%`` and ``_`` reliably, and a bad escape crashes M
 docs/milvus-lite-facts.md), so LIKE is never used: a folder prefix is a range
 (``path >= "docs/" and path < "docs0"``, ``0`` being the character after ``/``), and a glob is
 narrowed to the range of its literal leading folder, then matched exactly on the client
-(``Where.admits``-style, through ``globs.glob_match``). String literals are escaped as ``\\\\``,
-``\\"`` and ``\\'`` only; templated filters (``filter_params``) are never used.
+(``Where.admits``-style, through ``globs.glob_match``). Templated filters (``filter_params``)
+are never used.
+
+A string literal escapes ``\\`` and ``"`` and holds every other character as it is. Milvus's
+grammar refuses a raw CR or LF inside a literal, and no escape means CR or LF to both parsers:
+Milvus Lite 2.5 reads ``\\r`` as ``r`` (C++ ``std::quoted``), a Milvus server as CR (Go's
+``strconv.Unquote``). So a path that holds CR or LF, or is not UTF-8, is stored as ``hex:`` and
+its bytes (``stored_path``), never written in an expression as it is, and a folder's range is
+given in both forms. Hex digits keep the bytes' order, so a folder's ``hex:`` range holds exactly
+the encoded paths under it.
 """
 
 from __future__ import annotations
@@ -24,19 +32,53 @@ from ..filtering import glob_pattern, prefix_path
 _WILDCARD = re.compile(r"[*?\[]")
 
 
+HEX = "hex:"  # an absolute path never starts so
+
+
+def expressible(text: str) -> bool:
+    """Whether ``text`` can be a string literal that every Milvus reads back as it is: no CR or
+    LF, and no lone surrogate (a file name's byte that is not UTF-8)."""
+    if "\r" in text or "\n" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def literal(text: str) -> str:
-    """A Milvus string literal for ``text``."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'") + '"'
+    """A Milvus string literal for ``text``; ValueError for one that is not ``expressible``."""
+    if not expressible(text):
+        raise ValueError(f"{text!r} cannot be written in a Milvus expression; store it with stored_path")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def stored_path(path: str) -> str:
+    """A path as kept in a VARCHAR: itself, or ``hex:`` and its bytes for one that is not
+    ``expressible``."""
+    return path if expressible(path) else HEX + os.fsencode(path).hex()
+
+
+def loaded_path(value: str) -> str:
+    """The path a stored value holds (``stored_path`` undone)."""
+    return os.fsdecode(bytes.fromhex(value[len(HEX) :])) if value.startswith(HEX) else value
 
 
 def under(folder: str, field: str = "path") -> str:
-    """``field`` is ``folder`` itself or lies anywhere under it."""
+    """``field`` is ``folder`` itself or lies anywhere under it, stored as it is or as ``hex:``."""
     folder = folder.rstrip("/") or "/"
     if folder == "/":
-        return f"{field} >= {literal('/')}"
-    return (
-        f"({field} == {literal(folder)} or ({field} >= {literal(folder + '/')} and {field} < {literal(folder + '0')}))"
-    )
+        return f"{field} >= {literal('/')}"  # "hex:..." sorts after "/" too
+    name = os.fsencode(folder)
+    either = [_prefixed(field, HEX + name.hex(), HEX + (name + b"/").hex(), HEX + (name + b"0").hex())]
+    if expressible(folder):  # else every path under it holds the same character and is hex too
+        either.insert(0, _prefixed(field, folder, folder + "/", folder + "0"))
+    return "(" + " or ".join(either) + ")"
+
+
+def _prefixed(field: str, itself: str, low: str, high: str) -> str:
+    return f"{field} == {literal(itself)} or ({field} >= {literal(low)} and {field} < {literal(high)})"
 
 
 def to_expression(where: Where | None, base: str) -> tuple[str, Callable[[str], bool] | None]:

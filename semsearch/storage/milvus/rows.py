@@ -12,8 +12,8 @@ from ...documents.chunking import Chunk
 from ...documents.prepare import Document
 from ...documents.terms import indexed
 from ..rows import ChunkRow
-from .expressions import suffix_of
-from .store import clip, loaded_path, stable_id, stored_path
+from .expressions import loaded_path, stored_path, suffix_of
+from .store import clip, stable_id
 
 
 def chunk_rows(

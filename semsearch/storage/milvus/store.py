@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,20 +46,6 @@ LEDGER_FIELDS = ["path", "version", "deleted", "content_hash", "size", "mtime", 
 INDEX_TYPES = {"flat": "FLAT", "ivf": "IVF_FLAT", "hnsw": "HNSW", "diskann": "DISKANN", "ivf_sq8": "IVF_SQ8"}
 INDEX_TYPES["ivf_pq"] = "IVF_PQ"
 LITE_TYPES = ("auto", "flat", "ivf")  # what Milvus Lite builds (all of them searched exactly)
-
-
-def stored_path(path: str) -> str:
-    """A path as kept in a VARCHAR: itself, or ``hex:`` and its bytes for a name that is not
-    valid UTF-8 (an absolute path never starts with ``hex:``)."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return "hex:" + os.fsencode(path).hex()
-
-
-def loaded_path(value: str) -> str:
-    return os.fsdecode(bytes.fromhex(value[4:])) if value.startswith("hex:") else value
 
 
 def new_version() -> int:
