@@ -66,6 +66,10 @@ class MissingExtraError(SemsearchError):
 class IndexLockedError(SemsearchError):
     "Another process is writing to the index"
 
+    def __init__(self, message: str, waitable: bool = False) -> None:
+        super().__init__(message)
+        self.waitable = waitable  # waiting for it (``wait=True``; the CLI's --wait) would see it through
+
 
 class Interrupted(SemsearchError):
     "Work stopped on request (Ctrl-C); everything committed before the stop is kept"

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from ..config import DEFAULT_MODEL
-from ..errors import Interrupted, SemsearchError, SourceNotFoundError, first_line
+from ..errors import IndexLockedError, Interrupted, SemsearchError, SourceNotFoundError, first_line
 from ..query import DEFAULT_RERANKER, Query, Where, options
 from ..results import IngestReport
 from .render import print_report, printable
@@ -51,6 +51,7 @@ class Command(TyperCommand):
         return option
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _state["flags"] = {flag for param in self.params for flag in getattr(param, "opts", ())}
         return super().parse_args(ctx, with_flag_values(args))
 
 
@@ -92,7 +93,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Chinese-first semantic search over your files, with an embedded index.",
 )
-_state = {"debug": False}
+_state: dict[str, Any] = {"debug": False, "flags": set()}  # --debug, and the flags of the command running
 
 # storage.vectors.INDEX_TYPES, and the Milvus ones (storage.milvus.store.INDEX_TYPES)
 IndexType = Literal["auto", "flat", "ivf", "hnsw", "diskann", "ivf_sq8", "ivf_pq"]
@@ -190,7 +191,7 @@ def errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
     except SemsearchError as exc:
         if _state["debug"]:
             raise
-        typer.echo(f"Error: {printable(str(exc))}", err=True)
+        typer.echo(f"Error: {printable(str(exc))}{_wait_hint(exc)}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         typer.echo("Interrupted", err=True)
@@ -204,6 +205,13 @@ def errors(as_json: bool = False, verbose: bool = False) -> Iterator[None]:
         message = printable(message)
         typer.echo(f"Error: unexpected {type(exc).__name__}: {message} (rerun with --debug for details)", err=True)
         raise typer.Exit(1) from None
+
+
+def _wait_hint(exc: SemsearchError) -> str:
+    """How to wait for the writer an IndexLockedError met, where waiting would help and the
+    command has --wait (a query, a server or an MCP tool has none to offer)."""
+    waitable = isinstance(exc, IndexLockedError) and exc.waitable
+    return ", or pass --wait to wait for it" if waitable and "--wait" in _state["flags"] else ""
 
 
 def offered_rerankers(names: list[str] | None) -> list[str]:

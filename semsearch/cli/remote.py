@@ -1,9 +1,11 @@
 """``semsearch query`` through a running ``semsearch serve`` on the same index.
 
 A cold query spends seconds importing torch and loading the model; a server on this machine has
-both loaded. When the index folder's ``server.json`` (``serving/discovery.py``) names a live
-process on loopback serving this very folder, the queries go to its ``POST /search`` and the
-hits come back as the library's ``Hit``, printed exactly as an in-process answer would be.
+both loaded (and on a Milvus Lite file, holds the file: no other process may open it). When the
+record beside the index (``serving/discovery.py``: ``server.json`` in a local index's folder,
+``.NAME.db.server.json`` beside a Lite file) names a live process on loopback serving this very
+index, the queries go to its ``POST /search`` and the hits come back as the library's ``Hit``,
+printed exactly as an in-process answer would be.
 Anything unexpected (no server, a dead one, another index, options beyond what the server takes,
 an error) returns None and the query is answered in process, which then says what is wrong.
 Standard library only, and nothing heavy imported: the whole point is to start fast.
@@ -16,7 +18,6 @@ import os
 import urllib.error
 import urllib.request
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 from ..globs import is_glob
@@ -31,10 +32,8 @@ _HIT_FIELDS = {f.name for f in fields(Hit)}
 
 def search(index: str, queries: list[str], options: dict[str, Any]) -> tuple[str, list[list[Hit]], list[str]] | None:
     """(model, hits of each query, notes) from the server on ``index``; None to answer in process."""
-    if "://" in index or index.startswith("milvus"):
-        return None
-    found = discovery.read(Path(index))
-    if found is None or found["index"] != os.path.realpath(index):
+    found = discovery.read(index)
+    if found is None:
         return None
     try:
         body = _body(options)

@@ -1,5 +1,8 @@
-"""How a running server is found: ``server.json`` in the index folder, written by ``serve`` once
-it listens and removed when it stops. It holds the server's loopback address, its pid and the
+"""How a running server is found: a record beside the index, written by ``serve`` once it
+listens and removed when it stops. For a local index it is ``server.json`` in the index folder;
+for a Milvus Lite index, ``.NAME.db.server.json`` beside the Lite file (one process holds a Lite
+file, so one record serves every collection in it). A Milvus server has no local place: its
+clients reach it themselves. The record holds the server's loopback address, its pid and the
 index it serves, and nothing secret (the API key stays in the environment). Standard library
 only: the command that reads it must start fast."""
 
@@ -10,28 +13,59 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import SemsearchError
+from ..storage.locations import identity, lite_file
+from ..storage.milvus.connection import is_milvus
+
 FILE = "server.json"
 
 
-def write(folder: Path, url: str, index: str) -> None:
-    """Say that this process serves ``index`` at ``url`` (atomically: a reader sees all or nothing)."""
-    record = {"url": url, "pid": os.getpid(), "index": os.path.realpath(index)}
-    temporary = folder / f".{FILE}.{os.getpid()}"
-    temporary.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(temporary, folder / FILE)
-
-
-def remove(folder: Path) -> None:
-    """Take the record away, if it is still this process's."""
-    found = read(folder)
-    if found is not None and found.get("pid") == os.getpid():
-        (folder / FILE).unlink(missing_ok=True)
-
-
-def read(folder: Path) -> dict[str, Any] | None:
-    """The record of a server on ``folder`` whose process is alive; None when there is none."""
+def record_file(location: str) -> Path | None:
+    """Where the record of a server on the index at ``location`` lives; None for an index in a
+    Milvus server, or a location that names no index."""
     try:
-        record = json.loads((folder / FILE).read_text(encoding="utf-8"))
+        lite = lite_file(location)
+    except SemsearchError:  # a malformed location: no server serves it
+        return None
+    if lite is not None:
+        return lite.parent / f".{lite.name}.{FILE}"
+    return None if is_milvus(location) else Path(location) / FILE
+
+
+def write(location: str, url: str) -> None:
+    """Say that this process serves the index at ``location`` at ``url`` (atomically: a reader
+    sees all or nothing)."""
+    path = record_file(location)
+    if path is None:
+        return
+    record = {"url": url, "pid": os.getpid(), "index": identity(location)}
+    temporary = path.parent / f".{path.name}.{os.getpid()}"
+    temporary.write_text(json.dumps(record), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def remove(location: str) -> None:
+    """Take the record away, if it is still this process's."""
+    path = record_file(location)
+    found = _read(path) if path else None
+    if path is not None and found is not None and found["pid"] == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def read(location: str) -> dict[str, Any] | None:
+    """The record of a live server on loopback serving the index at ``location`` (however it is
+    named: ``identity``); None when there is none."""
+    path = record_file(location)
+    found = _read(path) if path else None
+    try:
+        return found if found is not None and found["index"] == identity(location) else None
+    except SemsearchError:
+        return None
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
         pid, url, index = int(record["pid"]), str(record["url"]), str(record["index"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -16,7 +16,6 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -332,22 +331,22 @@ def run(
     served_name: str | None = None,
     on_listening: Callable[[int], None] | None = None,
 ) -> None:
-    """Serve until Ctrl-C or SIGTERM. Binding beyond loopback needs ``api_key``. While it runs,
-    ``server.json`` in a local index's folder tells ``semsearch query`` where to find it.
-    ``on_listening`` is told the port once the server listens."""
+    """Serve until Ctrl-C or SIGTERM. Binding beyond loopback needs ``api_key``. While it runs, a
+    record beside a local or Milvus Lite index (``discovery``) tells ``semsearch query`` where to
+    find it. ``on_listening`` is told the port once the server listens."""
     check_bind(host, api_key)
     app = create_app(service, api_key, served_name)
     url = discovery.loopback_url(host, port)
-    folder = service.call(_local_folder).result() if url else None
-    if url and folder:
+    location = service.call(lambda index: str(index.location)).result() if url else None
+    if url and location:
         with contextlib.suppress(OSError):  # a read-only index folder: queries answer in process
-            discovery.write(folder, url, str(folder))
+            discovery.write(location, url)
     try:
         _listening(app, host, port, on_listening).run()
     finally:
-        if folder:
+        if location:
             with contextlib.suppress(OSError):
-                discovery.remove(folder)
+                discovery.remove(location)
 
 
 def _listening(app: FastAPI, host: str, port: int, on_listening: Callable[[int], None] | None) -> Any:
@@ -362,10 +361,3 @@ def _listening(app: FastAPI, host: str, port: int, on_listening: Callable[[int],
                 on_listening(int(self.servers[0].sockets[0].getsockname()[1]))
 
     return Server(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5))
-
-
-def _local_folder(index: Any) -> Path | None:
-    """The folder of a local index (None for a Milvus one)."""
-    from ..index.milvus import is_milvus
-
-    return None if is_milvus(index.location) else Path(index.folder)

@@ -40,7 +40,7 @@ class WriteLock:
         try:
             while not _try_lock(fd):
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise IndexLockedError(self._busy_message())
+                    raise IndexLockedError(self._busy_message(), waitable=not self.wait)
                 time.sleep(_POLL)
         except BaseException:
             os.close(fd)
@@ -60,7 +60,7 @@ class WriteLock:
         message = f"The index at {self.path.parent} is being written by {who} (an ingest, remove or repair)"
         if self.wait:
             return f"{message}; gave up after waiting {float(self.wait):g} s"
-        return f"{message}; try again when it is done, or pass --wait to wait for it"
+        return f"{message}; try again when it is done"  # the CLI adds its --wait where the command has it
 
     def __enter__(self) -> WriteLock:
         self.acquire()

@@ -214,10 +214,10 @@ def test_a_reindex_builds_new_collections_and_switches_to_them(built: semsearch.
 # -- the commands, the server, the retrievers --------------------------------------------------
 
 
-def run(*args: object) -> subprocess.CompletedProcess[str]:
+def run(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")} | {"HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "semsearch", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=cwd)
 
 
 @pytest.mark.slow
@@ -239,6 +239,45 @@ def test_every_command_works_on_milvus(tmp_path: Path, docs: Path, tiny_model: P
     missing = run("query", "熊猫", "--index", lite(tmp_path, "none"))
     assert missing.returncode == 1 and missing.stderr.startswith("Error: No index at milvus-lite:")
     assert end_servers(tmp_path) == []  # each process's server ended with it
+
+
+@pytest.mark.slow
+def test_a_query_on_a_lite_file_a_server_holds_goes_to_that_server(
+    built: semsearch.Index, tmp_path: Path, docs: Path
+) -> None:
+    # issue 23: the query failed with "... or --wait", a flag query does not have
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    from servers import start, stop
+
+    expected = [(h.source, h.start) for h in built.search("熊猫", k=3, mode="lexical")]
+    built.close()
+    record = tmp_path / ".index.db.server.json"
+    server = start(lite(tmp_path), tmp_path, tmp_path / "server.log")  # type: ignore[arg-type]
+    try:
+        assert json.loads(record.read_text(encoding="utf-8")) == {
+            "url": server.url, "pid": server.process.pid, "index": f"milvus-lite:{tmp_path / 'index.db'}/semsearch"
+        }  # fmt: skip
+        served = httpx.get(server.url + "/info").json()["server"]["queries"]
+        query = ["query", "熊猫", "--mode", "lexical", "-k", "3", "--json", "--index"]
+        for naming, cwd in [(lite(tmp_path), None), ("milvus-lite:./index.db/semsearch", tmp_path)]:
+            through = run(*query, naming, cwd=cwd)
+            assert through.returncode == 0, through.stderr
+            assert [(h["source"], h["start"]) for h in json.loads(through.stdout)["results"]] == expected
+        assert httpx.get(server.url + "/info").json()["server"]["queries"] == served + 2
+        # what cannot go to the server is told the file is held, never to use a flag it lacks
+        for refused in (run(*query, lite(tmp_path), "--no-server"), run(*query, lite(tmp_path) + "/other")):
+            lines = refused.stderr.strip().splitlines()
+            assert refused.returncode == 1 and len(lines) == 1, refused.stderr
+            assert lines[0].startswith("Error: Milvus Lite file") and "open in another process" in lines[0]
+            assert "--wait" not in lines[0] and "Traceback" not in refused.stderr
+        ingest = run("ingest", docs, "--index", lite(tmp_path))  # a command with --wait is offered it
+        assert ingest.returncode == 1 and ingest.stderr.strip().endswith("or pass --wait to wait for it")
+    finally:
+        stop(server)
+    assert not record.exists()
+    assert end_servers(tmp_path) == []
 
 
 @pytest.mark.slow

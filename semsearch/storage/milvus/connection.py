@@ -158,8 +158,9 @@ def _hold_lite(path: Path, wait: bool | float) -> str:
             lock.acquire()
         except IndexLockedError:
             raise IndexLockedError(
-                f"Milvus Lite file {path} is open in another process (Milvus Lite allows one); use a Milvus "
-                "server for several processes, or --wait"
+                f"Milvus Lite file {path} is open in another process (Milvus Lite allows one); try again when "
+                "it is done, or use a Milvus server for several processes",
+                waitable=not wait,
             ) from None
         _lite_held[key] = (lock, 1)
         return key
