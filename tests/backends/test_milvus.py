@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lite_servers import end_servers
+from lite_servers import end_servers, lite_servers
 
 import semsearch
 from semsearch.errors import InvalidOptionError, MilvusError
@@ -25,8 +25,11 @@ from semsearch.errors import InvalidOptionError, MilvusError
 pytest.importorskip("milvus_lite")
 pytest.importorskip("pymilvus")
 
+import grpc  # noqa: E402  (pymilvus's)
+
 from semsearch.index import milvus_data, milvus_upkeep  # noqa: E402
 from semsearch.storage.milvus.connection import TOKEN_VARIABLE, parse  # noqa: E402
+from semsearch.storage.milvus.expressions import stored_path  # noqa: E402
 
 
 def lite(folder: Path, name: str = "index") -> str:
@@ -89,6 +92,84 @@ def test_a_lite_file_is_one_process_s_and_a_second_is_told_so(built: semsearch.I
     assert other.returncode == 1 and "IndexLockedError" in other.stderr
     assert "open in another process (Milvus Lite allows one)" in other.stderr
     assert built.search("熊猫", k=1)  # the first process still has it
+
+
+# -- errors no retry can mend, and names no filter can spell -----------------------------------
+
+
+class _Internal(grpc.RpcError):
+    """A gRPC error pymilvus does not know to be final (it retries these 75 times, ~3.5 min)."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.INTERNAL
+
+    def details(self) -> str:
+        return "simulated"
+
+
+def test_an_error_no_retry_can_mend_fails_at_once_in_one_line(built: semsearch.Index) -> None:
+    store = built.handle._require()
+    started = time.monotonic()
+    with pytest.raises(MilvusError) as bad:  # a raw CR: Milvus's grammar refuses it
+        store.query(store.ledger_name, 'path == "a\rb"', ["path"])
+    assert "): Invalid expr: path ==" in str(bad.value) and "\n" not in str(bad.value)
+    handler = getattr(store.client, "wrapped", store.client)._get_connection()
+    stub = handler._stub
+
+    class Failing:
+        def __getattr__(self, name: str) -> Any:
+            if name == "Query":
+                return lambda *args, **kwargs: (_ for _ in ()).throw(_Internal())
+            return getattr(stub, name)
+
+    handler._stub = Failing()
+    try:
+        with pytest.raises(MilvusError, match="simulated"):
+            store.query(store.ledger_name, 'path == "x"', ["path"])
+    finally:
+        handler._stub = stub
+    assert time.monotonic() - started < 10  # both at once: before, the second took 75 tries over 3.5 min
+    assert built.search("熊猫", k=1)
+
+
+def test_a_lite_server_that_died_fails_the_next_call_at_once(built: semsearch.Index, tmp_path: Path) -> None:
+    for pid in lite_servers(tmp_path):
+        os.kill(pid, signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(MilvusError):
+        built.search("熊猫", k=1, mode="lexical")
+    assert time.monotonic() - started < 10  # pymilvus 2.5 retried a dead server for 210 s
+
+
+def fields_of(store: Any, name: str) -> list[str]:
+    """A collection's fields but BM25's output, which Milvus computes."""
+    return [f["name"] for f in store.client.describe_collection(name)["fields"] if f["name"] != "sparse"]
+
+
+def test_a_raw_cr_path_an_older_version_wrote_is_ingested_again_and_repaired(
+    built: semsearch.Index, docs: Path
+) -> None:
+    path = docs / "cr\rname.md"
+    path.write_text("legacyword 熊猫\n", encoding="utf-8")
+    built.ingest([docs])
+    store = built.handle._require()
+    stored = f'path == "{stored_path(str(path))}"'
+    # rewrite its rows as semsearch before issue 23 wrote them: the path raw, which no filter can
+    # name (every ingest of that folder then failed)
+    names = (store.chunks_name, store.ledger_name)
+    chunks, ledger = (store.query(name, stored, fields_of(store, name)) for name in names)
+    store.delete(store.chunks_name, stored)
+    store.delete(store.ledger_name, stored)
+    store.insert(store.chunks_name, [r | {"path": str(path), "id": r["id"] ^ 1} for r in chunks])
+    store.insert(store.ledger_name, [r | {"path": str(path), "key": r["key"] ^ 1} for r in ledger])
+    assert built.search("legacyword", k=3, mode="lexical") == []  # never current, and no error
+    assert all(c.ok for c in built.check())
+    again = built.ingest([docs])
+    assert (again.files_added, again.files_unchanged) == (1, 12)
+    assert [h.source for h in built.search("legacyword", k=3, mode="lexical")] == [str(path)]
+    assert "1 ledger rows" in " ".join(c.detail for c in built.check())
+    assert all(c.ok and not c.detail for c in built.repair())
+    assert built.remove([path]).files_removed == 1 and all(c.ok for c in built.check())
 
 
 # -- versions ---------------------------------------------------------------------------------

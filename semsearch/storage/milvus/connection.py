@@ -15,6 +15,7 @@ the file for as long as a process has it open, shared by every index of that pro
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -105,11 +106,14 @@ class Connection:
             raise MissingExtraError(
                 "A Milvus index needs pymilvus: pip install 'semsearch[milvus]' (Milvus Lite also 'milvus-lite<3')"
             ) from None
-        logging.getLogger("pymilvus").setLevel(logging.ERROR)  # its iterator warns on every Lite page
+        # its iterator warns on every Lite page, and it logs each failed call with a traceback
+        # (the call raises, and reaches the user as one MilvusError line)
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
         if target.lite is not None:
             self._lite_key = _hold_lite(target.lite, wait)
         try:
-            self.client = self._connect(MilvusClient)
+            client = self._connect(MilvusClient)
+            self.client = client if target.lite is None else _TriedOnce(client)
         except BaseException:
             self.close()
             raise
@@ -138,6 +142,46 @@ class Connection:
         if self._lite_key is not None:
             _let_go_lite(self._lite_key)
             self._lite_key = None
+
+
+# MilvusClient's calls that reach the server. pymilvus tries a call up to 75 times, backing off
+# to 3 s (about 3.5 minutes in all), on a gRPC error it does not know to be final, and pymilvus
+# 2.5 on an unavailable server too. Milvus Lite's server is a child process that never comes back
+# once it has ended (a bad LIKE escape crashes it), and answers every other error at once: on Lite
+# a call is tried again once, 10 ms later (``retry_times=0`` would prefix every error, final or
+# not, with "Retry run out of 0 retry times"). A server keeps the retries, which outlast a restart.
+_CALLS = frozenset(
+    {
+        "create_collection",
+        "create_index",
+        "delete",
+        "describe_collection",
+        "describe_index",
+        "drop_collection",
+        "drop_index",
+        "get",
+        "has_collection",
+        "hybrid_search",
+        "insert",
+        "load_collection",
+        "query",
+        "query_iterator",
+        "release_collection",
+        "search",
+        "upsert",
+    }
+)
+
+
+class _TriedOnce:
+    """A ``MilvusClient`` whose calls to the server are retried once at most."""
+
+    def __init__(self, client: Any) -> None:
+        self.wrapped = client
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.wrapped, name)
+        return functools.partial(found, retry_times=1) if name in _CALLS else found
 
 
 # Milvus Lite files this process has open: path -> (our lock, how many connections use it)
