@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from modelfactory import build_model
+
+# Before anything imports grpc (pymilvus's transport). grpcio is built with gRPC's fork support on:
+# its handlers run in every child a process forks after loading grpc, restart a poller thread on
+# the child's copy of an epoll descriptor, and subprocess then closes that descriptor before
+# exec. In a worker that had run the Milvus tests, about 1 child in 100 forked for a later test
+# (a preexec_fn makes subprocess fork rather than vfork) died with SIGABRT after "epoll_wait
+# error: Bad file descriptor". Off, no handler runs (no test uses gRPC in a forked child).
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "0"
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DOCS = ROOT / "sample_docs"
