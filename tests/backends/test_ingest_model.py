@@ -59,7 +59,7 @@ KILLED: Counter[str] = Counter()  # how each killed ingest ended
 TOL = 1e-4  # vectors of one text embedded in other batches differ by float error only
 
 FOLDERS = ["", "子目录", "sub dir", "子目录/深 层", "a/b/c/d/e/f/很深的路径"]
-NAMES = ["说明.md", "read me.txt", "第 二 章.txt", "b.md", "笔记 1.md", "notes.log"]
+NAMES = ["说明.md", "read me.txt", "第 二 章.txt", "b.md", "笔记 1.md", "notes.log", "换\r行.md", "坏\udcff名.txt"]
 TEXTS = [
     "大熊猫主要吃竹子，每天要花十几个小时进食。",
     "# 长城\n\n长城是古代中国的防御工程。\n\n## 历史\n\n始建于春秋战国时期，明代大规模修筑。",
