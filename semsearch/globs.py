@@ -107,6 +107,12 @@ def compiled(regex: str) -> Any:
 _SURROGATES = {0xDC80 + n: 0xF780 + n for n in range(128)}
 
 
+def re2_text(text: str) -> str:
+    """``text`` as RE2 can take it: a name's undecodable bytes (lone surrogates) as private-use
+    characters, one for one, so a pattern holding the same bytes still matches it."""
+    return text.translate(_SURROGATES)
+
+
 def glob_match(regex: str, path: str | bytes) -> int:
     """The SQL function: 1 when ``path`` matches the whole of ``regex`` (from ``glob_regex``).
     Called once per document a filter looks at: kept lean."""

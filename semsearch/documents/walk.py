@@ -12,6 +12,7 @@ from pathlib import Path
 import pathspec
 
 from ..errors import InvalidOptionError, SourceNotFoundError
+from ..globs import re2_text
 from ..results import PROBLEM, REFUSED, UNSUPPORTED, Skipped
 from .formats import SUFFIXES
 from .reading import NOT_REGULAR, OUTSIDE, _open_nonblocking, is_within, os_error_reason
@@ -121,13 +122,15 @@ class _Rules:
             if not rel.startswith(self.base + "/"):
                 return None
             rel = rel[len(self.base) + 1 :]
-        result = self.spec.check_file(self.lead + rel + ("/" if folder else ""))
+        result = self.spec.check_file(re2_text(self.lead + rel + ("/" if folder else "")))
         return result.include
 
 
 def _spec(lines: Sequence[str]) -> _Rules | None:
     # RE2 matches in linear time: no pattern can make the walk backtrack for ever
-    spec = pathspec.GitIgnoreSpec.from_lines([line for line in lines if len(line) <= MAX_PATTERN_CHARS], backend="re2")
+    # RE2 cannot take a name's undecodable bytes: patterns and paths carry them alike (re2_text)
+    kept = [re2_text(line) for line in lines if len(line) <= MAX_PATTERN_CHARS]
+    spec = pathspec.GitIgnoreSpec.from_lines(kept, backend="re2")
     return _Rules(spec) if spec.patterns else None
 
 
@@ -146,7 +149,7 @@ def _read_rules(path: Path, base: str, lead: str = "") -> _Rules | None:
         with open(path, "rb", opener=_open_nonblocking) as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return None
-            text = handle.read(MAX_IGNORE_FILE).decode("utf-8", errors="replace")
+            text = handle.read(MAX_IGNORE_FILE).decode("utf-8", errors="surrogateescape")  # as names are
     except OSError:
         return None
     rules = _spec(text.splitlines())

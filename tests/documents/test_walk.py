@@ -494,3 +494,17 @@ def test_exclude_patterns_are_bounded() -> None:
         walk([Path(".")], patterns=["a" * 1001])
     with pytest.raises(InvalidOptionError, match="At most 1000 exclude patterns"):
         walk([Path(".")], patterns=["x"] * 1001)
+
+
+def test_names_that_are_not_utf8_meet_exclude_patterns_and_ignore_files(tmp_path: Path) -> None:
+    # found by the model-based test: with any pattern in force, RE2 was handed the name's lone
+    # surrogates and the whole ingest failed with UnicodeEncodeError
+    bad = os.fsdecode(b"bad\xffname")
+    (tmp_path / "sub").mkdir()
+    for name in (f"{bad}.txt", f"{bad}.md", "good.txt", f"sub/{bad}.md"):
+        (tmp_path / name).write_text("文字", encoding="utf-8")
+    names = lambda found: sorted(str(p.relative_to(tmp_path)) for p in found.files)  # noqa: E731
+    assert names(walk([tmp_path], patterns=["*.txt"])) == [f"{bad}.md", f"sub/{bad}.md"]
+    assert names(walk([tmp_path], patterns=[f"{bad}.md"])) == [f"{bad}.txt", "good.txt"]  # the same bytes
+    (tmp_path / ".ignore").write_bytes(b"bad\xffname.txt\n")
+    assert names(walk([tmp_path])) == [f"{bad}.md", "good.txt", f"sub/{bad}.md"]
