@@ -88,14 +88,14 @@ class Progress:
         """``chunks`` more were embedded (in the order the files were read) and ``files`` more published."""
         with self.lock:
             self.done += files
-            self.bar.update(chunks)
-            while chunks and self.embedding:
+            left = chunks
+            while left and self.embedding:
                 head = self.embedding[0]
-                taken = min(chunks, head.chunks - head.embedded)
-                head.embedded, chunks = head.embedded + taken, chunks - taken
+                taken = min(left, head.chunks - head.embedded)
+                head.embedded, left = head.embedded + taken, left - taken
                 if head.embedded >= head.chunks:
                     self.embedding.popleft()
-            self._show()
+            self._show(chunks)
 
     def dropped(self, chunks: int, path: str | None = None) -> None:
         """A file (at ``path``) was dropped (vanished or changed since it was read) with ``chunks``
@@ -107,11 +107,13 @@ class Progress:
                 self.embedding = deque(file for file in self.embedding if file.path != path)
             self._show()
 
-    def _show(self) -> None:
+    def _show(self, embedded: int = 0) -> None:
+        """Draw the bar, ``embedded`` more chunks done (counted here, after the words beside it
+        are set, so no line shows the new count with the old words)."""
         if self.bar.disable:
             return
         rate = self.queued / self.bytes_read if self.bytes_read else 0.0
-        self.bar.total = max(self.bar.n, self.queued + round(rate * self.bytes_left))
+        self.bar.total = max(self.bar.n + embedded, self.queued + round(rate * self.bytes_left))
         doing = [f"files {self.done}/{self.files}"]
         if self.reading is not None:  # first: a slow read is what the encoder waits on
             doing.append(f"reading {self.reading}")
@@ -119,6 +121,8 @@ class Progress:
             head = self.embedding[0]
             doing.append(f"{head.name} {head.embedded:,}/{head.chunks:,}")
         self.bar.set_postfix_str(", ".join(doing), refresh=False)
+        if embedded:
+            self.bar.update(embedded)  # tqdm's rate and time left count from here
         self.bar.refresh()
 
 
