@@ -255,10 +255,10 @@ class _Walker:
                 continue
             path, child = folder / name, f"{rel}/{name}" if rel else name
             info = self.stat(path, child, every)
-            if info is None or (is_link and not self.inside(path)):
+            if info is None:
                 continue
             is_dir = stat.S_ISDIR(info.st_mode)
-            if ignored(every, child, is_dir):
+            if ignored(every, child, is_dir) or (is_link and not self.inside(path)):  # left out: not refused
                 continue
             if is_dir:
                 folders.append((path, child, (info.st_dev, info.st_ino), is_link, rules))

@@ -75,7 +75,8 @@ def ingest_walked(
 ) -> IngestReport:
     """Ingest what a walk found into the index of ``handle`` (with ``shard``, only its share)."""
     # fail on bad input and options here, before the index folder is created
-    if not found.files and not handle.documents_in(*found.scope):
+    refused = any(s.kind == REFUSED for s in found.skipped)  # said in the report, not an error
+    if not found.files and not refused and not handle.documents_in(*found.scope):
         where = ", ".join(str(p) for p in found.folders) or "the given files"
         raise NothingToIngestError(f"No files of a type semsearch reads ({' '.join(SUFFIXES)}) to ingest in {where}")
     if shard is not None:

@@ -162,11 +162,14 @@ def oracle_ingest(
     folders = [str(t) for t in allowed if t.is_dir()]
     named = [str(t) for t in allowed if not t.is_dir()]
     walked: set[str] = set()
+    refused = len(allowed) < len(targets)
     for folder in folders:  # a link in them leading out is refused, and its document removed
-        walked |= {p for p in oracle_walk(Path(folder), list(patterns), ignore_files) if readable(p)}
+        found = oracle_walk(Path(folder), list(patterns), ignore_files)
+        walked |= {p for p in found if readable(p)}
+        refused = refused or not all(readable(p) for p in found)
     walked |= {path for path in named if Path(path).suffix in READ}
     scope = {p for p in documents if p in named or any(_inside(p, f) for f in folders)}
-    if not walked and not scope:
+    if not walked and not scope and not refused:  # a refusal is reported instead
         return Expected(documents, semsearch.NothingToIngestError)
     held = Shard.of(shard).holds if shard else (lambda path: True)
     walked = {p for p in walked if held(p)}

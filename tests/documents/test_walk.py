@@ -508,3 +508,13 @@ def test_names_that_are_not_utf8_meet_exclude_patterns_and_ignore_files(tmp_path
     assert names(walk([tmp_path], patterns=[f"{bad}.md"])) == [f"{bad}.txt", "good.txt"]  # the same bytes
     (tmp_path / ".ignore").write_bytes(b"bad\xffname.txt\n")
     assert names(walk([tmp_path])) == [f"{bad}.md", "good.txt", f"sub/{bad}.md"]
+
+
+def test_a_link_leading_out_that_a_pattern_leaves_out_is_not_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("机密", encoding="utf-8")
+    (root / "link.txt").symlink_to(outside / "secret.txt")
+    assert [s.kind for s in walk([root], within=[root]).skipped] == ["refused"]
+    assert walk([root], within=[root], patterns=["link.txt"]).skipped == []  # never looked at
