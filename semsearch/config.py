@@ -42,6 +42,10 @@ class ModelInfo:
     # which put the model's default prompt before both (resolved by ``prompts``)
     query_prompt: str | None = None
     document_prompt: str | None = None
+    # what embedded the index when it was made (torch/openvino; fp32, fp16, bf16, int8): None in
+    # an index of an earlier semsearch. Not part of the identity: see docs/design.md
+    runtime: str | None = None
+    precision: str | None = None
 
     def prompts(self, default: str) -> tuple[str, str]:
         """(query prompt, document prompt), ``default`` standing in for those not recorded."""

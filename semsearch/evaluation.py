@@ -139,6 +139,8 @@ def evaluate(
     rrf_k: int = RRF_K,
     device: str = "auto",
     fp32: bool = False,
+    precision: str = "auto",
+    runtime: str = "auto",
     workdir: str | os.PathLike[str] | None = None,
     progress: bool | None = False,
     location: str | os.PathLike[str] | None = None,
@@ -166,7 +168,7 @@ def evaluate(
         root = Path(workdir) if workdir is not None else Path(scratch)
         paths = write_corpus(dataset, root / "corpus")
         where = location if location is not None else root / "index"
-        with open_index(where, model, device=device, fp32=fp32) as index:
+        with open_index(where, model, device=device, fp32=fp32, precision=precision, runtime=runtime) as index:
             started = time.perf_counter()
             index.ingest([root / "corpus"], progress=progress, max_file_bytes=None)
             index_seconds = time.perf_counter() - started

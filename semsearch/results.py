@@ -97,6 +97,8 @@ class IngestReport:
     seconds: float = 0.0  # the whole ingest, loading the model included
     model_load_seconds: float = 0.0  # loading the model, when this ingest loaded it
     embedding_seconds: float = 0.0  # the model embedding chunks (reading, chunking and commits not included)
+    engine: str = ""  # what ran the model, e.g. "openvino bf16 on cpu"; "" where no model was loaded
+    conversion_seconds: float = 0.0  # of the load: converting the model for OpenVINO (once per model)
     skipped: list[Skipped] = field(default_factory=list)
 
     @property
@@ -178,6 +180,10 @@ class IndexInfo:
     chunks: int
     index_type: str
     index_device: str
+    # what embedded the index when it was made ("openvino bf16"; None: not recorded, made before
+    # semsearch recorded it) and what this machine runs the model with now, unless told otherwise
+    embedded_with: str | None
+    runs_with: str
     size_bytes: int  # on disk; -1 where not known (a Milvus server)
     semsearch_version: str
 

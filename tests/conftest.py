@@ -17,6 +17,20 @@ from modelfactory import build_model
 # error: Bad file descriptor". Off, no handler runs (no test uses gRPC in a forked child).
 os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "0"
 
+# The suite tests the index and its interfaces with the models in PyTorch float32, the engine
+# the tests compare with sentence-transformers; the OpenVINO runtime and the precisions have tests
+# of their own (tests/embedding/test_runtimes.py), which ask for them by name. Converted models go
+# to a folder of this run's, never to the user's cache. Child processes inherit both.
+os.environ.setdefault("SEMSEARCH_RUNTIME", "torch")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def conversion_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("semsearch-cache")
+    os.environ["SEMSEARCH_CACHE_DIR"] = str(folder)
+    return folder
+
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DOCS = ROOT / "sample_docs"
 SHARED = ROOT.parent / "shared" / "data"

@@ -20,12 +20,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from children import child_environment
+
 SEMSEARCH = Path(sys.executable).parent / "semsearch"
 NOVEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "zh-novels" / "红楼梦.txt"
 
 
 def environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
+    env = child_environment()
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     return env
 

@@ -122,7 +122,27 @@ ModelOption = Annotated[
 DeviceOption = Annotated[
     str, typer.Option("--device", metavar="DEVICE", help="auto (CUDA when present), cpu, cuda or cuda:N.")
 ]
-Fp32Option = Annotated[bool, typer.Option("--fp32", metavar="", help="Run the model in float32 on CUDA too.")]
+Fp32Option = Annotated[bool, typer.Option("--fp32", metavar="", help="The same as --precision fp32.")]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        envvar="SEMSEARCH_PRECISION",
+        metavar="P",
+        help="auto, fp32, fp16 (CUDA), bf16 or int8 (OpenVINO). auto: fp16 on CUDA; on the CPU bf16 where it "
+        "computes bf16 natively, else fp32.",
+    ),
+]
+RuntimeOption = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        envvar="SEMSEARCH_RUNTIME",
+        metavar="R",
+        help="auto, torch or openvino. auto: PyTorch on CUDA; on the CPU OpenVINO where semsearch[cpu] is "
+        "installed (the model is converted once and cached).",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for scripts.")]
 RerankModelOption = Annotated[
     Optional[list[str]],
@@ -242,7 +262,15 @@ def ingest_roots(folders: list[Path] | None) -> list[Path]:
     return roots
 
 
-def open_index(index: str, model: str | None, device: str = "auto", fp32: bool = False, **kwargs: Any) -> Index:
+def open_index(
+    index: str,
+    model: str | None,
+    device: str = "auto",
+    fp32: bool = False,
+    precision: str = "auto",
+    runtime: str = "auto",
+    **kwargs: Any,
+) -> Index:
     from ..index import open_index
 
-    return open_index(index, model, device=device, fp32=fp32, **kwargs)
+    return open_index(index, model, device=device, fp32=fp32, precision=precision, runtime=runtime, **kwargs)

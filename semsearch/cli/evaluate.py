@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..query import MODES, RERANK_DEPTH, RRF_K, Query, option_of
-from .base import DeviceOption, Fp32Option, JsonOption, ModelOption, errors
+from .base import DeviceOption, Fp32Option, JsonOption, ModelOption, PrecisionOption, RuntimeOption, errors
 from .render import print_json
 
 _RRF_K = option_of(Query, "rrf_k")  # as the query command offers it
@@ -61,6 +61,8 @@ def evaluate(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
+    precision: PrecisionOption = "auto",
+    runtime: RuntimeOption = "auto",
     limit: Annotated[
         Optional[int],
         typer.Option("--limit", min=1, metavar="N", help="Only the first N judged queries (a quick check)."),
@@ -102,6 +104,8 @@ def evaluate(
             rrf_k=rrf_k,
             device=device,
             fp32=fp32,
+            precision=precision,
+            runtime=runtime,
             workdir=workdir,
             progress=None,
             location=index,

@@ -16,6 +16,8 @@ from .base import (
     IndexTypeOption,
     JsonOption,
     ModelOption,
+    PrecisionOption,
+    RuntimeOption,
     WaitOption,
     errors,
     open_index,
@@ -84,6 +86,8 @@ def ingest(
     index_type: IndexTypeOption = None,
     wait: WaitOption = False,
     fp32: Fp32Option = False,
+    precision: PrecisionOption = "auto",
+    runtime: RuntimeOption = "auto",
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -102,11 +106,13 @@ def ingest(
     options = reading_options(exclude, no_ignore, max_file_mb)
     with errors(as_json, verbose):
         if reindex:
-            with open_index(index, None, device, fp32, wait=wait, index_type=index_type) as idx:
+            with open_index(index, None, device, fp32, precision, runtime, wait=wait, index_type=index_type) as idx:
                 report = idx.reindex(paths or [], model, chunking=chunking, **options)
                 print_notes(idx)
         else:
-            with open_index(index, model, device, fp32, chunking=chunking, wait=wait, index_type=index_type) as idx:
+            with open_index(
+                index, model, device, fp32, precision, runtime, chunking=chunking, wait=wait, index_type=index_type
+            ) as idx:
                 report = idx.ingest(paths or [], shard=shard, **options)
                 print_notes(idx)
     print_report(report, as_json, verbose)

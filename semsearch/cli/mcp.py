@@ -15,7 +15,9 @@ from .base import (
     Fp32Option,
     IndexOption,
     ModelOption,
+    PrecisionOption,
     RerankModelOption,
+    RuntimeOption,
     errors,
     ingest_roots,
     offered_rerankers,
@@ -49,6 +51,8 @@ def mcp(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
+    precision: PrecisionOption = "auto",
+    runtime: RuntimeOption = "auto",
 ) -> None:
     """Serve the index to agents over the Model Context Protocol: tools search, info (and ingest with --root).
 
@@ -64,7 +68,7 @@ def mcp(
             server.check_bind(host, api_key)  # before the model loads: fail fast
         from ..serving.service import Service
 
-        opener = lambda: open_index(index, model, device, fp32, create=bool(roots))  # noqa: E731
+        opener = lambda: open_index(index, model, device, fp32, precision, runtime, create=bool(roots))  # noqa: E731
         service = Service(opener, roots, rerankers=()).start()
         # checked once the index is open, so a setup error comes alone
         service.rerankers = tuple(offered_rerankers(rerank_model))

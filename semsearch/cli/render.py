@@ -78,8 +78,14 @@ def print_report(report: IngestReport, as_json: bool, verbose: bool = False, lea
     resumed = f", {report.chunks_resumed} more taken from an interrupted run" if report.chunks_resumed else ""
     rate = f"{report.chunks_per_second:,.1f} chunks/s" if report.chunks_per_second else ""
     if report.model_load_seconds >= 0.05:
-        rate = f"model loaded in {report.model_load_seconds:.1f} s" + (f", then {rate}" if rate else "")
+        converted = (
+            f" (converted for OpenVINO in {report.conversion_seconds:.1f} s, once)" if report.conversion_seconds else ""
+        )
+        loaded = f"model loaded in {report.model_load_seconds:.1f} s{converted}"
+        rate = loaded + (f", then {rate}" if rate else "")
     rate = f" ({rate})" if rate else ""
+    if verbose and report.engine:
+        typer.echo(f"embedding with {report.engine}", err=True)
     typer.echo(
         f"{lead}{report.files_added} added, {report.files_updated} updated{reused}, "
         f"{report.files_unchanged} unchanged, {report.files_removed} removed{excluded}, "

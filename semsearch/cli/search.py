@@ -16,7 +16,17 @@ import typer
 from ..config import DEFAULT_INDEX
 from ..query import Option, Query, Where, options
 from . import remote
-from .base import DeviceOption, Fp32Option, IndexOption, JsonOption, ModelOption, errors, open_index
+from .base import (
+    DeviceOption,
+    Fp32Option,
+    IndexOption,
+    JsonOption,
+    ModelOption,
+    PrecisionOption,
+    RuntimeOption,
+    errors,
+    open_index,
+)
 from .render import print_hits, print_json, print_notes, printable
 
 _FILTERS = tuple(found.name for found, _ in options(Where))
@@ -82,6 +92,8 @@ def query(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
+    precision: PrecisionOption = "auto",
+    runtime: RuntimeOption = "auto",
     as_json: JsonOption = False,
     no_server: Annotated[
         bool,
@@ -103,7 +115,7 @@ def query(
         for note in notes:
             typer.echo(f"Note: {printable(note)}", err=True)
     else:
-        with errors(), open_index(index, model, device, fp32, create=False) as idx:
+        with errors(), open_index(index, model, device, fp32, precision, runtime, create=False) as idx:
             results = idx.search_many(queries, **{**search, "where": Where.of(search["where"])})
             print_notes(idx)
             model_name = idx.manifest.model.model if idx.manifest else ""

@@ -15,7 +15,9 @@ from .base import (
     Fp32Option,
     IndexOption,
     ModelOption,
+    PrecisionOption,
     RerankModelOption,
+    RuntimeOption,
     errors,
     ingest_roots,
     offered_rerankers,
@@ -76,6 +78,8 @@ def serve(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     fp32: Fp32Option = False,
+    precision: PrecisionOption = "auto",
+    runtime: RuntimeOption = "auto",
 ) -> None:
     """Serve the index over HTTP: a search page at /, and POST /search, POST /passage, GET /info,
     GET /health, POST /ingest, the OpenAI-style /v1 routes; the API's docs at /docs.
@@ -93,7 +97,7 @@ def serve(
         server.check_bind(host, api_key)  # before the model loads: fail fast
         from ..serving.service import Service
 
-        opener = lambda: open_index(index, model, device, fp32, create=bool(roots or watch))  # noqa: E731
+        opener = lambda: open_index(index, model, device, fp32, precision, runtime, create=bool(roots or watch))  # noqa: E731
         reading = {k: v for k, v in reading_options(exclude, no_ignore, max_file_mb).items() if k != "progress"}
         from ..documents.walk import check_patterns
 

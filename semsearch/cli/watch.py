@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..config import DEFAULT_DEBOUNCE_MS, DEFAULT_INDEX, DEFAULT_MAX_FILE_BYTES
-from .base import DeviceOption, Fp32Option, IndexOption, IndexTypeOption, JsonOption, ModelOption, errors, open_index
+from .base import (
+    DeviceOption,
+    Fp32Option,
+    IndexOption,
+    IndexTypeOption,
+    JsonOption,
+    ModelOption,
+    PrecisionOption,
+    RuntimeOption,
+    errors,
+    open_index,
+)
 from .ingest import (
     ChunkTokensOption,
     ExcludeOption,
@@ -53,6 +64,8 @@ def watch(
     debounce: DebounceOption = DEFAULT_DEBOUNCE_MS,
     index_type: IndexTypeOption = None,
     fp32: Fp32Option = False,
+    precision: PrecisionOption = "auto",
+    runtime: RuntimeOption = "auto",
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -70,7 +83,9 @@ def watch(
     logging.getLogger("watchfiles").setLevel(logging.ERROR)  # it logs Ctrl-C; "Stopped watching" says it
     with (
         errors(as_json, verbose),
-        open_index(index, model, device, fp32, chunking=chunking, wait=True, index_type=index_type) as idx,
+        open_index(
+            index, model, device, fp32, precision, runtime, chunking=chunking, wait=True, index_type=index_type
+        ) as idx,
     ):
         try:
             for number, done in enumerate(watching(idx, paths, debounce_ms=debounce, **options)):

@@ -12,76 +12,73 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import ModelInfo, tqdm_disable
-from ..errors import Interrupted, ModelLoadError
-from .folder import (
-    Prompts,
-    Stages,
-    backend_tokenizers,
-    lowercase_normalizer,
-    max_seq_length,
-    quiet_transformers,
-    read_stages,
-)
+from ..errors import Interrupted
+from .folder import Prompts, Stages, read_stages
 from .hub import fingerprint, resolve
-from .runtime import MAX_ROWS, padded_inputs, pick_device, token_batches
+from .inputs import InputSpec, special_tokens
+from .runtime import MAX_ROWS, token_batches
 
 if TYPE_CHECKING:
-    import torch
+    from .pipeline import Assembled
+    from .precision import Choice
+
+    Runner = Any  # pipeline.TorchRunner or converted.OpenVINORunner: run(arrays) -> float32 array
 
 
 class Encoder:
     """Turns texts into the model's sentence embeddings. Build one with ``Encoder.load``."""
 
-    def __init__(self, stages: Stages, info: ModelInfo, device: str, fp32: bool) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from .stages import Dense
-
+    def __init__(
+        self, info: ModelInfo, prompts: Prompts, spec: InputSpec, tokenizer: str, runner: Runner, choice: Choice
+    ) -> None:
         self.info = info
-        self.device = device
-        self.modes = stages.pooling
-        self.normalize = stages.normalize
-        self.prompts: Prompts = stages.prompts
+        self.prompts = prompts
+        self.spec = spec
+        self.runner = runner
+        self.choice = choice  # the device, runtime and precision it runs at
+        self.device = choice.device
+        self.max_seq_length = spec.max_seq_length
         self.last_padding = 0.0  # pad tokens / real tokens in the last encode()
-        self.dtype = torch.float32 if fp32 or device == "cpu" else torch.float16
-        path = stages.transformer
-        config = stages.transformer_config
-        try:
-            with quiet_transformers():
-                self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-                self.model = AutoModel.from_pretrained(str(path), dtype=torch.float32)
-        except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
-            raise ModelLoadError(f"Cannot load the transformer in {path}: {exc}") from exc
-        self.max_seq_length = max_seq_length(config, self.tokenizer, self.model.config)
-        self.tokenizer.model_max_length = self.max_seq_length
-        if config.get("do_lower_case"):
-            lowercase_normalizer(self.tokenizer)
-        self._text_tokens, self._input_tokens = backend_tokenizers(self.tokenizer, self.max_seq_length)
-        names = self.tokenizer.model_input_names
-        self._input_names = [n for n in ("input_ids", "token_type_ids", "attention_mask") if n in names]
-        self.dense: list[Dense] = [Dense(p) for p in stages.dense]
-        for module in (self.model, *self.dense):
-            module.to(device=device, dtype=self.dtype).eval()
+        self.conversion_seconds = 0.0  # converting for OpenVINO in this load; 0.0 when cached
+        self._text_tokens, self._input_tokens = spec.tokenizers(tokenizer)
+        self._specials = special_tokens(self._input_tokens)
 
     @classmethod
     def load(
-        cls, model: str | os.PathLike[str], device: str = "auto", *, revision: str | None = None, fp32: bool = False
+        cls,
+        model: str | os.PathLike[str],
+        device: str = "auto",
+        *,
+        revision: str | None = None,
+        fp32: bool = False,
+        precision: str = "auto",
+        runtime: str = "auto",
+        threads: int | None = None,
+        progress: bool | None = None,
     ) -> Encoder:
         """Assemble the pipeline of a hub id or a local sentence-transformers folder.
 
-        ``device`` is ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``. On CUDA the
-        model runs in float16 unless ``fp32`` is set; on CPU it always runs in float32.
+        ``device`` is ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; ``runtime``
+        ``auto``, ``torch`` or ``openvino`` (CPU; ``semsearch[cpu]``); ``precision`` ``auto``,
+        ``fp32``, ``fp16`` (CUDA), ``bf16`` or ``int8`` (OpenVINO), as ``precision.choose``
+        resolves them: ``auto`` is float16 on CUDA, and on the CPU OpenVINO in bfloat16 where the
+        CPU computes it natively, else float32. ``fp32`` is ``precision="fp32"``. The first load
+        with OpenVINO converts the model and caches it (``progress`` shows it: None, only on a
+        terminal); later loads import neither torch nor transformers. ``threads`` caps
+        OpenVINO's threads (PyTorch's are torch.set_num_threads').
         """
+        from .precision import choose
+
         model = os.fspath(model)
         folder = resolve(model, revision)
         stages = read_stages(folder.path)
-        prompts = stages.prompts
+        choice = choose(device, runtime, "fp32" if fp32 else precision)
         info = ModelInfo(
             model=model,
             revision=folder.revision,
@@ -91,24 +88,52 @@ class Encoder:
             dense=[],
             normalize=stages.normalize,
             max_seq_length=0,
-            query_prompt=prompts.query,
-            document_prompt=prompts.document,
+            query_prompt=stages.prompts.query,
+            document_prompt=stages.prompts.document,
         )
-        encoder = cls(stages, info, pick_device(device), fp32)
-        encoder.info = replace(
+        conversion = 0.0
+        if choice.runtime == "openvino":
+            from . import converted
+
+            assemble = partial(_assemble, stages, True)
+            saved = converted.load(
+                "encoder", folder.path, info.fingerprint, choice.precision, assemble, threads=threads, progress=progress
+            )
+            spec, tokenizer, meta, runner = saved.spec, saved.tokenizer, saved.meta, saved.runner
+            choice = replace(choice, precision=saved.precision)
+            conversion = saved.conversion_seconds
+        else:
+            from .pipeline import TorchRunner
+
+            assembled = _assemble(stages)
+            spec, tokenizer, meta = assembled.spec, assembled.tokenizer, assembled.meta
+            runner = TorchRunner(assembled.module, choice.device, choice.precision)
+        info = replace(
             info,
-            dimension=encoder.dimension,
-            dense=[d.describe() for d in encoder.dense],
-            max_seq_length=encoder.max_seq_length,
+            dimension=int(meta["dimension"]),
+            dense=meta["dense"],
+            max_seq_length=spec.max_seq_length,
+            runtime=choice.runtime,
+            precision=choice.precision,
         )
+        encoder = cls(info, stages.prompts, spec, tokenizer, runner, choice)
+        encoder.conversion_seconds = conversion
         return encoder
 
     @property
     def dimension(self) -> int:
         """Length of one embedding."""
-        if self.dense:
-            return self.dense[-1].out_features
-        return int(self.model.config.hidden_size) * len(self.modes)
+        return self.info.dimension
+
+    @property
+    def precision(self) -> str:
+        """What the model computes in: fp32, fp16, bf16 or int8."""
+        return self.choice.precision
+
+    @property
+    def runtime(self) -> str:
+        """The engine that runs the model: torch or openvino."""
+        return self.choice.runtime
 
     @property
     def max_text_tokens(self) -> int:
@@ -124,7 +149,7 @@ class Encoder:
     def text_limit(self, prompt: str) -> int:
         """How many tokens of text fit in one input after the special tokens and ``prompt``
         (counted alone: joined to a text, its last token may merge with the text's first)."""
-        used = self.tokenizer.num_special_tokens_to_add(pair=False) + (self.token_counts([prompt])[0] if prompt else 0)
+        used = self._specials + (self.token_counts([prompt])[0] if prompt else 0)
         return self.max_seq_length - used
 
     def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
@@ -225,41 +250,27 @@ class Encoder:
     ) -> tuple[int, int]:
         """Embed ``encodings`` into the rows of ``out``, longest first, in batches within
         ``budget`` padded tokens; returns (padded tokens, real tokens)."""
-        import torch
-
         if not encodings:
             return 0, 0
         lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(-lengths, kind="stable")
         padded = 0
-        with torch.inference_mode():
-            for first, last in token_batches(lengths[order], budget, max_rows=max(batch_size, MAX_ROWS)):
-                if stop is not None and stop():
-                    raise Interrupted("Embedding stopped on request")
-                rows = order[first:last]
-                width = int(lengths[rows[0]])
-                padded += width * len(rows)
-                out[rows] = self._forward(self._batch([encodings[i] for i in rows], width)).float().cpu().numpy()
-                if bar is not None:
-                    bar.update(len(rows))
+        for first, last in token_batches(lengths[order], budget, max_rows=max(batch_size, MAX_ROWS)):
+            if stop is not None and stop():
+                raise Interrupted("Embedding stopped on request")
+            rows = order[first:last]
+            width = int(lengths[rows[0]])
+            padded += width * len(rows)
+            out[rows] = self.runner.run(self.spec.arrays([encodings[i] for i in rows], width))
+            if bar is not None:
+                bar.update(len(rows))
         return padded, int(lengths.sum())
 
-    def _batch(self, encodings: list[Any], width: int) -> dict[str, torch.Tensor]:
-        """The model's inputs for ``encodings`` as (rows, width) tensors on the device."""
-        return padded_inputs(encodings, width, self.tokenizer, self._input_names, self.device)
 
-    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        import torch
+def _assemble(stages: Stages, for_conversion: bool = False) -> Assembled:
+    from .pipeline import assemble_encoder
 
-        from .stages import pool
-
-        hidden = self.model(**batch).last_hidden_state
-        embeddings = pool(hidden, batch["attention_mask"], self.modes)
-        for stage in self.dense:
-            embeddings = stage(embeddings)
-        if self.normalize:
-            embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=-1)
-        return embeddings
+    return assemble_encoder(stages, for_conversion)
 
 
 _GROUP = 4096  # texts tokenized and sorted together; the next group is tokenized meanwhile

@@ -4,6 +4,7 @@ the prompts, the token limit, and the tokenizer set up as sentence-transformers 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,51 @@ _TRANSFORMER_CONFIGS = (
 
 # models whose position ids start after the pad id, as RoBERTa's do
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "data2vec-text"}
+
+
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+
+# The older boolean form (xiaobu's), in the order sentence-transformers concatenates them.
+_LEGACY_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON config file, as a ModelLoadError naming the file when it is unreadable."""
+    data: dict[str, Any] = read_json_as(path, dict)
+    return data
+
+
+def read_json_as(path: Path, kind: type) -> Any:
+    """Read a JSON file holding a ``kind`` (dict: an object, list: an array), as a
+    ModelLoadError naming the file when it is unreadable or holds something else."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Cannot read {path}: {exc}") from exc
+    if not isinstance(data, kind):
+        raise ModelLoadError(f"Cannot read {path}: expected a JSON {'object' if kind is dict else 'array'}")
+    return data
+
+
+def pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
+    """The pooling modes a ``1_Pooling/config.json`` asks for, in either of its two forms."""
+    if "pooling_mode" in config:
+        mode = config["pooling_mode"]
+        modes = (mode,) if isinstance(mode, str) else tuple(mode)
+    else:
+        modes = tuple(m for key, m in _LEGACY_POOLING_KEYS.items() if config.get(key, False))
+        modes = modes or ("mean",)
+    for mode in modes:
+        if mode not in POOLING_MODES:
+            raise UnsupportedModelError(f"Unknown pooling mode {mode!r}; known: {', '.join(POOLING_MODES)}")
+    return modes
 
 
 @dataclass(frozen=True)
@@ -51,8 +97,6 @@ class Stages:
 
 
 def read_stages(folder: Path) -> Stages:
-    from .stages import pooling_modes, read_json
-
     modules_file = folder / "modules.json"
     if not modules_file.exists():
         # a plain transformers folder: sentence-transformers wraps it with mean pooling
@@ -60,8 +104,6 @@ def read_stages(folder: Path) -> Stages:
             raise ModelLoadError(f"{folder} has neither modules.json nor config.json: not a model folder")
         return Stages(transformer=folder, transformer_config=_transformer_config(folder))
     try:
-        import json
-
         modules = json.loads(modules_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"Cannot read {modules_file}: {exc}") from exc
@@ -96,8 +138,6 @@ def read_prompts(folder: Path) -> Prompts:
     ones, so ``encode_query`` reads ``query`` and ``encode_document`` reads ``document`` (its
     ``passage`` and ``corpus`` candidates come after ``document``, which is always there), and
     neither falls back to the default prompt, which only ``encode`` uses."""
-    from .stages import read_json
-
     config_file = folder / "config_sentence_transformers.json"
     config = read_json(config_file) if config_file.exists() else {}
     prompts: dict[str, str | None] = {"query": None, "document": None}
@@ -113,31 +153,10 @@ def read_prompts(folder: Path) -> Prompts:
 
 
 def _transformer_config(folder: Path) -> dict[str, Any]:
-    from .stages import read_json
-
     for name in _TRANSFORMER_CONFIGS:
         if (folder / name).exists():
             return read_json(folder / name)
     return {}
-
-
-def backend_tokenizers(tokenizer: Any, max_seq_length: int) -> tuple[Any, Any]:
-    """Two private copies of the fast tokenizer's backend: one for plain text (no special tokens,
-    no truncation) and one for model inputs (truncated to ``max_seq_length`` as
-    sentence-transformers truncates). Private copies keep the settings fixed, so chunking in one
-    thread and encoding in another never see each other's, and skip transformers' per-text
-    Python conversion."""
-    from tokenizers import Tokenizer
-
-    if not getattr(tokenizer, "is_fast", False):
-        raise UnsupportedModelError(f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer")
-    saved = tokenizer.backend_tokenizer.to_str()
-    text, inputs = Tokenizer.from_str(saved), Tokenizer.from_str(saved)
-    for backend in (text, inputs):
-        backend.no_padding()
-        backend.no_truncation()
-    inputs.enable_truncation(max_seq_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
-    return text, inputs
 
 
 @contextmanager

@@ -16,6 +16,8 @@ import importlib
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +25,16 @@ import numpy as np
 
 from ..errors import ModelLoadError, UnsupportedModelError
 from ..query import DEFAULT_RERANKER
-from .folder import quiet_transformers
+from .folder import read_json, read_json_as
 from .hub import fingerprint, resolve
-from .runtime import MAX_ROWS, padded_inputs, pick_device, token_batches
-from .stages import read_json, read_json_as
+from .inputs import InputSpec
+from .runtime import MAX_ROWS, token_batches
 
 if TYPE_CHECKING:
     import torch
+
+    from .pipeline import Assembled
+    from .precision import Choice
 
 _SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
@@ -37,35 +42,27 @@ _SIGMOID = "torch.nn.modules.activation.Sigmoid"
 class Reranker:
     """Scores how well passages answer a query. Build one with ``Reranker.load``."""
 
-    def __init__(self, folder: Path, name: str, revision: str | None, device: str, fp32: bool) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+    def __init__(
+        self,
+        name: str,
+        revision: str | None,
+        fingerprint: str,
+        spec: InputSpec,
+        tokenizer: str,
+        runner: Any,
+        choice: Choice,
+        activation: str,
+    ) -> None:
         self.name = name
         self.revision = revision
-        self.fingerprint = fingerprint(folder)
-        self.device = device
-        self.dtype = torch.float32 if fp32 or device == "cpu" else torch.float16
-        path, settings = _transformer_folder(folder)
-        try:
-            with quiet_transformers():
-                self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-                self.model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
-        except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
-            raise ModelLoadError(f"Cannot load the reranker in {path}: {exc}") from exc
-        if int(self.model.config.num_labels) != 1:
-            raise UnsupportedModelError(
-                f"{name} has {self.model.config.num_labels} labels; a reranker gives one score per pair"
-            )
-        if not getattr(self.tokenizer, "is_fast", False):
-            raise UnsupportedModelError(f"{type(self.tokenizer).__name__} is not a fast (tokenizers) tokenizer")
-        self.max_seq_length = _max_length(settings, self.tokenizer, self.model.config)
-        self.activation_name = _activation_name(settings, self.model.config)
-        self.activation = _activation(self.activation_name)
-        self._pairs = _pair_tokenizer(self.tokenizer, self.max_seq_length)
-        names = self.tokenizer.model_input_names
-        self._input_names = [n for n in ("input_ids", "token_type_ids", "attention_mask") if n in names]
-        self.model.to(device=device, dtype=self.dtype).eval()
+        self.fingerprint = fingerprint
+        self.spec = spec
+        self.runner = runner  # pipeline.TorchRunner or converted.OpenVINORunner
+        self.choice = choice
+        self.device = choice.device
+        self.max_seq_length = spec.max_seq_length
+        self.activation_name = activation
+        _, self._pairs = spec.tokenizers(tokenizer)
 
     @classmethod
     def load(
@@ -75,13 +72,37 @@ class Reranker:
         *,
         revision: str | None = None,
         fp32: bool = False,
+        precision: str = "auto",
+        runtime: str = "auto",
+        threads: int | None = None,
+        progress: bool | None = None,
     ) -> Reranker:
         """Assemble the cross-encoder of a hub id or a local folder (the hub cache first, then
-        the hub, ``HF_ENDPOINT`` for a mirror). ``device`` is ``auto`` (CUDA when present),
-        ``cpu``, ``cuda`` or ``cuda:N``; on CUDA it runs in float16 unless ``fp32`` is set."""
+        the hub, ``HF_ENDPOINT`` for a mirror). ``device``, ``runtime``, ``precision`` (``fp32``
+        for ``precision="fp32"``), ``threads`` and ``progress`` as ``Encoder.load`` takes them."""
+        from .precision import choose
+
         model = os.fspath(model)
         folder = resolve(model, revision, kind="reranker")
-        return cls(folder.path, model, folder.revision, pick_device(device), fp32)
+        path, settings = transformer_folder(folder.path)
+        choice = choose(device, runtime, "fp32" if fp32 else precision)
+        stamp = fingerprint(folder.path)
+        if choice.runtime == "openvino":
+            from . import converted
+
+            assemble = partial(_assemble, path, settings, model)
+            saved = converted.load(
+                "reranker", folder.path, stamp, choice.precision, assemble, threads=threads, progress=progress
+            )
+            spec, tokenizer, meta, runner = saved.spec, saved.tokenizer, saved.meta, saved.runner
+            choice = replace(choice, precision=saved.precision)
+        else:
+            from .pipeline import TorchRunner
+
+            assembled = _assemble(path, settings, model)
+            spec, tokenizer, meta = assembled.spec, assembled.tokenizer, assembled.meta
+            runner = TorchRunner(assembled.module, choice.device, choice.precision)
+        return cls(model, folder.revision, stamp, spec, tokenizer, runner, choice, str(meta["activation"]))
 
     def score(self, query: str, passages: Sequence[str], max_batch_tokens: int | None = None) -> np.ndarray:
         """How well each passage answers ``query``: float32, one score per passage, higher better."""
@@ -92,8 +113,6 @@ class Reranker:
 
         Pairs are sorted by token count and cut into batches of at most ``max_batch_tokens``
         padded tokens (default 32 times the model's limit)."""
-        import torch
-
         out = np.empty(len(pairs), dtype=np.float32)
         if not pairs:
             return out
@@ -101,12 +120,9 @@ class Reranker:
         lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(-lengths, kind="stable")
         budget = max_batch_tokens or 32 * self.max_seq_length
-        with torch.inference_mode():
-            for first, last in token_batches(lengths[order], budget, MAX_ROWS):
-                rows = order[first:last]
-                batch = self._batch([encodings[i] for i in rows], int(lengths[rows[0]]))
-                logits = self.model(**batch).logits.float()
-                out[rows] = self.activation(logits).squeeze(-1).cpu().numpy()
+        for first, last in token_batches(lengths[order], budget, MAX_ROWS):
+            rows = order[first:last]
+            out[rows] = self.runner.run(self.spec.arrays([encodings[i] for i in rows], int(lengths[rows[0]])))
         return out
 
     def token_counts(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
@@ -117,12 +133,14 @@ class Reranker:
         """What identifies this reranker, for reports."""
         return {"model": self.name, "revision": self.revision, "fingerprint": self.fingerprint}
 
-    def _batch(self, encodings: list[Any], width: int) -> dict[str, torch.Tensor]:
-        """The model's inputs for ``encodings`` as (rows, width) tensors on the device."""
-        return padded_inputs(encodings, width, self.tokenizer, self._input_names, self.device)
+
+def _assemble(path: Path, settings: dict[str, Any], name: str) -> Assembled:
+    from .pipeline import assemble_reranker
+
+    return assemble_reranker(path, settings, name)
 
 
-def _transformer_folder(folder: Path) -> tuple[Path, dict[str, Any]]:
+def transformer_folder(folder: Path) -> tuple[Path, dict[str, Any]]:
     """The folder holding the transformer, and the sentence-transformers settings that apply:
     ``max_seq_length`` (from the Transformer stage's config) and ``activation_fn``."""
     settings: dict[str, Any] = {}
@@ -151,7 +169,7 @@ def _transformer_folder(folder: Path) -> tuple[Path, dict[str, Any]]:
     return path, settings
 
 
-def _max_length(settings: dict[str, Any], tokenizer: Any, model_config: Any) -> int:
+def max_length(settings: dict[str, Any], tokenizer: Any, model_config: Any) -> int:
     # CrossEncoder truncates to the tokenizer's model_max_length, capped by the position
     # embeddings unless a max_seq_length was saved
     if settings.get("max_seq_length"):
@@ -163,7 +181,7 @@ def _max_length(settings: dict[str, Any], tokenizer: Any, model_config: Any) -> 
     return length
 
 
-def _activation_name(settings: dict[str, Any], model_config: Any) -> str:
+def activation_name(settings: dict[str, Any], model_config: Any) -> str:
     # in CrossEncoder's order: config_sentence_transformers.json, then config.json (its
     # sentence_transformers entry, else the key before v4), else Sigmoid; a path that is not a
     # torch class is passed over with a warning, as sentence-transformers does without
@@ -179,7 +197,7 @@ def _activation_name(settings: dict[str, Any], model_config: Any) -> str:
     return _SIGMOID
 
 
-def _activation(name: str) -> torch.nn.Module:
+def torch_activation(name: str) -> torch.nn.Module:
     import torch
 
     module_name, _, class_name = name.rpartition(".")
@@ -190,14 +208,3 @@ def _activation(name: str) -> torch.nn.Module:
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
         raise ModelLoadError(f"Reranker activation {name!r} is not a torch.nn.Module class")
     return cls()
-
-
-def _pair_tokenizer(tokenizer: Any, max_length: int) -> Any:
-    """A private copy of the fast tokenizer's backend that encodes pairs as the tokenizer does
-    with ``truncation="longest_first"`` to ``max_length`` (special tokens and type ids included)."""
-    from tokenizers import Tokenizer
-
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-    backend.no_padding()
-    backend.enable_truncation(max_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
-    return backend

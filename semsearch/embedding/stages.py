@@ -9,7 +9,6 @@ torch is imported here, so only the encoder imports this module.
 from __future__ import annotations
 
 import importlib
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,50 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ModelLoadError, UnsupportedModelError
-
-POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
-
-# The older boolean form (xiaobu's), in the order sentence-transformers concatenates them.
-_LEGACY_POOLING_KEYS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "lasttoken",
-}
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON config file, as a ModelLoadError naming the file when it is unreadable."""
-    data: dict[str, Any] = read_json_as(path, dict)
-    return data
-
-
-def read_json_as(path: Path, kind: type) -> Any:
-    """Read a JSON file holding a ``kind`` (dict: an object, list: an array), as a
-    ModelLoadError naming the file when it is unreadable or holds something else."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"Cannot read {path}: {exc}") from exc
-    if not isinstance(data, kind):
-        raise ModelLoadError(f"Cannot read {path}: expected a JSON {'object' if kind is dict else 'array'}")
-    return data
-
-
-def pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
-    """The pooling modes a ``1_Pooling/config.json`` asks for, in either of its two forms."""
-    if "pooling_mode" in config:
-        mode = config["pooling_mode"]
-        modes = (mode,) if isinstance(mode, str) else tuple(mode)
-    else:
-        modes = tuple(m for key, m in _LEGACY_POOLING_KEYS.items() if config.get(key, False))
-        modes = modes or ("mean",)
-    for mode in modes:
-        if mode not in POOLING_MODES:
-            raise UnsupportedModelError(f"Unknown pooling mode {mode!r}; known: {', '.join(POOLING_MODES)}")
-    return modes
+from .folder import read_json
 
 
 def pool(token_embeddings: Tensor, attention_mask: Tensor, modes: tuple[str, ...]) -> Tensor:

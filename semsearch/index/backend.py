@@ -30,7 +30,7 @@ import numpy as np
 from ..config import DEFAULT_MODEL, ChunkSettings, Manifest
 from ..documents.chunking import Chunk
 from ..documents.prepare import Document
-from ..errors import IndexNotFoundError
+from ..errors import IndexNotFoundError, SemsearchError
 from ..query import Where
 from ..results import Check, IndexInfo
 from ..storage.rows import ChunkRow
@@ -46,8 +46,9 @@ Candidates = list[tuple[int, float]]  # (chunk id, score), best first
 @dataclass(frozen=True)
 class Options:
     """How an index is opened: the model asked for (None: the index's own), the device, float32
-    on CUDA, chunking and vector structure for a new index (or a change of structure), and what a
-    write does while another process writes (fail, wait, or wait that many seconds)."""
+    everywhere, chunking and vector structure for a new index (or a change of structure), what a
+    write does while another process writes (fail, wait, or wait that many seconds), and the
+    engine and precision the models run at (``embedding.precision.choose``)."""
 
     model: str | None = None
     device: str = "auto"
@@ -55,6 +56,8 @@ class Options:
     chunking: ChunkSettings | None = None
     wait: bool | float = False
     index_type: str | None = None  # the vector structure asked for; None: the manifest's
+    precision: str = "auto"
+    runtime: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,21 @@ class Backend(ABC):
             from ..embedding.encoder import Encoder
 
             revision = self.manifest.model.revision if self.manifest else None
-            encoder = Encoder.load(self.model, self.options.device, revision=revision, fp32=self.options.fp32)
+            encoder = Encoder.load(
+                self.model,
+                self.options.device,
+                revision=revision,
+                fp32=self.options.fp32,
+                precision=self.options.precision,
+                runtime=self.options.runtime,
+            )
             if self.manifest is not None:
                 manifests.check_model(encoder, self.manifest, self.model, self.location)
             self._encoder = encoder
+        return self._encoder
+
+    def loaded_encoder(self) -> Encoder | None:
+        """The embedding pipeline if it is loaded, else None (loads nothing)."""
         return self._encoder
 
     def reranker(self, name: str) -> Reranker:
@@ -108,7 +122,13 @@ class Backend(ABC):
         if name not in self._rerankers:
             from ..embedding.reranker import Reranker
 
-            self._rerankers[name] = Reranker.load(name, self.options.device, fp32=self.options.fp32)
+            self._rerankers[name] = Reranker.load(
+                name,
+                self.options.device,
+                fp32=self.options.fp32,
+                precision=self.options.precision,
+                runtime=self.options.runtime,
+            )
         return self._rerankers[name]
 
     def share_encoder(self, other: Backend) -> None:
@@ -269,6 +289,19 @@ def describe_info(
     manifest = backend.require_manifest()
     model = manifest.model
     documents, chunks = counts
+    encoder = backend.loaded_encoder()
+    if encoder is not None:
+        runs_with = encoder.choice.describe()
+    else:
+        from ..embedding.precision import choose
+
+        options = backend.options
+        try:
+            runs_with = choose(
+                options.device, options.runtime, "fp32" if options.fp32 else options.precision
+            ).describe()
+        except SemsearchError as exc:
+            runs_with = f"- ({exc})"
     return IndexInfo(
         path=path,
         model=model.model,
@@ -285,6 +318,8 @@ def describe_info(
         chunks=chunks,
         index_type=structure,
         index_device=device,
+        embedded_with=f"{model.runtime} {model.precision}" if model.runtime else None,
+        runs_with=runs_with,
         size_bytes=size,
         semsearch_version=manifest.semsearch_version,
     )

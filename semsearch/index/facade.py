@@ -46,6 +46,8 @@ def open_index(
     create: bool = True,
     wait: bool | float = False,
     index_type: str | None = None,
+    precision: str = "auto",
+    runtime: str = "auto",
 ) -> Index:
     """Open the index in folder ``path``, or prepare a new one there (written on first ingest).
 
@@ -56,8 +58,10 @@ def open_index(
     wait up to that many seconds.
     ``index_type`` (auto, flat, ivf or hnsw) sets the vector structure the next write saves;
     auto picks exact search while it is fast enough, then IVF.
+    ``precision`` (auto, fp32, fp16, bf16, int8) and ``runtime`` (auto, torch, openvino) choose
+    how the models run, as ``Encoder.load`` takes them; ``fp32`` is ``precision="fp32"``.
     """
-    options = Options(_name(model), device, fp32, chunking, wait, index_type)
+    options = Options(_name(model), device, fp32, chunking, wait, index_type, precision, runtime)
     index = Index(backend_for(path, options))
     index.handle.open()
     if index.manifest is None and not create:

@@ -87,6 +87,7 @@ def ingest_walked(
     loading = time.perf_counter() - loading
     with handle.lock(), _stop_on_sigint() as stop:
         report = IngestReport(skipped=list(found.skipped), model_load_seconds=loading)
+        _engine(report, handle.loaded_encoder())
         try:
             _run(handle, found, report, progress, stop, max_file_bytes, shard)
         except Interrupted:
@@ -96,6 +97,12 @@ def ingest_walked(
             raise Interrupted(_stopped(report), report) from None
     _timed(report, started)
     return report
+
+
+def _engine(report: IngestReport, encoder: Encoder | None) -> None:
+    if encoder is not None:
+        report.engine = encoder.choice.describe()
+        report.conversion_seconds = round(encoder.conversion_seconds, 3)
 
 
 def _timed(report: IngestReport, started: float) -> None:
@@ -224,6 +231,7 @@ class LazyEncoder:
                 started = time.perf_counter()
                 self.loaded = self.handle.encoder()
                 self.report.model_load_seconds += time.perf_counter() - started
+                _engine(self.report, self.loaded)
             return self.loaded
 
 

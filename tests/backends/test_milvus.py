@@ -27,6 +27,7 @@ pytest.importorskip("milvus_lite")
 pytest.importorskip("pymilvus")
 
 import grpc  # noqa: E402  (pymilvus's)
+from children import child_environment
 
 from semsearch.index import milvus_data, milvus_upkeep  # noqa: E402
 from semsearch.storage.milvus.connection import TOKEN_VARIABLE, parse  # noqa: E402
@@ -307,7 +308,7 @@ def test_a_reindex_builds_new_collections_and_switches_to_them(built: semsearch.
 
 
 def run(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")} | {"HF_HUB_OFFLINE": "1"}
+    env = child_environment() | {"HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "semsearch", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=cwd)
 

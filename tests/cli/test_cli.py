@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from children import child_environment
 from typer.testing import CliRunner
 
 from semsearch.cli import app
@@ -26,7 +27,7 @@ JSON_KEYS = {
 
 
 def run(*args: str | Path, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
+    environment = child_environment()
     environment.update(HF_HUB_OFFLINE="1", **(env or {}))
     return subprocess.run(
         [str(SEMSEARCH), *map(str, args)],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from children import child_environment
 
 import semsearch
 
@@ -66,7 +67,7 @@ def work(tmp_path: Path) -> Path:
 def start(work: Path, *args: str | Path) -> tuple[subprocess.Popen[str], Lines, Lines]:
     if not SEMSEARCH.exists():
         pytest.skip("the semsearch console script is not installed")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
+    environment = child_environment()
     process = subprocess.Popen(
         [str(SEMSEARCH), *map(str, args)],
         cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**environment, "HF_HUB_OFFLINE": "1"},

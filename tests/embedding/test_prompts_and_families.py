@@ -110,8 +110,8 @@ def test_pooling_without_the_prompt_is_refused(models_dir: Path) -> None:
 def test_xlm_roberta_cls_normalize_matches_sentence_transformers(xlmr_model: Path) -> None:
     encoder = assert_parity(xlmr_model)
     assert encoder.info.pooling == ["cls"] and encoder.info.normalize is True
-    assert encoder.max_seq_length == 512 and encoder.tokenizer.padding_side == "right"
-    assert encoder.tokenizer.pad_token_id == 1  # XLM-R's position ids count from it
+    assert encoder.max_seq_length == 512 and encoder.spec.padding_side == "right"
+    assert encoder.spec.pad_id == 1  # XLM-R's position ids count from it
 
 
 def test_xlm_roberta_limit_stops_before_the_position_offset() -> None:
@@ -128,11 +128,14 @@ def test_xlm_roberta_limit_stops_before_the_position_offset() -> None:
 def test_qwen3_last_token_left_padding_matches_sentence_transformers(qwen3_model: Path) -> None:
     encoder = assert_parity(qwen3_model)
     assert encoder.info.pooling == ["lasttoken"] and encoder.info.normalize is True
-    assert encoder.tokenizer.padding_side == "left"
+    assert encoder.spec.padding_side == "left"
     assert encoder.prompts == Prompts(query=QWEN3_QUERY_PROMPT)
-    assert "token_type_ids" not in encoder._input_names  # a decoder takes none
+    assert "token_type_ids" not in encoder.spec.names  # a decoder takes none
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(qwen3_model))
     (inputs,) = encoder.tokenize(["你好"])
-    assert inputs.ids[-1] == encoder.tokenizer.eos_token_id == encoder.tokenizer.pad_token_id  # EOS appended
+    assert inputs.ids[-1] == tokenizer.eos_token_id == tokenizer.pad_token_id == encoder.spec.pad_id  # EOS appended
 
 
 def test_qwen3_does_not_depend_on_batch_composition(qwen3_model: Path) -> None:

@@ -5,12 +5,12 @@ every mode, with filters, context, depth and min_score, through the API, the CLI
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from children import child_environment
 from conftest import ORACLE_MARKER
 
 import semsearch
@@ -103,7 +103,7 @@ def test_hits_are_reranked_first_then_widened(tmp_path: Path, tiny_model: Path, 
 
 
 def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")} | {"HF_HUB_OFFLINE": "1"}
+    environment = child_environment() | {"HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "semsearch", *map(str, args)]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=environment, timeout=300)
 

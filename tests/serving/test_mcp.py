@@ -5,7 +5,6 @@ confined to the root."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import socket
@@ -19,6 +18,7 @@ import pytest
 
 pytest.importorskip("mcp")
 
+from children import child_environment
 from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 
@@ -41,7 +41,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[P
 
 def session(index: Path, *extra: str) -> Any:
     """The SDK's stdio client, starting ``semsearch mcp`` (ended when the context exits)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
+    env = child_environment()
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     command = ["-m", "semsearch", "mcp", "--index", str(index), "--device", "cpu", "--rerank-model", "none", *extra]
     return stdio_client(StdioServerParameters(command=sys.executable, args=command, env=env))
@@ -148,7 +148,7 @@ async def over_http(url: str) -> None:
 
 def test_streamable_http_wants_the_key(built: tuple[Path, Path], tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
+    env = child_environment()
     env.update(HF_HUB_OFFLINE="1", SEMSEARCH_API_KEY=KEY)
     command = [sys.executable, "-m", "semsearch", "mcp", "--http", "--port", str(port), "--index", str(built[0])]
     log = tmp_path / "mcp.log"
@@ -169,7 +169,7 @@ def test_streamable_http_wants_the_key(built: tuple[Path, Path], tmp_path: Path)
 
 
 def test_http_beyond_loopback_wants_a_key(built: tuple[Path, Path]) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
+    env = child_environment()
     command = [sys.executable, "-m", "semsearch", "mcp", "--http", "--host", "0.0.0.0", "--index", str(built[0])]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 1 and "SEMSEARCH_API_KEY" in done.stderr

@@ -22,6 +22,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from children import child_environment  # noqa: E402
 from servers import Server, start, stop  # noqa: E402
 
 import semsearch  # noqa: E402
@@ -196,7 +197,7 @@ def test_a_query_answers_through_the_running_server_with_the_same_output(server:
     record = json.loads((server.index / "server.json").read_text(encoding="utf-8"))
     assert record["pid"] == server.process.pid and record["url"] == server.url
     command = [sys.executable, "-m", "semsearch", "query", "--index", str(server.index), "--device", "cpu"]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")} | {"HF_HUB_OFFLINE": "1"}
+    environment = child_environment() | {"HF_HUB_OFFLINE": "1"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*command, *args], capture_output=True, text=True, env=environment, timeout=300)
@@ -221,7 +222,7 @@ def test_a_stale_server_record_is_passed_over(tmp_path: Path, tiny_model: Path, 
     result = subprocess.run(
         [sys.executable, "-m", "semsearch", "query", "大熊猫", "--index", str(tmp_path / "kb"), "--mode", "lexical"],
         capture_output=True, text=True, timeout=300,
-        env={k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")} | {"HF_HUB_OFFLINE": "1"},
+        env=child_environment() | {"HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     assert result.returncode == 0 and "大熊猫.md" in result.stdout, result.stderr
 
