@@ -1,5 +1,7 @@
 """A cold ``semsearch query`` (a new process), answered through a running ``semsearch serve`` on
-the same index and in process (``--no-server``), side by side in one run.
+the same index and in process (``--no-server``) with the model in PyTorch and converted for
+OpenVINO (``--runtime``: the converted model is cached by a first query before the runs; it
+imports neither torch nor transformers), side by side in one run.
 
     python scripts/bench_cold_query.py [--model DIR] [--runs 10]
 
@@ -61,16 +63,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")} | {"HF_HUB_OFFLINE": "1"}
+    import importlib.util
+
+    openvino = importlib.util.find_spec("openvino") is not None
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch:
         work = Path(scratch)
         model = args.model or default_model(work)
         shutil.copytree(ROOT / "sample_docs", work / "docs")
         index = work / "kb"
         subprocess.run([str(SEMSEARCH), "ingest", str(work / "docs"), "--index", str(index), "--model", model,
-                        "--device", "cpu"], check=True, capture_output=True, env=env, timeout=600)  # fmt: skip
+                        "--device", "cpu", "--runtime", "torch"], check=True, capture_output=True, env=env,
+                       timeout=1800)  # fmt: skip
         port = free_port()
         server = subprocess.Popen(
-            [str(SEMSEARCH), "serve", "--index", str(index), "--port", str(port), "--device", "cpu"],
+            [str(SEMSEARCH), "serve", "--index", str(index), "--port", str(port), "--device", "cpu",
+             "--runtime", "torch"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         )  # fmt: skip
         try:
@@ -81,12 +88,19 @@ def main() -> None:
                 time.sleep(0.2)
             time.sleep(1.0)  # the record is written just before uvicorn listens
             base = [str(SEMSEARCH), "query", "--index", str(index), "--device", "cpu", "-k", "5"]
-            through: list[float] = []
-            here: list[float] = []
+            rows: dict[str, list[float]] = {"through the server": [], "in process, torch": []}
+            if openvino:
+                rows["in process, openvino"] = []
+                timed([*base, "warm-up", "--no-server", "--runtime", "openvino"], env)  # converts, once
+            commands = {
+                "through the server": [],
+                "in process, torch": ["--no-server", "--runtime", "torch"],
+                "in process, openvino": ["--no-server", "--runtime", "openvino"],
+            }
             for run in range(args.runs):
                 query = QUERIES[run % len(QUERIES)]
-                through.append(timed([*base, query], env))
-                here.append(timed([*base, query, "--no-server"], env))
+                for name in rows:
+                    rows[name].append(timed([*base, query, *commands[name]], env))
         finally:
             server.send_signal(signal.SIGINT)
             try:
@@ -94,10 +108,12 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 server.kill()
     print(f"model {model}, {args.runs} runs each, cold `semsearch query` processes")
-    print(f"{'path':<22}{'p50 s':>8}{'min s':>8}{'max s':>8}")
-    for name, times in (("through the server", through), ("in process", here)):
-        print(f"{name:<22}{statistics.median(times):>8.3f}{min(times):>8.3f}{max(times):>8.3f}")
-    print(f"in process / through the server: {statistics.median(here) / statistics.median(through):.1f}x")
+    print(f"{'path':<24}{'p50 s':>8}{'min s':>8}{'max s':>8}")
+    for name, times in rows.items():
+        print(f"{name:<24}{statistics.median(times):>8.3f}{min(times):>8.3f}{max(times):>8.3f}")
+    if openvino:
+        ratio = statistics.median(rows["in process, torch"]) / statistics.median(rows["in process, openvino"])
+        print(f"in process, torch / openvino: {ratio:.1f}x")
 
 
 if __name__ == "__main__":

@@ -41,12 +41,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 from modelfactory import build_shape  # noqa: E402
 
 
-def load_texts(tokenizer_spans: Callable, count: int, max_tokens: int) -> list[str]:
+def load_texts(tokenizer_spans: Callable, count: int, max_tokens: int, tokens: int | None = None) -> list[str]:
     from semsearch.documents.chunking import chunk_text
 
     sources = sorted(NOVELS.glob("*.txt")) or sorted((ROOT / "sample_docs").rglob("*.md"))
     texts: list[str] = []
-    for size in (256, 128, 64, 256):
+    for size in (tokens,) if tokens else (256, 128, 64, 256):
         for source in sources:
             text = source.read_text(encoding="utf-8")[: 40 * size * max(1, count // 40)]
             texts += [c.text for c in chunk_text(text, tokenizer_spans, min(size, max_tokens), 16, max_tokens)]
@@ -92,7 +92,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's dense fp16 peak")
+    parser.add_argument("--tokens", type=int, default=None, help="every text this many tokens")
+    parser.add_argument("--peer-python", default=None, help="a Python with optimum-intel (CPU rows)")
     args = parser.parse_args()
+    if not args.device.startswith("cuda"):
+        return cpu_rows(args)
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -106,7 +110,7 @@ def main() -> int:
     ours = Encoder.load(str(model), device=args.device)
     theirs = SentenceTransformer(str(model), device=args.device)
     texts = load_texts(ours.token_spans, args.texts or (4000 if gpu else 400), ours.max_text_tokens)
-    lengths = [len(ids) for ids in ours.tokenizer(texts, truncation=True)["input_ids"]]
+    lengths = [len(e) for e in ours.tokenize(texts)]
     real = sum(lengths)
     print(f"{len(texts)} texts, {real} real tokens (mean {real / len(texts):.0f}), device {args.device}, "
           f"torch threads {torch.get_num_threads()}, model {model}")  # fmt: skip
@@ -126,7 +130,10 @@ def main() -> int:
             )
         )
     tflops = args.peak_tflops or (800.0 if gpu and "H100" in torch.cuda.get_device_name(args.device) else None)
-    flop = flop_per_token(ours.model.config, real / len(texts), ours.dimension if ours.dense else 0)
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(base_transformer(model)))
+    flop = flop_per_token(config, real / len(texts), ours.dimension if ours.info.dense else 0)
     print(f"model cost {flop / 1e9:.4f} GFLOP per token" + (f", device peak {tflops:.0f} TFLOP/s" if tflops else ""))
     print(f"{'setting':<44} {'who':<22} {'tokens/s':>10} {'chunks/s':>9} {'padding':>8} {'peak MB':>8}")
     for name, run_ours, run_theirs, encoder, their_batches in rows:
@@ -152,6 +159,105 @@ def main() -> int:
             share = real / median["semsearch"] * flop / (tflops * 1e12)
             print(f"{'':<44} {'of the hardware limit':<22} {share:>10.1%} (limit {tflops * 1e12 / flop:,.0f} tokens/s)")
     return 0
+
+
+def cpu_rows(args: argparse.Namespace) -> int:
+    """Every runtime x precision on the CPU, side by side, against semsearch's PyTorch float32."""
+    import json
+    import subprocess
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoConfig
+
+    from semsearch.embedding.encoder import Encoder
+
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    scratch = tempfile.TemporaryDirectory(prefix="bench-encode-")
+    model = args.model or build_shape(Path(scratch.name), args.shape or "tiny")
+    base = Encoder.load(str(model), device="cpu", runtime="torch")
+    count = args.texts or 32
+    texts = load_texts(base.token_spans, count, base.max_text_tokens, args.tokens)
+    lengths = [len(e) for e in base.tokenize(texts)]
+    real = sum(lengths)
+    config = AutoConfig.from_pretrained(str(base_transformer(model)))
+    flop = flop_per_token(config, real / len(texts), base.dimension if base.info.dense else 0)
+    peaks = {dtype: matmul_peak(dtype, threads) for dtype in ("fp32", "bf16")}
+    print(f"{len(texts)} texts, {real} real tokens (mean {real / len(texts):.0f}), {threads} threads, model {model}")
+    print(f"model cost {flop / 1e9:.4f} GFLOP per token; measured matmul peak "
+          f"fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")  # fmt: skip
+    runners: dict[str, Callable[[], np.ndarray]] = {"semsearch torch fp32": lambda: base.encode(texts)}
+    loads: dict[str, str] = {}
+    for precision in ("fp32", "bf16", "auto", "int8"):
+        started = time.perf_counter()
+        encoder = Encoder.load(str(model), device="cpu", runtime="openvino", precision=precision, threads=threads)
+        name = f"semsearch openvino {precision}" + (f" (= {encoder.precision})" if precision == "auto" else "")
+        loads[name] = f"load {time.perf_counter() - started:.1f} s, converting {encoder.conversion_seconds:.1f} s"
+        runners[name] = lambda encoder=encoder: encoder.encode(texts)
+    theirs = SentenceTransformer(str(model), device="cpu")
+    runners["sentence-transformers torch fp32"] = lambda: theirs.encode(texts, batch_size=16)
+    reference = runners["semsearch torch fp32"]()
+    outputs = {name: run() for name, run in runners.items()}  # warm-up, and the outputs compared
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    names = list(runners)
+    for number in range(args.rounds):
+        for name in names if number % 2 == 0 else names[::-1]:
+            started = time.perf_counter()
+            runners[name]()
+            times[name].append(time.perf_counter() - started)
+    if args.peer_python:
+        peer = subprocess.run(
+            [args.peer_python, str(Path(__file__).with_name("peer_openvino.py")), str(model), str(threads),
+             str(args.rounds), json.dumps(texts, ensure_ascii=False)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if peer.returncode == 0:
+            result = json.loads(peer.stdout.strip().splitlines()[-1])
+            for name, row in result.items():
+                times[name] = row["seconds"]
+                outputs[name] = np.asarray(row["embeddings"], dtype=np.float32)
+        else:
+            print(f"peer failed: {peer.stderr.strip()[-500:]}")
+    baseline = statistics.median(times["semsearch torch fp32"])
+    print(f"{'runtime and precision':<44} {'tokens/s':>9} {'ratio':>6} {'min cos':>9} {'max abs':>9} {'of peak':>8}")
+    for name, spent in times.items():
+        median = statistics.median(spent)
+        out = outputs[name]
+        cos = float(((out * reference).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(reference, axis=1)).min())
+        peak = peaks["bf16"] if ("bf16" in name or "int8" in name or "(= bf16)" in name) else peaks["fp32"]
+        share = real / median * flop / peak
+        print(f"{name:<44} {real / median:>9.0f} {baseline / median:>5.2f}x {cos:>9.6f} "
+              f"{float(np.abs(out - reference).max()):>9.2e} {share:>8.1%}"
+              + (f"  ({loads[name]})" if name in loads else ""))  # fmt: skip
+    return 0
+
+
+def base_transformer(model: Path) -> Path:
+    """The folder of a sentence-transformers model's transformer (its first module)."""
+    import json
+
+    modules = model / "modules.json"
+    if not modules.exists():
+        return model
+    first = min(json.loads(modules.read_text()), key=lambda m: m.get("idx", 0))
+    return model / first.get("path", "")
+
+
+def matmul_peak(dtype: str, threads: int) -> float:
+    """FLOP/s of the best of five 2048^3 matmuls in ``dtype`` on ``threads`` threads: what the
+    cores reach on the kernel transformers spend their time in (oneDNN; AMX where present)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    kind = torch.float32 if dtype == "fp32" else torch.bfloat16
+    a, b = torch.randn(2048, 2048, dtype=kind), torch.randn(2048, 2048, dtype=kind)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - started)
+    return 2 * 2048**3 / best
 
 
 def flop_per_token(config: object, mean_tokens: float, dense_out: int) -> float:

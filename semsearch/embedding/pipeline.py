@@ -10,7 +10,9 @@ here, so only the paths that assemble a model import this module.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from .stages import Dense, pool
 
 # causal decoders among the model types semsearch runs (Qwen3-Embedding) and their relatives
 _DECODERS = {"qwen2", "qwen3", "llama", "mistral", "gemma", "gemma2", "gemma3_text"}
+_SIGMOID = "torch.nn.modules.activation.Sigmoid"
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -165,8 +168,6 @@ def assemble_encoder(stages: Stages, for_conversion: bool = False) -> Assembled:
 def assemble_reranker(path: Path, settings: dict[str, Any], name: str) -> Assembled:
     """The scoring pipeline of a cross-encoder's transformer folder, in float32 on the CPU;
     ``settings`` as ``reranker.transformer_folder`` reads them."""
-    from .reranker import activation_name, max_length, torch_activation
-
     try:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -187,3 +188,44 @@ def assemble_reranker(path: Path, settings: dict[str, Any], name: str) -> Assemb
         meta={"activation": activation},
         pairs=True,
     )
+
+
+def max_length(settings: dict[str, Any], tokenizer: Any, model_config: Any) -> int:
+    # CrossEncoder truncates to the tokenizer's model_max_length, capped by the position
+    # embeddings unless a max_seq_length was saved
+    if settings.get("max_seq_length"):
+        return int(settings["max_seq_length"])
+    length = int(tokenizer.model_max_length)
+    limit = getattr(model_config, "max_position_embeddings", None)
+    if limit and limit != -1:
+        length = min(length, int(limit))
+    return length
+
+
+def activation_name(settings: dict[str, Any], model_config: Any) -> str:
+    # in CrossEncoder's order: config_sentence_transformers.json, then config.json (its
+    # sentence_transformers entry, else the key before v4), else Sigmoid; a path that is not a
+    # torch class is passed over with a warning, as sentence-transformers does without
+    # trust_remote_code
+    st = getattr(model_config, "sentence_transformers", None)
+    saved = st.get("activation_fn") if isinstance(st, dict) and "activation_fn" in st else None
+    saved = saved or getattr(model_config, "sbert_ce_default_activation_function", None)
+    for path in (settings.get("activation_fn"), saved):
+        if path and str(path).startswith("torch."):
+            return str(path)
+        if path:
+            warnings.warn(f"Reranker activation {path!r} is not a torch class; passed over", stacklevel=3)
+    return _SIGMOID
+
+
+def torch_activation(name: str) -> torch.nn.Module:
+    import torch
+
+    module_name, _, class_name = name.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ModelLoadError(f"Unknown reranker activation {name!r}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ModelLoadError(f"Reranker activation {name!r} is not a torch.nn.Module class")
+    return cls()

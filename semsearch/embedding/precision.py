@@ -67,6 +67,8 @@ def choose(device: str = "auto", runtime: str = "auto", precision: str = "auto")
         )
     if precision == "fp16":
         raise InvalidOptionError("--precision fp16 is for CUDA; on the CPU use auto, fp32, bf16 or int8")
+    if precision == "int8" and importlib.util.find_spec("nncf") is None:
+        raise InvalidOptionError("--precision int8 needs NNCF to quantise the model: pip install 'semsearch[int8]'")
     if runtime == "torch":
         if precision == "int8":
             raise InvalidOptionError("--precision int8 needs --runtime openvino (pip install 'semsearch[cpu]')")

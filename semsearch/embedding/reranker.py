@@ -8,13 +8,13 @@ activation (``config_sentence_transformers.json``'s ``activation_fn``, else ``co
 ``sentence_transformers.activation_fn`` or the older ``sbert_ce_default_activation_function``,
 only ``torch.*`` classes), else Sigmoid. BERT (bge-reranker-base/large) and XLM-RoBERTa
 (bge-reranker-v2-m3) layouts are verified against the reference on tiny random folders.
+The scoring module is built in ``pipeline.py`` and runs in PyTorch or, converted, in OpenVINO
+(``converted.py``), as the encoder's does.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ModelLoadError, UnsupportedModelError
+from ..errors import UnsupportedModelError
 from ..query import DEFAULT_RERANKER
 from .folder import read_json, read_json_as
 from .hub import fingerprint, resolve
@@ -31,12 +31,8 @@ from .inputs import InputSpec
 from .runtime import MAX_ROWS, token_batches
 
 if TYPE_CHECKING:
-    import torch
-
     from .pipeline import Assembled
     from .precision import Choice
-
-_SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
 
 class Reranker:
@@ -167,44 +163,3 @@ def transformer_folder(folder: Path) -> tuple[Path, dict[str, Any]]:
         if config.get("max_seq_length"):
             settings["max_seq_length"] = int(config["max_seq_length"])
     return path, settings
-
-
-def max_length(settings: dict[str, Any], tokenizer: Any, model_config: Any) -> int:
-    # CrossEncoder truncates to the tokenizer's model_max_length, capped by the position
-    # embeddings unless a max_seq_length was saved
-    if settings.get("max_seq_length"):
-        return int(settings["max_seq_length"])
-    length = int(tokenizer.model_max_length)
-    limit = getattr(model_config, "max_position_embeddings", None)
-    if limit and limit != -1:
-        length = min(length, int(limit))
-    return length
-
-
-def activation_name(settings: dict[str, Any], model_config: Any) -> str:
-    # in CrossEncoder's order: config_sentence_transformers.json, then config.json (its
-    # sentence_transformers entry, else the key before v4), else Sigmoid; a path that is not a
-    # torch class is passed over with a warning, as sentence-transformers does without
-    # trust_remote_code
-    st = getattr(model_config, "sentence_transformers", None)
-    saved = st.get("activation_fn") if isinstance(st, dict) and "activation_fn" in st else None
-    saved = saved or getattr(model_config, "sbert_ce_default_activation_function", None)
-    for path in (settings.get("activation_fn"), saved):
-        if path and str(path).startswith("torch."):
-            return str(path)
-        if path:
-            warnings.warn(f"Reranker activation {path!r} is not a torch class; passed over", stacklevel=3)
-    return _SIGMOID
-
-
-def torch_activation(name: str) -> torch.nn.Module:
-    import torch
-
-    module_name, _, class_name = name.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ModelLoadError(f"Unknown reranker activation {name!r}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-        raise ModelLoadError(f"Reranker activation {name!r} is not a torch.nn.Module class")
-    return cls()
