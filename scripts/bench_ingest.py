@@ -75,6 +75,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--accelerator", type=float, default=None, help="simulated model speed, tokens/s")
+    parser.add_argument("--runtime", default="auto", help="auto, torch or openvino (CPU)")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, fp16, bf16 or int8")
     args = parser.parse_args()
     import torch
 
@@ -93,7 +95,7 @@ def main() -> int:
     timed(ingest_module, "read", READ)
     timed(ingest_module, "cut", READ)
     if args.accelerator:
-        simulate_accelerator(Encoder, args.accelerator)
+        simulate_accelerator(args.accelerator)
     timed(Encoder, "encode_tokenized", "embed")
     timed(Encoder, "tokenize", TOKENIZE)
     timed(Store, "put_document", "SQLite writes")
@@ -102,7 +104,13 @@ def main() -> int:
     timed(FaissIndex, "save", "vector index")
     ingest_runs, encoder_runs = [], []
     for round_number in range(args.rounds):  # alternating, so drifts in machine speed hit both
-        index = semsearch.open_index(work / f"index-{round_number}", model=str(model), device=args.device)
+        index = semsearch.open_index(
+            work / f"index-{round_number}",
+            model=str(model),
+            device=args.device,
+            runtime=args.runtime,
+            precision=args.precision,
+        )
         encoder = index.encoder  # loaded before the clock starts, as in a warm process
         spent.clear()
         started = time.perf_counter()
@@ -114,10 +122,10 @@ def main() -> int:
         encoder.encode(texts)
         encoder_runs.append(time.perf_counter() - started)
         index.close()
-    tokens = sum(len(ids) for ids in encoder.tokenizer(texts, truncation=True)["input_ids"])
+    tokens = sum(len(e) for e in encoder.tokenize_documents(texts))
     seconds, encoder_seconds = statistics.median(ingest_runs), statistics.median(encoder_runs)
     print(
-        f"{files} files, {report.chunks_total} chunks, {tokens} real tokens; device {encoder.device}, "
+        f"{files} files, {report.chunks_total} chunks, {tokens} real tokens; {encoder.choice.describe()}, "
         f"torch threads {torch.get_num_threads()}; model {model}"
     )
     print(f"median of {args.rounds} rounds, ingest and encoder alternating")
@@ -140,15 +148,26 @@ def main() -> int:
     return 0
 
 
-def simulate_accelerator(encoder_class: Any, tokens_per_second: float) -> None:
-    """Replace the forward pass with a GIL-free wait for its padded tokens, and random vectors."""
-    import torch
+def simulate_accelerator(tokens_per_second: float) -> None:
+    """Replace the model's run, in either engine, with a GIL-free wait for its padded tokens, and
+    random vectors (of the encoder's size: set by the first real call's shape)."""
+    import numpy as np
 
-    def forward(self: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        time.sleep(batch["attention_mask"].numel() / tokens_per_second)
-        return torch.rand(len(batch["attention_mask"]), self.dimension)
+    from semsearch.embedding.converted import OpenVINORunner
+    from semsearch.embedding.pipeline import TorchRunner
 
-    encoder_class._forward = forward
+    for runner in (TorchRunner, OpenVINORunner):
+        real = runner.run
+        sizes: dict[int, int] = {}
+
+        def run(self: Any, arrays: dict[str, Any], real: Any = real, sizes: dict[int, int] = sizes) -> Any:
+            if id(self) not in sizes:
+                sizes[id(self)] = real(self, {k: v[:1, :2] for k, v in arrays.items()}).shape[1]
+            mask = arrays["attention_mask"]
+            time.sleep(mask.size / tokens_per_second)
+            return np.random.rand(len(mask), sizes[id(self)]).astype(np.float32)
+
+        runner.run = run  # type: ignore[method-assign]
 
 
 def _cuda() -> bool:

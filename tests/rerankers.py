@@ -21,6 +21,8 @@ def build_reranker(
     *,
     layers: int = 2,
     hidden: int = 64,
+    heads: int = 4,
+    intermediate: int | None = None,
     max_positions: int = 512,
     activation: str | None = None,
     activation_in: str = "config",
@@ -37,8 +39,8 @@ def build_reranker(
     shape = {
         "hidden_size": hidden,
         "num_hidden_layers": layers,
-        "num_attention_heads": 4,
-        "intermediate_size": hidden * 2,
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate or hidden * 2,
         "num_labels": labels,
         "max_position_embeddings": max_positions,
         "initializer_range": 0.2,  # scores spread out, so parity tests compare more than 0.5s
