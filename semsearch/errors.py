@@ -11,6 +11,10 @@ class ModelLoadError(SemsearchError):
     "The embedding model could not be found, fetched or assembled"
 
 
+class ConversionError(ModelLoadError):
+    "OpenVINO could not convert the model (an operation it lacks); PyTorch can still run it"
+
+
 class UnsupportedModelError(ModelLoadError):
     "The model folder uses a sentence-transformers feature semsearch does not implement"
 

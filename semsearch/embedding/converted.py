@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ModelLoadError
+from ..errors import ConversionError, ModelLoadError
 from .inputs import InputSpec
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ def _convert(
                     warnings.simplefilter("ignore")
                     model = openvino.convert_model(assembled.module, example_input=example)
             except Exception as exc:  # the converter raises many types for an op it lacks
-                raise ModelLoadError(f"OpenVINO cannot convert this model: {type(exc).__name__}: {exc}") from exc
+                raise ConversionError(f"OpenVINO cannot convert this model: {type(exc).__name__}: {exc}") from exc
             if len(model.inputs) != len(order):
                 raise ModelLoadError(f"OpenVINO converted the model with {len(model.inputs)} inputs, not {len(order)}")
             for port, name in zip(model.inputs, order, strict=True):
@@ -260,8 +260,8 @@ def _convert(
                 "xml_sha256": _digest(work / "model.xml"),
             }
             _write_synced(work / "meta.json", json.dumps(meta, ensure_ascii=False))
-            for name in _FILES:
-                _fsync(work / name)
+            for file in _FILES:
+                _fsync(work / file)
             _discard(entry)
             os.rename(work, entry)
             bar.update()

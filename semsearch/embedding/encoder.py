@@ -10,6 +10,7 @@ similarity is the index's business, not the encoder's.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import ModelInfo, tqdm_disable
-from ..errors import Interrupted
+from ..errors import ConversionError, Interrupted
 from .folder import Prompts, Stages, read_stages
 from .hub import fingerprint, resolve
 from .inputs import InputSpec, special_tokens
@@ -92,13 +93,28 @@ class Encoder:
             document_prompt=stages.prompts.document,
         )
         conversion = 0.0
+        saved = None
+        runner: Any  # pipeline.TorchRunner or converted.OpenVINORunner
         if choice.runtime == "openvino":
             from . import converted
 
             assemble = partial(_assemble, stages, True)
-            saved = converted.load(
-                "encoder", folder.path, info.fingerprint, choice.precision, assemble, threads=threads, progress=progress
-            )
+            try:
+                saved = converted.load(
+                    "encoder",
+                    folder.path,
+                    info.fingerprint,
+                    choice.precision,
+                    assemble,
+                    threads=threads,
+                    progress=progress,
+                )
+            except ConversionError as exc:
+                if not choice.chosen:
+                    raise
+                warnings.warn(f"{exc}; running it in PyTorch float32", stacklevel=2)
+                choice = choice.instead()
+        if saved is not None:
             spec, tokenizer, meta, runner = saved.spec, saved.tokenizer, saved.meta, saved.runner
             choice = replace(choice, precision=saved.precision)
             conversion = saved.conversion_seconds

@@ -15,7 +15,7 @@ import functools
 import importlib.util
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidOptionError
@@ -31,6 +31,12 @@ class Choice:
     device: str  # cpu, cuda, cuda:N
     runtime: str  # torch or openvino
     precision: str  # fp32, fp16, bf16 or int8 (auto on OpenVINO until the model is loaded)
+    # the runtime was auto's choice, not asked for: PyTorch may stand in for it
+    chosen: bool = field(default=False, compare=False)
+
+    def instead(self) -> Choice:
+        """PyTorch float32 on the CPU: what stands in where OpenVINO cannot convert a model."""
+        return Choice(self.device, "torch", "fp32")
 
     def describe(self) -> str:
         """E.g. "openvino bf16 on cpu"; an unresolved auto says what it will be."""
@@ -59,7 +65,8 @@ def choose(device: str = "auto", runtime: str = "auto", precision: str = "auto")
         if precision == "int8":
             raise InvalidOptionError("--precision int8 runs on the CPU with --runtime openvino; on CUDA use fp16")
         return Choice(device, "torch", "fp16" if precision == "auto" else precision)
-    if runtime == "auto":
+    chosen = runtime == "auto"
+    if chosen:
         runtime = "openvino" if openvino_installed() else "torch"
     if runtime == "openvino" and not openvino_installed():
         raise InvalidOptionError(
@@ -75,7 +82,7 @@ def choose(device: str = "auto", runtime: str = "auto", precision: str = "auto")
         return Choice("cpu", "torch", "fp32" if precision == "auto" else precision)
     # auto stays auto here: the converted model says whether bfloat16 keeps it faithful
     # (converted.load resolves it to bf16 or fp32)
-    return Choice("cpu", "openvino", precision)
+    return Choice("cpu", "openvino", precision, chosen=chosen)
 
 
 def pick_device(device: str) -> str:

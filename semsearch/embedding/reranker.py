@@ -15,6 +15,7 @@ The scoring module is built in ``pipeline.py`` and runs in PyTorch or, converted
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UnsupportedModelError
+from ..errors import ConversionError, UnsupportedModelError
 from ..query import DEFAULT_RERANKER
 from .folder import read_json, read_json_as
 from .hub import fingerprint, resolve
@@ -83,13 +84,22 @@ class Reranker:
         path, settings = transformer_folder(folder.path)
         choice = choose(device, runtime, "fp32" if fp32 else precision)
         stamp = fingerprint(folder.path)
+        saved = None
+        runner: Any  # pipeline.TorchRunner or converted.OpenVINORunner
         if choice.runtime == "openvino":
             from . import converted
 
             assemble = partial(_assemble, path, settings, model)
-            saved = converted.load(
-                "reranker", folder.path, stamp, choice.precision, assemble, threads=threads, progress=progress
-            )
+            try:
+                saved = converted.load(
+                    "reranker", folder.path, stamp, choice.precision, assemble, threads=threads, progress=progress
+                )
+            except ConversionError as exc:
+                if not choice.chosen:
+                    raise
+                warnings.warn(f"{exc}; running it in PyTorch float32", stacklevel=2)
+                choice = choice.instead()
+        if saved is not None:
             spec, tokenizer, meta, runner = saved.spec, saved.tokenizer, saved.meta, saved.runner
             choice = replace(choice, precision=saved.precision)
         else:

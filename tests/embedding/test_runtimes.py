@@ -253,3 +253,26 @@ def _made_from(entry: Path, folder: Path) -> bool:
         return bool(json.loads((entry / "meta.json").read_text())["stamp"] == converted._stamp(folder))
     except (OSError, ValueError, KeyError):
         return False
+
+
+def test_a_model_openvino_cannot_convert_runs_in_pytorch_unless_openvino_was_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openvino
+
+    from semsearch.errors import ConversionError
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("aten::made_up is not supported")
+
+    monkeypatch.setattr(openvino, "convert_model", refuse)
+    monkeypatch.delenv("SEMSEARCH_RUNTIME", raising=False)
+    monkeypatch.setattr("semsearch.embedding.precision._gpu_in_sight", lambda: False)
+    folder = build_model(tmp_path / "model", seed=10)
+    with pytest.warns(UserWarning, match="running it in PyTorch float32"):
+        encoder = Encoder.load(folder)  # auto: OpenVINO was chosen, not asked for
+    assert (encoder.runtime, encoder.precision) == ("torch", "fp32")
+    reference = Encoder.load(folder, "cpu", runtime="torch").encode(TEXTS)
+    assert np.abs(encoder.encode(TEXTS) - reference).max() == 0
+    with pytest.raises(ConversionError, match="aten::made_up"):
+        Encoder.load(folder, "cpu", runtime="openvino")
