@@ -237,14 +237,10 @@ def cpu_rows(args: argparse.Namespace) -> int:
 
 
 def base_transformer(model: Path) -> Path:
-    """The folder of a sentence-transformers model's transformer (its first module)."""
-    import json
+    """The folder of a sentence-transformers model's transformer (its first stage)."""
+    from semsearch.embedding.folder import read_stages
 
-    modules = model / "modules.json"
-    if not modules.exists():
-        return model
-    first = min(json.loads(modules.read_text()), key=lambda m: m.get("idx", 0))
-    return model / first.get("path", "")
+    return read_stages(model).transformer
 
 
 def matmul_peak(dtype: str, threads: int) -> float:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConversionError, ModelLoadError
+from .hub import model_files
 from .inputs import InputSpec
 
 if TYPE_CHECKING:
@@ -171,8 +172,7 @@ def _key(kind: str, folder: Path, fingerprint: str, version: str, weights: str) 
 def _stamp(folder: Path) -> list[list[Any]]:
     """Each file of the model folder: name, size and modification time. Weights saved over with
     the same names and sizes (the fingerprint's blind spot) change it."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts)
-    return [[p.relative_to(folder).as_posix(), (s := p.stat()).st_size, s.st_mtime_ns] for p in files]
+    return [[p.relative_to(folder).as_posix(), (s := p.stat()).st_size, s.st_mtime_ns] for p in model_files(folder)]
 
 
 def _valid(entry: Path, stamp: list[list[Any]]) -> dict[str, Any] | None:

@@ -10,7 +10,6 @@ similarity is the index's business, not the encoder's.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -19,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import ModelInfo, tqdm_disable
-from ..errors import ConversionError, Interrupted
+from ..errors import Interrupted
 from .folder import Prompts, Stages, read_stages
 from .hub import fingerprint, resolve
 from .inputs import InputSpec, special_tokens
-from .runtime import MAX_ROWS, token_batches
+from .runtime import MAX_ROWS, load_pipeline, token_batches
 
 if TYPE_CHECKING:
     from .pipeline import Assembled
@@ -92,38 +91,11 @@ class Encoder:
             query_prompt=stages.prompts.query,
             document_prompt=stages.prompts.document,
         )
-        conversion = 0.0
-        saved = None
-        runner: Any  # pipeline.TorchRunner or converted.OpenVINORunner
-        if choice.runtime == "openvino":
-            from . import converted
-
-            assemble = partial(_assemble, stages, True)
-            try:
-                saved = converted.load(
-                    "encoder",
-                    folder.path,
-                    info.fingerprint,
-                    choice.precision,
-                    assemble,
-                    threads=threads,
-                    progress=progress,
-                )
-            except ConversionError as exc:
-                if not choice.chosen:
-                    raise
-                warnings.warn(f"{exc}; running it in PyTorch float32", stacklevel=2)
-                choice = choice.instead()
-        if saved is not None:
-            spec, tokenizer, meta, runner = saved.spec, saved.tokenizer, saved.meta, saved.runner
-            choice = replace(choice, precision=saved.precision)
-            conversion = saved.conversion_seconds
-        else:
-            from .pipeline import TorchRunner
-
-            assembled = _assemble(stages)
-            spec, tokenizer, meta = assembled.spec, assembled.tokenizer, assembled.meta
-            runner = TorchRunner(assembled.module, choice.device, choice.precision)
+        loaded = load_pipeline(
+            "encoder", folder.path, info.fingerprint, choice, partial(_assemble, stages), threads=threads,
+            progress=progress,
+        )  # fmt: skip
+        choice, spec, meta = loaded.choice, loaded.spec, loaded.meta
         info = replace(
             info,
             dimension=int(meta["dimension"]),
@@ -132,8 +104,8 @@ class Encoder:
             runtime=choice.runtime,
             precision=choice.precision,
         )
-        encoder = cls(info, stages.prompts, spec, tokenizer, runner, choice)
-        encoder.conversion_seconds = conversion
+        encoder = cls(info, stages.prompts, spec, loaded.tokenizer, loaded.runner, choice)
+        encoder.conversion_seconds = loaded.conversion_seconds
         return encoder
 
     @property

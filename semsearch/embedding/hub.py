@@ -121,10 +121,15 @@ def fingerprint(folder: Path) -> str:
     configs tell models apart in practice.
     """
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts):
+    for path in model_files(folder):
         relative = path.relative_to(folder).as_posix()
         size = path.stat().st_size
         digest.update(f"{relative}\0{size}\0".encode())
         if path.suffix in (".json", ".txt") and size < 1_000_000:
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def model_files(folder: Path) -> list[Path]:
+    """Every file of a model folder, sorted, leaving out a git checkout's own."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts)

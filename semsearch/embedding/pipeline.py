@@ -140,18 +140,11 @@ def assemble_encoder(stages: Stages, for_conversion: bool = False) -> Assembled:
     """The embedding pipeline of a model folder's stages, in float32 on the CPU;
     ``for_conversion``: a decoder gets its attention mask from the pipeline (see
     ``EmbeddingPipeline``)."""
+    from transformers import AutoModel
+
     path = stages.transformer
     config = stages.transformer_config
-    try:
-        from transformers import AutoModel, AutoTokenizer
-
-        with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(str(path))
-            model = AutoModel.from_pretrained(str(path), dtype=torch.float32)
-    except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
-        raise ModelLoadError(f"Cannot load the transformer in {path}: {exc}") from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise UnsupportedModelError(f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer")
+    tokenizer, model = _pretrained(path, AutoModel, "the transformer")
     limit = max_seq_length(config, tokenizer, model.config)
     if config.get("do_lower_case"):
         lowercase_normalizer(tokenizer)
@@ -168,18 +161,11 @@ def assemble_encoder(stages: Stages, for_conversion: bool = False) -> Assembled:
 def assemble_reranker(path: Path, settings: dict[str, Any], name: str) -> Assembled:
     """The scoring pipeline of a cross-encoder's transformer folder, in float32 on the CPU;
     ``settings`` as ``reranker.transformer_folder`` reads them."""
-    try:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-        with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(str(path))
-            model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
-    except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
-        raise ModelLoadError(f"Cannot load the reranker in {path}: {exc}") from exc
+    tokenizer, model = _pretrained(path, AutoModelForSequenceClassification, "the reranker")
     if int(model.config.num_labels) != 1:
         raise UnsupportedModelError(f"{name} has {model.config.num_labels} labels; a reranker gives one score per pair")
-    if not getattr(tokenizer, "is_fast", False):
-        raise UnsupportedModelError(f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer")
     activation = activation_name(settings, model.config)
     return Assembled(
         module=ScoringPipeline(model, torch_activation(activation)).eval(),
@@ -188,6 +174,22 @@ def assemble_reranker(path: Path, settings: dict[str, Any], name: str) -> Assemb
         meta={"activation": activation},
         pairs=True,
     )
+
+
+def _pretrained(path: Path, model_class: Any, what: str) -> tuple[Any, Any]:
+    """A folder's fast tokenizer and its model in float32 (``model_class``: an Auto class), loaded
+    quietly; ModelLoadError naming ``what`` where transformers cannot load them."""
+    from transformers import AutoTokenizer
+
+    try:
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
+            model = model_class.from_pretrained(str(path), dtype=torch.float32)
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
+        raise ModelLoadError(f"Cannot load {what} in {path}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise UnsupportedModelError(f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer")
+    return tokenizer, model
 
 
 def max_length(settings: dict[str, Any], tokenizer: Any, model_config: Any) -> int:

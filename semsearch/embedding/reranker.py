@@ -15,21 +15,18 @@ The scoring module is built in ``pipeline.py`` and runs in PyTorch or, converted
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
-from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConversionError, UnsupportedModelError
+from ..errors import UnsupportedModelError
 from ..query import DEFAULT_RERANKER
 from .folder import read_json, read_json_as
 from .hub import fingerprint, resolve
 from .inputs import InputSpec
-from .runtime import MAX_ROWS, token_batches
+from .runtime import MAX_ROWS, load_pipeline, token_batches
 
 if TYPE_CHECKING:
     from .pipeline import Assembled
@@ -84,31 +81,15 @@ class Reranker:
         path, settings = transformer_folder(folder.path)
         choice = choose(device, runtime, "fp32" if fp32 else precision)
         stamp = fingerprint(folder.path)
-        saved = None
-        runner: Any  # pipeline.TorchRunner or converted.OpenVINORunner
-        if choice.runtime == "openvino":
-            from . import converted
-
-            assemble = partial(_assemble, path, settings, model)
-            try:
-                saved = converted.load(
-                    "reranker", folder.path, stamp, choice.precision, assemble, threads=threads, progress=progress
-                )
-            except ConversionError as exc:
-                if not choice.chosen:
-                    raise
-                warnings.warn(f"{exc}; running it in PyTorch float32", stacklevel=2)
-                choice = choice.instead()
-        if saved is not None:
-            spec, tokenizer, meta, runner = saved.spec, saved.tokenizer, saved.meta, saved.runner
-            choice = replace(choice, precision=saved.precision)
-        else:
-            from .pipeline import TorchRunner
-
-            assembled = _assemble(path, settings, model)
-            spec, tokenizer, meta = assembled.spec, assembled.tokenizer, assembled.meta
-            runner = TorchRunner(assembled.module, choice.device, choice.precision)
-        return cls(model, folder.revision, stamp, spec, tokenizer, runner, choice, str(meta["activation"]))
+        # the same module in both engines: nothing of a cross-encoder changes for conversion
+        loaded = load_pipeline(
+            "reranker", folder.path, stamp, choice, lambda _: _assemble(path, settings, model), threads=threads,
+            progress=progress,
+        )  # fmt: skip
+        activation = str(loaded.meta["activation"])
+        return cls(
+            model, folder.revision, stamp, loaded.spec, loaded.tokenizer, loaded.runner, loaded.choice, activation
+        )
 
     def score(self, query: str, passages: Sequence[str], max_batch_tokens: int | None = None) -> np.ndarray:
         """How well each passage answers ``query``: float32, one score per passage, higher better."""
